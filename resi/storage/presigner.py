@@ -1,0 +1,108 @@
+"""The server side of object storage: boto3 presigns POST policies, list URLs and GET URLs.
+
+Only the API server holds S3 credentials; it hands out URLs that expire and, for uploads, a policy that
+confines the holder to one key prefix and a size range. Presigning is local computation (no request);
+``ensure_bucket`` and ``check`` talk to S3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import boto3
+from botocore.config import Config
+
+from resi.logs import register_secret
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    endpoint_url: str | None
+    """None for AWS itself; the SeaweedFS URL locally."""
+    region: str
+    access_key: str
+    secret_key: str
+
+    def __repr__(self) -> str:  # keep the secret out of logs and tracebacks
+        return f"S3Settings(endpoint_url={self.endpoint_url!r}, region={self.region!r}, access_key=***)"
+
+
+class S3Presigner:
+    def __init__(self, settings: S3Settings):
+        register_secret(settings.secret_key)
+        register_secret(settings.access_key)
+        self.settings = settings
+        self._client = boto3.client(
+            "s3",
+            endpoint_url=settings.endpoint_url,
+            region_name=settings.region,
+            aws_access_key_id=settings.access_key,
+            aws_secret_access_key=settings.secret_key,
+            config=Config(
+                signature_version="s3v4",
+                s3={"addressing_style": "path" if settings.endpoint_url else "virtual"},
+                connect_timeout=5,
+                read_timeout=20,
+                retries={"max_attempts": 3, "mode": "standard"},
+            ),
+        )
+
+    def presigned_post(
+        self, bucket: str, prefix: str, max_bytes: int, expires_in: int, min_bytes: int = 1
+    ) -> dict:
+        """``{"url", "fields"}`` for uploads under ``prefix`` only, of ``min_bytes..max_bytes`` each,
+        valid for ``expires_in`` seconds. The ``key`` field is ``{prefix}${filename}``; clients set their own
+        key under the prefix."""
+        conditions = [
+            {"acl": "private"},
+            ["starts-with", "$key", prefix],
+            ["content-length-range", min_bytes, max_bytes],
+        ]
+        return self._client.generate_presigned_post(
+            Bucket=bucket,
+            Key=prefix + "${filename}",
+            Fields={"acl": "private"},
+            Conditions=conditions,
+            ExpiresIn=expires_in,
+        )
+
+    def list_url(
+        self,
+        bucket: str,
+        prefix: str,
+        expires_in: int,
+        delimiter: str | None = None,
+        continuation_token: str | None = None,
+        max_keys: int | None = None,
+    ) -> str:
+        params: dict = {"Bucket": bucket, "Prefix": prefix}
+        if delimiter:
+            params["Delimiter"] = delimiter
+        if continuation_token:
+            params["ContinuationToken"] = continuation_token
+        if max_keys:
+            params["MaxKeys"] = max_keys
+        return self._client.generate_presigned_url("list_objects_v2", Params=params, ExpiresIn=expires_in)
+
+    def get_url(self, bucket: str, key: str, expires_in: int) -> str:
+        return self._client.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in
+        )
+
+    def ensure_bucket(self, bucket: str) -> None:
+        """Create ``bucket`` unless it exists (idempotent)."""
+        try:
+            self._client.head_bucket(Bucket=bucket)
+        except Exception:
+            try:
+                self._client.create_bucket(Bucket=bucket)
+            except self._client.exceptions.BucketAlreadyOwnedByYou:
+                pass
+
+    def check(self, bucket: str) -> None:
+        """Raise unless ``bucket`` answers (for health checks)."""
+        self._client.head_bucket(Bucket=bucket)
+
+    def put_object(self, bucket: str, key: str, body: bytes) -> None:
+        """Direct write with the server's credentials (tests and fixtures only; neurons never have them)."""
+        self._client.put_object(Bucket=bucket, Key=key, Body=body)

@@ -1,0 +1,169 @@
+"""Presigned uploads, lists and downloads against a real SeaweedFS that enforces the POST policy."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from resi.storage import ObjectTooLarge, StorageError, download, list_objects, upload_post
+from resi.storage.presigner import S3Presigner
+from tests.conftest import TEST_BUCKET
+from tests.helpers import run
+
+
+@pytest.fixture
+def presigner(local_s3) -> S3Presigner:
+    return S3Presigner(local_s3.settings)
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"data/hotkey=test-{uuid.uuid4().hex[:10]}/"
+
+
+async def _upload(url, fields, key, body):
+    async with aiohttp.ClientSession() as session:
+        await upload_post(session, url, fields, key, body)
+
+
+def test_upload_lands_under_the_allowed_prefix(presigner, prefix):
+    post = presigner.presigned_post(TEST_BUCKET, prefix, max_bytes=1024, expires_in=60)
+    key = prefix + "epoch=2025-10-01T16-00-00/listings.parquet"
+    run(_upload(post["url"], post["fields"], key, b"parquet bytes"))
+
+    async def check():
+        async with aiohttp.ClientSession() as session:
+            listing = await list_objects(session, presigner.list_url(TEST_BUCKET, prefix, 60))
+            body = await download(session, presigner.get_url(TEST_BUCKET, key, 60), max_bytes=1024)
+        return listing, body
+
+    listing, body = run(check())
+    assert [o.key for o in listing.objects] == [key] and listing.complete
+    assert listing.objects[0].size == len(b"parquet bytes") and body == b"parquet bytes"
+
+
+def test_key_outside_the_prefix_is_refused(presigner, prefix):
+    post = presigner.presigned_post(TEST_BUCKET, prefix, max_bytes=1024, expires_in=60)
+    with pytest.raises(StorageError) as err:
+        run(_upload(post["url"], post["fields"], "data/hotkey=someone-else/listings.parquet", b"x" * 10))
+    assert err.value.status == 403 and err.value.code == "AccessDenied"
+
+
+def test_body_over_the_size_range_is_refused(presigner, prefix):
+    post = presigner.presigned_post(TEST_BUCKET, prefix, max_bytes=100, expires_in=60)
+    with pytest.raises(StorageError) as err:
+        run(_upload(post["url"], post["fields"], prefix + "big.bin", b"x" * 101))
+    assert err.value.status == 400 and err.value.code == "EntityTooLarge"
+
+
+def test_expired_policy_is_refused(presigner, prefix):
+    post = presigner.presigned_post(TEST_BUCKET, prefix, max_bytes=100, expires_in=1)
+    run(asyncio.sleep(2.1))
+    with pytest.raises(StorageError) as err:
+        run(_upload(post["url"], post["fields"], prefix + "late.bin", b"x"))
+    assert err.value.status == 403
+
+
+def test_decoded_policy_restricts_prefix_size_and_expiry(presigner, prefix):
+    post = presigner.presigned_post(TEST_BUCKET, prefix, max_bytes=5000, expires_in=600)
+    policy = json.loads(base64.b64decode(post["fields"]["policy"]))
+    assert ["starts-with", "$key", prefix] in policy["conditions"]
+    assert ["content-length-range", 1, 5000] in policy["conditions"]
+    assert policy["expiration"].endswith("Z")
+
+
+def test_tampered_policy_is_refused(presigner, prefix):
+    post = presigner.presigned_post(TEST_BUCKET, prefix, max_bytes=100, expires_in=60)
+    policy = json.loads(base64.b64decode(post["fields"]["policy"]))
+    policy["conditions"] = [c for c in policy["conditions"] if not (isinstance(c, list) and c[0] == "starts-with")]
+    fields = dict(post["fields"], policy=base64.b64encode(json.dumps(policy).encode()).decode())
+    with pytest.raises(StorageError) as err:
+        run(_upload(post["url"], fields, "anywhere/at-all.bin", b"x"))
+    assert err.value.status == 403
+
+
+def test_list_of_more_than_1000_keys_comes_back_whole(presigner, prefix):
+    keys = [f"{prefix}epoch=e/{i:05d}.bin" for i in range(1_050)]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda k: presigner.put_object(TEST_BUCKET, k, b"1"), keys))
+    pages: list[str] = []
+
+    async def renew(token: str) -> str:
+        pages.append(token)
+        return presigner.list_url(TEST_BUCKET, prefix, 60, continuation_token=token)
+
+    async def go(renewer):
+        async with aiohttp.ClientSession() as session:
+            return await list_objects(session, presigner.list_url(TEST_BUCKET, prefix, 60), renew=renewer)
+
+    whole = run(go(renew))
+    assert sorted(o.key for o in whole.objects) == keys and whole.complete and len(pages) >= 1
+    partial = run(go(None))
+    assert not partial.complete and len(partial.objects) < len(keys)
+
+
+def test_bad_list_signature_is_an_error(presigner, prefix):
+    url = presigner.list_url(TEST_BUCKET, prefix, 60)
+
+    async def go():
+        async with aiohttp.ClientSession() as session:
+            await list_objects(session, url[:-4] + "0000")
+
+    with pytest.raises(StorageError) as err:
+        run(go())
+    assert err.value.status == 403
+
+
+def test_download_over_its_cap_stops_at_the_cap(presigner, prefix):
+    key = prefix + "big.bin"
+    presigner.put_object(TEST_BUCKET, key, b"y" * 300_000)
+
+    async def go(cap):
+        async with aiohttp.ClientSession() as session:
+            return await download(session, presigner.get_url(TEST_BUCKET, key, 60), max_bytes=cap)
+
+    assert len(run(go(300_000))) == 300_000
+    with pytest.raises(ObjectTooLarge):
+        run(go(100_000))
+
+
+def test_download_of_an_endless_undeclared_body_stops_at_the_cap():
+    """A server that streams forever without a Content-Length: the reader stops near the cap."""
+    sent = {"bytes": 0}
+
+    async def endless(request):
+        resp = web.StreamResponse()
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        try:
+            while sent["bytes"] < 50_000_000:
+                await resp.write(b"z" * 65536)
+                sent["bytes"] += 65536
+        except (ConnectionResetError, RuntimeError):
+            pass
+        return resp
+
+    async def go():
+        app = web.Application()
+        app.router.add_get("/obj", endless)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        try:
+            async with aiohttp.ClientSession() as session:
+                with pytest.raises(ObjectTooLarge):
+                    await download(session, f"http://127.0.0.1:{port}/obj", max_bytes=1_000_000)
+        finally:
+            await runner.cleanup()
+
+    run(go())
+    assert sent["bytes"] < 10_000_000
