@@ -13,7 +13,6 @@ import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 import aiohttp
 
@@ -92,7 +91,7 @@ async def upload_post(
     url: str,
     fields: dict[str, str],
     key: str,
-    body: bytes | Path,
+    body: bytes,
     filename: str | None = None,
     timeout: float = 120.0,
 ) -> None:
@@ -101,13 +100,12 @@ async def upload_post(
     The policy decides what is allowed; S3 refuses a key outside the prefix (403), a body outside the
     content-length-range (400) and an expired policy (403), and this raises :class:`StorageError` then.
     """
-    data = body.read_bytes() if isinstance(body, Path) else body
     form = aiohttp.FormData()
     for name, value in fields.items():
         if name.lower() not in ("key", "file"):
             form.add_field(name, str(value))
     form.add_field("key", key)
-    form.add_field("file", data, filename=filename or key.rsplit("/", 1)[-1],
+    form.add_field("file", body, filename=filename or key.rsplit("/", 1)[-1],
                    content_type="application/octet-stream")
     try:
         async with session.post(url, data=form, timeout=_timeout(timeout)) as resp:

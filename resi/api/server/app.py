@@ -1,0 +1,60 @@
+"""The reference server's aiohttp application: routes, errors in the spec's shapes, and never a 500 for bad input."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from loguru import logger
+
+from resi.api.server import routes_miner as miner
+from resi.api.server import routes_public as public
+from resi.api.server import routes_validator as validator
+from resi.api.server.context import CTX, ServerContext
+from resi.api.server.http import RATE_HEADERS, HttpError, error_response
+from resi.api.server.openapi import ENDPOINTS
+
+HANDLERS = {
+    ("get", "/healthcheck"): public.healthcheck,
+    ("get", "/api/v1/zipcode-assignments/stats"): public.stats,
+    ("get", "/api/v1/zipcode-assignments/current"): miner.current_assignment,
+    ("post", "/api/v1/zipcode-assignments/status"): miner.miner_status,
+    ("post", "/get-folder-access"): miner.folder_access,
+    ("post", "/api/v1/s3-access/validator-upload"): validator.validator_upload,
+    ("post", "/get-validator-access"): validator.validator_access,
+    ("post", "/get-miner-specific-access"): validator.miner_specific_access,
+    ("get", "/api/v1/zipcode-assignments/epoch/{epochId}"): validator.epoch_assignment,
+}
+
+
+@web.middleware
+async def errors(request: web.Request, handler) -> web.StreamResponse:
+    ctx = request.app[CTX]
+    ctx.requests += 1
+    try:
+        response = await handler(request)
+    except HttpError as exc:
+        response = error_response(exc.status, exc.messages, exc.headers)
+    except web.HTTPException as exc:  # aiohttp's own: 404, 405, 413 ...
+        if exc.status < 400:
+            raise
+        response = error_response(exc.status, [exc.reason or "error"], {k: v for k, v in exc.headers.items()
+                                                                       if k.lower() == "allow"})
+    except Exception:
+        logger.exception(f"unhandled error on {request.method} {request.path}")
+        response = error_response(500, ["Internal Server Error"])
+    if response.status >= 400:
+        ctx.errors += 1
+    response.headers.update(request.get(RATE_HEADERS, {}))
+    return response
+
+
+def build_app(ctx: ServerContext) -> web.Application:
+    """The application for ``ctx``; the caller owns ``ctx``'s resources (state store, chain, S3)."""
+    app = web.Application(middlewares=[errors], client_max_size=ctx.config.max_body_bytes)
+    app[CTX] = ctx
+    for endpoint in ENDPOINTS:
+        handler = HANDLERS[(endpoint.method, endpoint.path)]
+        path = endpoint.path.replace("{epochId}", "{epoch_id}")
+        app.router.add_route(endpoint.method.upper(), path, handler)
+    app.router.add_get("/docs-json", public.docs_json)
+    app.router.add_get("/docs", public.docs)
+    return app

@@ -1,0 +1,148 @@
+"""The reference server's durable state in SQLite: epochs and their nonces and assignments, miner statuses,
+rate-limit windows and seen commitments. A restart keeps all of it.
+
+One connection, used from the event loop: every statement is a short indexed read or write (well under a
+millisecond in WAL mode), so there is nothing to gain from a thread pool.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+_SCHEMA = """
+PRAGMA journal_mode=WAL;
+PRAGMA synchronous=NORMAL;
+CREATE TABLE IF NOT EXISTS epochs (
+    epoch_id TEXT PRIMARY KEY, start_ts REAL NOT NULL, end_ts REAL NOT NULL, nonce TEXT NOT NULL,
+    assignment TEXT NOT NULL, created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS assigned (
+    epoch_id TEXT NOT NULL, zipcode TEXT NOT NULL, start_ts REAL NOT NULL, PRIMARY KEY (epoch_id, zipcode)
+);
+CREATE INDEX IF NOT EXISTS assigned_start ON assigned (start_ts);
+CREATE TABLE IF NOT EXISTS statuses (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, epoch_id TEXT NOT NULL, hotkey TEXT NOT NULL, status TEXT NOT NULL,
+    listings_scraped INTEGER, s3_upload_complete INTEGER NOT NULL, body TEXT NOT NULL, received_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS statuses_epoch ON statuses (epoch_id, hotkey);
+CREATE TABLE IF NOT EXISTS rate_windows (
+    key TEXT PRIMARY KEY, window_start REAL NOT NULL, count INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS seen (
+    hotkey TEXT NOT NULL, commitment TEXT NOT NULL, seen_at REAL NOT NULL, PRIMARY KEY (hotkey, commitment)
+);
+CREATE INDEX IF NOT EXISTS seen_at ON seen (seen_at);
+"""
+
+
+class StateStore:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def ping(self) -> None:
+        self._db.execute("SELECT 1").fetchone()
+
+    # --- epochs ---------------------------------------------------------------------------------------------------
+
+    def epoch(self, epoch_id: str) -> dict | None:
+        row = self._db.execute(
+            "SELECT epoch_id, start_ts, end_ts, nonce, assignment FROM epochs WHERE epoch_id=?", (epoch_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        return {"epoch_id": row[0], "start_ts": row[1], "end_ts": row[2], "nonce": row[3],
+                "assignment": json.loads(row[4])}
+
+    def insert_epoch(self, epoch_id: str, start_ts: float, end_ts: float, nonce: str, assignment: dict) -> dict:
+        """Store an epoch unless one with that id exists; return what is stored (first writer wins)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if self.epoch(epoch_id) is None:
+                self._db.execute(
+                    "INSERT INTO epochs VALUES (?, ?, ?, ?, ?, ?)",
+                    (epoch_id, start_ts, end_ts, nonce, json.dumps(assignment), time.time()),
+                )
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO assigned VALUES (?, ?, ?)",
+                    [(epoch_id, z["zipcode"], start_ts) for z in assignment["zipcodes"]],
+                )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return self.epoch(epoch_id)
+
+    def recently_assigned(self, since_ts: float, before_ts: float) -> set[str]:
+        rows = self._db.execute(
+            "SELECT zipcode FROM assigned WHERE start_ts >= ? AND start_ts < ?", (since_ts, before_ts)
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def recent_epochs(self, limit: int = 10) -> list[dict]:
+        rows = self._db.execute(
+            "SELECT epoch_id FROM epochs ORDER BY start_ts DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [self.epoch(r[0]) for r in rows]
+
+    # --- miner statuses ----------------------------------------------------------------------------------------
+
+    def add_status(self, epoch_id: str, hotkey: str, status: str, listings: int | None, uploaded: bool, body: dict) -> None:
+        self._db.execute(
+            "INSERT INTO statuses (epoch_id, hotkey, status, listings_scraped, s3_upload_complete, body, received_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (epoch_id, hotkey, status, listings, int(uploaded), json.dumps(body), time.time()),
+        )
+
+    def latest_statuses(self, epoch_id: str) -> dict[str, dict]:
+        """The last status each hotkey reported for ``epoch_id``."""
+        rows = self._db.execute(
+            "SELECT hotkey, status, listings_scraped, s3_upload_complete, body, received_at FROM statuses"
+            " WHERE id IN (SELECT MAX(id) FROM statuses WHERE epoch_id=? GROUP BY hotkey)",
+            (epoch_id,),
+        ).fetchall()
+        return {
+            r[0]: {"status": r[1], "listings_scraped": r[2], "s3_upload_complete": bool(r[3]),
+                   "body": json.loads(r[4]), "received_at": r[5]}
+            for r in rows
+        }
+
+    # --- rate limits and replays ------------------------------------------------------------------------------------
+
+    def charge(self, key: str, limit: int, window: float, now: float) -> tuple[bool, int, float]:
+        """Count one request against ``key``'s fixed window: (allowed, remaining, reset time)."""
+        start = now - (now % window)
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            row = self._db.execute("SELECT window_start, count FROM rate_windows WHERE key=?", (key,)).fetchone()
+            count = row[1] if row is not None and row[0] == start else 0
+            allowed = count < limit
+            if allowed:
+                count += 1
+                self._db.execute(
+                    "INSERT INTO rate_windows VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE"
+                    " SET window_start=excluded.window_start, count=excluded.count",
+                    (key, start, count),
+                )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return allowed, max(0, limit - count), start + window
+
+    def first_use(self, hotkey: str, commitment: str, now: float, keep: float) -> bool:
+        """Record a signed commitment; False if it was already used (a replay). Forgets entries older than ``keep``."""
+        self._db.execute("DELETE FROM seen WHERE seen_at < ?", (now - keep,))
+        try:
+            self._db.execute("INSERT INTO seen VALUES (?, ?, ?)", (hotkey, commitment, now))
+        except sqlite3.IntegrityError:
+            return False
+        return True

@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Set up and run this project on a machine that has only Python 3.10+.
+
+    python3 scripts/dev.py localnet [flags]   start the local network (SeaweedFS, chain, API, site, neurons)
+    python3 scripts/dev.py test [pytest args] run the test suite
+
+Each command first makes ``.venv`` (if missing or older than the requirements) and installs the project
+into it with ``pip install -e .[test]``; then it runs inside it. Nothing is installed outside ``.venv``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+STAMP = VENV / ".resi-installed"
+INPUTS = ["setup.py", "pyproject.toml", "requirements.txt", "requirements-test.txt"]
+
+
+def _python() -> Path:
+    return VENV / ("Scripts" if os.name == "nt" else "bin") / "python"
+
+
+def _fingerprint() -> str:
+    digest = hashlib.sha256()
+    for name in INPUTS:
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_venv() -> Path:
+    if sys.version_info < (3, 10):
+        sys.exit(f"Python 3.10 or newer is needed; this is {sys.version.split()[0]}")
+    python = _python()
+    if not python.exists():
+        print(f"[dev] creating {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    if not STAMP.exists() or STAMP.read_text() != _fingerprint():
+        print("[dev] installing the project and its dependencies into .venv", flush=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "-e", f"{ROOT}[test]"], check=True)
+        STAMP.write_text(_fingerprint())
+    return python
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("localnet", "test"):
+        print(__doc__)
+        return 2
+    python = ensure_venv()
+    command, rest = argv[0], argv[1:]
+    if command == "test":
+        cmd = [str(python), "-m", "pytest", *rest]
+    else:
+        cmd = [str(python), "-m", "resi.localnet", *rest]
+    os.chdir(ROOT)
+    try:
+        return subprocess.call(cmd)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

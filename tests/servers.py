@@ -1,0 +1,47 @@
+"""Real servers for tests, as subprocesses on free loopback ports (stopped by the fixtures that start them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from resi.localnet.procs import ManagedProcess, free_port, python_module, wait_http
+from resi.storage.seaweed import LocalS3
+
+
+class ApiServer:
+    """``python -m resi.api.server`` against the session's SeaweedFS, with buckets of its own."""
+
+    def __init__(self, workdir: Path, chain_path: Path, s3: LocalS3, *extra: str):
+        self.workdir = workdir
+        self.chain_path = chain_path
+        self.s3 = s3
+        self.extra = list(extra)
+        # Shared by every server of the session: isolation comes from each test's own hotkeys (prefixes).
+        self.data_bucket = "resi-test-data"
+        self.validator_bucket = "resi-test-validated"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: ManagedProcess | None = None
+
+    def start(self) -> ApiServer:
+        args = python_module(
+            "resi.api.server", "--host", "127.0.0.1", "--port", str(self.port),
+            "--state-dir", str(self.workdir / "api-state"), "--chain", str(self.chain_path),
+            "--s3-endpoint", self.s3.endpoint, "--data-bucket", self.data_bucket,
+            "--validator-bucket", self.validator_bucket, "--metagraph-ttl", "1", *self.extra,
+        )
+        env = {"RESI_S3_ACCESS_KEY": self.s3.access_key, "RESI_S3_SECRET_KEY": self.s3.secret_key}
+        self.process = ManagedProcess("api", args, self.workdir / "api.log", env).start()
+        try:
+            wait_http(self.url + "/healthcheck", 60, self.process.proc)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n{self.process.log_tail()}") from None
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()

@@ -1,0 +1,286 @@
+"""The reference server over real HTTP, with SeaweedFS and the simulated chain, driven by the real client."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import aiohttp
+import pytest
+
+from resi.api import signing
+from resi.api.client import ResiApiClient
+from resi.api.errors import ApiError
+from resi.chain.keys import create_wallet
+from resi.chain.local import SimulatedChainStore
+from resi.storage import StorageError, list_objects, upload_post
+from tests.helpers import run
+from tests.servers import ApiServer
+
+
+class Net:
+    """A chain with miners, validators and an unregistered key, and a server on it."""
+
+    def __init__(self, root, s3, *server_args: str):
+        self.root = root
+        self.chain = SimulatedChainStore(root / "chain.db", create=True)
+        self.miners = [create_wallet(root / "w", f"miner{i}") for i in range(8)]
+        self.validators = [create_wallet(root / "w", f"val{i}") for i in range(3)]
+        self.stranger = create_wallet(root / "w", "stranger")
+        for m in self.miners:
+            self.chain.register(m.hotkey, m.coldkey, stake=1)
+        for v in self.validators:
+            self.chain.register(v.hotkey, v.coldkey, stake=1000, validator=True)
+        self.server = ApiServer(root, root / "chain.db", s3, "--listings-scale", "0.05", "--target-listings", "500",
+                                *server_args).start()
+
+    def client(self, signer, **kw) -> ResiApiClient:
+        return ResiApiClient(self.server.url, signer, max_attempts=2, backoff_base=0.05, **kw)
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory, local_s3):
+    n = Net(tmp_path_factory.mktemp("apinet"), local_s3)
+    yield n
+    n.server.stop()
+
+
+async def _raw(method: str, url: str, **kw) -> tuple[int, dict, dict]:
+    async with aiohttp.ClientSession() as s:
+        async with s.request(method, url, **kw) as r:
+            text = await r.text()
+            try:
+                body = json.loads(text)
+            except ValueError:
+                body = {"text": text}
+            return r.status, body, dict(r.headers)
+
+
+def raw(method: str, url: str, **kw):
+    return run(_raw(method, url, **kw))
+
+
+def signed_query(signer, commitment_fn, ts=None, sig=None):
+    ts = int(time.time()) if ts is None else ts
+    return {"hotkey": signer.hotkey, "timestamp": ts,
+            "signature": sig if sig is not None else signing.sign_commitment(signer, commitment_fn(ts))}
+
+
+# --- happy paths ------------------------------------------------------------------------------------------
+
+
+def test_health_and_stats_have_the_documented_shape(net):
+    async def go():
+        async with net.client(None) as c:
+            return await c.healthcheck(), await c.stats()
+
+    health, stats = run(go())
+    assert health.status == "ok" and health.s3_ok is True and health.database == "connected"
+    current = stats.epochStatus["currentEpoch"]
+    assert current["zipcodeCount"] >= 1 and len(current["nonce"]) == 16
+    assert stats.zipcodeStatistics["configuration"]["targetListings"] == 500
+
+
+def test_assignment_is_within_tolerance_and_the_same_for_every_miner(net):
+    async def go(signer):
+        async with net.client(signer) as c:
+            return await c.current_assignment()
+
+    a, b = run(go(net.miners[0])), run(go(net.miners[1]))
+    assert a == b
+    total = sum(a.expected().values())
+    assert 450 <= total <= 550 and a.metadata.total_expected_listings == total
+    assert all(z.market_tier in ("PREMIUM", "STANDARD", "EMERGING") and len(z.zipcode) == 5 for z in a.zipcodes)
+    assert a.submission_deadline == a.epoch_end and a.epoch_start < a.epoch_end
+
+
+def test_status_update_is_stored_and_checked(net):
+    miner = net.miners[2]
+
+    async def go():
+        async with net.client(miner) as c:
+            a = await c.current_assignment()
+            ok = await c.update_status(a.epoch_id, a.nonce, "COMPLETED", listings_scraped=12,
+                                       zipcodes_completed=[{"zipcode": a.zipcodes[0].zipcode, "listingsScraped": 12,
+                                                            "completedAt": "2025-10-01T17:30:00.000Z"}],
+                                       s3_upload_complete=True)
+            errors = []
+            for kwargs in ({"nonce": "0" * 16}, {"epoch_id": "2020-01-01T00-00-00"}):
+                try:
+                    await c.update_status(kwargs.get("epoch_id", a.epoch_id), kwargs.get("nonce", a.nonce), "IN_PROGRESS")
+                except ApiError as exc:
+                    errors.append(exc)
+            return a, ok, errors
+
+    a, ok, errors = run(go())
+    assert ok.success and ok.status == "COMPLETED" and ok.epoch_id == a.epoch_id
+    assert [e.status for e in errors] == [400, 400]
+    assert "nonce" in errors[0].messages[0] and "not the current epoch" in errors[1].messages[0]
+
+
+def test_miner_upload_lands_under_its_prefix_and_nowhere_else(net):
+    miner, other = net.miners[3], net.miners[4]
+
+    async def go():
+        async with net.client(miner) as c, aiohttp.ClientSession() as s:
+            access = await c.miner_upload_access()
+            again = await c.miner_upload_access()
+            own = access.folder + "epoch=2025-10-01T16-00-00/listings.parquet"
+            await upload_post(s, access.url, access.fields, own, b"rows" * 10)
+            try:
+                await upload_post(s, access.url, access.fields, f"data/hotkey={other.hotkey}/x/listings.parquet", b"x")
+                refused = None
+            except StorageError as exc:
+                refused = exc
+            listing = await list_objects(s, access.list_url)
+            return access, again, own, refused, listing
+
+    access, again, own, refused, listing = run(go())
+    assert access is again  # credentials reused while valid
+    assert access.folder == f"data/hotkey={miner.hotkey}/"
+    assert refused is not None and refused.status == 403
+    assert [o.key for o in listing.objects] == [own]
+    policy = json.loads(base64.b64decode(access.fields["policy"]))
+    assert ["starts-with", "$key", access.folder] in policy["conditions"]
+    assert ["content-length-range", 1, 100 * 1024 * 1024] in policy["conditions"]
+    expires = time.mktime(time.strptime(policy["expiration"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+    assert time.time() < expires <= time.time() + 4 * 3600 + 5
+
+
+def test_validator_endpoints_happy_path(net):
+    miner, validator = net.miners[3], net.validators[0]
+
+    async def go():
+        async with net.client(miner) as c:
+            a = await c.current_assignment()
+        async with net.client(validator) as c, aiohttp.ClientSession() as s:
+            past = await c.epoch_assignment(a.epoch_id)
+            access = await c.validator_access()
+            miners = await list_objects(s, access.urls["miners"].list_all_miners)
+            one = await c.miner_access(miner.hotkey, a.epoch_id)
+            upload = await c.validator_upload_access(a.epoch_id)
+            await upload_post(s, upload.url, upload.fields, upload.folder + "validation_results.json", b"{}")
+            return a, past, miners, one, upload
+
+    a, past, miners, one, upload = run(go())
+    assert past == a and past.nonce == a.nonce
+    assert f"data/hotkey={miner.hotkey}/" in miners.prefixes
+    assert one.prefix == f"data/hotkey={miner.hotkey}/" and set(one.files) == {"listings.parquet", "metadata.json"}
+    assert one.epoch_prefix == f"data/hotkey={miner.hotkey}/epoch={a.epoch_id}/"
+    assert upload.folder == f"validators/{validator.hotkey}/{a.epoch_id}/"
+
+
+# --- refusals ------------------------------------------------------------------------------------------------
+
+
+def test_bad_signature_unregistered_and_non_validator_are_401(net):
+    url = net.server.url + "/api/v1/zipcode-assignments/current"
+    miner = net.miners[5]
+    q = signed_query(miner, signing.assignment_current)
+    q["signature"] = signed_query(net.miners[6], signing.assignment_current, ts=q["timestamp"])["signature"]
+    status, body, _ = raw("GET", url, params=q)
+    assert status == 401 and body["detail"] == "Invalid signature" and body["statusCode"] == 401
+    status, body, _ = raw("GET", url, params=signed_query(net.stranger, signing.assignment_current))
+    assert status == 401 and "not registered" in body["detail"]
+
+    ts = int(time.time())
+    body = {"hotkey": miner.hotkey, "timestamp": ts,
+            "signature": signing.sign_commitment(miner, signing.validator_access(ts))}
+    status, answer, _ = raw("POST", net.server.url + "/get-validator-access", json=body)
+    assert status == 401 and answer["detail"] == "You are not validator"
+
+
+@pytest.mark.parametrize("offset", [-400, 400])
+def test_stale_and_future_timestamps_are_400(net, offset):
+    q = signed_query(net.miners[5], signing.assignment_current, ts=int(time.time()) + offset)
+    status, body, _ = raw("GET", net.server.url + "/api/v1/zipcode-assignments/current", params=q)
+    assert status == 400 and body["detail"] == "Invalid timestamp"
+
+
+@pytest.mark.parametrize(
+    "payload,expected",
+    [
+        (b"{not json", 400),
+        (b"[1, 2]", 400),
+        (json.dumps({"hotkey": 5, "signature": "ab", "timestamp": "soon"}).encode(), 400),
+        (json.dumps({"hotkey": "x", "signature": "ab", "timestamp": 99}).encode(), 400),
+        (b"\xff\xfe\x00", 400),
+        (b"{" + b'"a":"' + b"x" * 70_000 + b'"}', 413),
+    ],
+)
+def test_malformed_bodies_are_4xx_in_the_spec_shape(net, payload, expected):
+    status, body, _ = raw("POST", net.server.url + "/get-folder-access", data=payload,
+                          headers={"Content-Type": "application/json"})
+    assert status == expected and body["statusCode"] == expected and body["message"]
+
+
+def test_unknown_route_is_404_in_the_spec_shape(net):
+    status, body, _ = raw("GET", net.server.url + "/nope")
+    assert status == 404 and body["statusCode"] == 404
+
+
+def test_replayed_request_is_refused(net):
+    q = signed_query(net.miners[6], signing.assignment_current)
+    url = net.server.url + "/api/v1/zipcode-assignments/current"
+    assert raw("GET", url, params=q)[0] == 200
+    status, body, _ = raw("GET", url, params=q)
+    assert status == 401 and "replay" in body["detail"]
+
+
+def test_rate_limit_429_with_headers_and_bad_signatures_cost_nothing(net):
+    miner, url = net.miners[7], net.server.url + "/api/v1/zipcode-assignments/status"
+    ts0 = int(time.time()) - 100
+    for i in range(20):  # forged requests in the miner's name
+        body = {"hotkey": miner.hotkey, "signature": "ab" * 64, "timestamp": ts0 + i, "epochId": "e", "nonce": "n",
+                "status": "IN_PROGRESS"}
+        assert raw("POST", url, json=body)[0] == 401
+    seen = []
+    for i in range(6):
+        ts = ts0 + 50 + i
+        body = {"hotkey": miner.hotkey, "timestamp": ts, "epochId": "2020-01-01T00-00-00", "nonce": "n",
+                "status": "IN_PROGRESS",
+                "signature": signing.sign_commitment(miner, signing.miner_status(miner.hotkey, "2020-01-01T00-00-00", ts))}
+        seen.append(raw("POST", url, json=body))
+    statuses = [s for s, _, _ in seen]
+    assert statuses[:5] == [400] * 5, statuses  # authorized (then refused for the epoch): the quota was intact
+    status, body, headers = seen[5]
+    assert status == 429 and headers["X-RateLimit-Limit"] == "5" and headers["X-RateLimit-Remaining"] == "0"
+    assert int(headers["X-RateLimit-Reset"]) > time.time() - 1 and int(headers["Retry-After"]) >= 1
+    assert seen[0][2]["X-RateLimit-Remaining"] == "4"
+
+
+def test_folder_access_with_someone_elses_coldkey_is_refused(net):
+    miner, other = net.miners[0], net.miners[1]
+    ts = int(time.time())
+    body = {"hotkey": miner.hotkey, "coldkey": other.coldkey, "timestamp": ts,
+            "signature": signing.sign_commitment(miner, signing.miner_s3_access(other.coldkey, miner.hotkey, ts))}
+    status, answer, _ = raw("POST", net.server.url + "/get-folder-access", json=body)
+    assert status == 401 and "coldkey" in answer["detail"]
+
+
+def test_openapi_document_matches_the_server(net):
+    status, doc, _ = raw("GET", net.server.url + "/docs-json")
+    assert status == 200 and doc["openapi"].startswith("3.")
+    from resi.api.server.app import HANDLERS
+
+    assert {(m, p) for p, ops in doc["paths"].items() for m in ops} == set(HANDLERS)
+    assert raw("GET", net.server.url + "/docs")[0] == 200
+
+
+# --- restart -------------------------------------------------------------------------------------------------
+
+
+def test_restart_keeps_epoch_nonce_and_assignment(tmp_path, local_s3):
+    n = Net(tmp_path, local_s3, "--epoch-minutes", "240")
+    try:
+        async def get():
+            async with n.client(n.miners[0]) as c:
+                return await c.current_assignment()
+
+        before = run(get())
+        n.server.restart()
+        after = run(get())
+        assert after == before
+    finally:
+        n.server.stop()
