@@ -35,7 +35,7 @@ def _fingerprint() -> str:
 
 
 def ensure_venv() -> Path:
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 - this script runs on whatever python3 a machine has
         sys.exit(f"Python 3.10 or newer is needed; this is {sys.version.split()[0]}")
     python = _python()
     if not python.exists():

@@ -45,3 +45,60 @@ class ApiServer:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+class SiteThread:
+    """The local listing site served from a background thread of this process (its state is inspectable)."""
+
+    def __init__(self, config, faults=None):
+        from resi.localnet.site import Faults, build_site
+        from resi.localnet.world import ListingWorld
+
+        self.world = ListingWorld(config)
+        self.app = build_site(self.world, faults or Faults())
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._loop = None
+        self._thread = None
+
+    @property
+    def state(self):
+        from resi.localnet.site import STATE
+
+        return self.app[STATE]
+
+    def __enter__(self) -> SiteThread:
+        import asyncio
+        import threading
+
+        from aiohttp import web
+
+        ready = threading.Event()
+
+        def serve():
+            self._loop = asyncio.new_event_loop()
+            runner = web.AppRunner(self.app, access_log=None)
+            self._loop.run_until_complete(runner.setup())
+            self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
+            self._runner = runner
+            ready.set()
+            self._loop.run_forever()
+            self._loop.run_until_complete(runner.cleanup())
+            self._loop.close()
+
+        self._thread = threading.Thread(target=serve, daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def truth(self, zipcode: str) -> list[dict]:
+        """The site's current for-sale listings of ``zipcode``, in Realtor's shape."""
+        import time
+
+        from resi.localnet.world import to_realtor
+
+        return [to_realtor(h, self.url) for h in self.world.current(zipcode, time.time())]

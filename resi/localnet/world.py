@@ -1,0 +1,283 @@
+"""A deterministic world of US listings that drifts with time: what the local listing site serves.
+
+Each zipcode has a number of *slots* (about the count the reference server expects there, from the shared
+market model); each slot hosts one listing at a time. A listing lives one lifecycle: active, then pending
+for its last fifth, then sold, when the slot's next listing appears. Lifecycles last 20..120 days divided
+by ``churn`` (a local network sets churn so that a few-minute epoch sees about as much change as four real
+hours). Prices may be cut once mid-life; days on market grow. Everything is a pure function of the seed,
+the property id and the time, so any number of processes agree, and a listing asked for twice within
+minutes agrees with itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+
+from resi import market
+from resi.epochs import UTC
+
+DAY = 86_400.0
+_STREETS = (
+    "Main", "Oak", "Maple", "Cedar", "Pine", "Elm", "Washington", "Lake", "Hill", "Park", "Walnut", "Chestnut",
+    "Spruce", "Sunset", "Highland", "Jefferson", "Lincoln", "Madison", "Franklin", "Church", "Spring", "River",
+    "Meadow", "Forest", "Willow", "Ridge", "Valley", "Broad", "Market", "Union", "Grant", "Jackson", "Adams",
+    "Monroe", "Locust", "Poplar", "Birch", "Cherry", "Laurel", "Magnolia", "Dogwood", "Hickory", "Sycamore",
+    "Mill", "Center", "School", "North", "South", "Prospect", "Pleasant", "Academy", "Summit", "Bridge",
+)
+_SUFFIXES = ("St", "Ave", "Rd", "Dr", "Ln", "Ct", "Blvd", "Way", "Pl", "Ter")
+_TYPE_MIX = {
+    "PREMIUM": (("condos", 0.35), ("single_family", 0.33), ("townhomes", 0.15), ("multi_family", 0.07),
+                ("coop", 0.05), ("land", 0.05)),
+    "STANDARD": (("single_family", 0.55), ("condos", 0.15), ("townhomes", 0.12), ("multi_family", 0.08),
+                 ("land", 0.05), ("mobile", 0.03), ("farm", 0.02)),
+    "EMERGING": (("single_family", 0.6), ("condos", 0.08), ("townhomes", 0.1), ("multi_family", 0.07),
+                 ("land", 0.08), ("mobile", 0.05), ("farm", 0.02)),
+}
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    seed: str = "resi"
+    scale: float = 1.0
+    """Multiplies listing counts; must equal the API server's ``--listings-scale``."""
+    churn: float = 1.0
+    """Lifecycles run this many times faster than a real market's 20..120 days."""
+
+
+@dataclass(frozen=True)
+class Static:
+    """What does not change during a listing's life."""
+
+    zipcode: str
+    slot: int
+    gen: int
+    listing_id: str
+    mls: str
+    mls_id: str | None
+    prop_type: str
+    beds: int | None
+    baths_full: int | None
+    baths_half: int | None
+    sqft: int | None
+    lot_sqft: int | None
+    year_built: int | None
+    street_number: str
+    street_direction: str | None
+    street_name: str
+    street_suffix: str
+    unit: str | None
+    city: str
+    state: str
+    county: str | None
+    lat: float
+    lon: float
+    base_price: int
+    cut: float
+    """Fraction of the price cut mid-life (0 for most listings)."""
+    prior_days: float
+    """Days the listing was already on the market when it appeared in this world."""
+
+
+@dataclass(frozen=True)
+class Home:
+    static: Static
+    property_id: str
+    status: str  # "for_sale" or "sold"
+    is_pending: bool
+    list_date: datetime
+    price: int
+    pending_date: datetime | None
+    sold_date: datetime | None
+    sold_price: int | None
+    last_update: datetime
+
+    @property
+    def line(self) -> str:
+        s = self.static
+        parts = [s.street_number, s.street_direction, s.street_name, s.street_suffix, s.unit]
+        return " ".join(p for p in parts if p)
+
+
+def _rng(*parts: object) -> random.Random:
+    return random.Random(hashlib.sha256(":".join(map(str, parts)).encode()).digest())
+
+
+def encode_property_id(zipcode: str, slot: int, gen: int) -> str:
+    return f"{int(zipcode):05d}{slot:04d}{gen:07d}"
+
+
+def decode_property_id(property_id: str) -> tuple[str, int, int] | None:
+    if not isinstance(property_id, str) or len(property_id) != 16 or not property_id.isdigit():
+        return None
+    return property_id[:5], int(property_id[5:9]), int(property_id[9:])
+
+
+class ListingWorld:
+    def __init__(self, config: WorldConfig = WorldConfig()):
+        self.config = config
+        # Per-instance caches (a world lives as long as its site).
+        self.slot_count = lru_cache(maxsize=65_536)(self._slot_count)
+        self._cycle = lru_cache(maxsize=65_536)(self._cycle_uncached)
+        self._static = lru_cache(maxsize=200_000)(self._static_uncached)
+
+    def _slot_count(self, zipcode: str) -> int:
+        """Listings live in ``zipcode`` at any moment: the expected count, less for some thin markets."""
+        if market.zipcode_info(zipcode) is None:
+            return 0
+        supply = 0.85 + 0.15 * _rng(self.config.seed, "supply", zipcode).random()
+        if _rng(self.config.seed, "full", zipcode).random() < 0.6:
+            supply = 1.0  # most markets have exactly what the server expects
+        return max(1, round(market.expected_listings(zipcode, self.config.scale) * supply))
+
+    def _cycle_uncached(self, zipcode: str, slot: int) -> tuple[float, float]:
+        r = _rng(self.config.seed, "cycle", zipcode, slot)
+        period = (20 + 100 * r.random()) * DAY / self.config.churn
+        return period, r.random() * period
+
+    def _gen_at(self, zipcode: str, slot: int, now: float) -> int:
+        period, phase = self._cycle(zipcode, slot)
+        return int((now + phase) // period)
+
+    def _static_uncached(self, zipcode: str, slot: int, gen: int) -> Static:
+        info = market.zipcode_info(zipcode)
+        r = _rng(self.config.seed, "home", zipcode, slot, gen)
+        types, weights = zip(*_TYPE_MIX[info.tier])
+        prop_type = r.choices(types, weights)[0]
+        land = prop_type in ("land", "farm") and r.random() < 0.7
+        condo = prop_type in ("condos", "coop")
+        beds = None if land else r.randint(0, 3) if condo else r.randint(2, 6)
+        baths_full = None if land else max(1, min((beds or 1), r.randint(1, 4)))
+        baths_half = None if land else r.choice((0, 0, 1, 1, 2)) if r.random() < 0.8 else None
+        sqft = None if land or r.random() < 0.06 else int((450 + 480 * (beds or 1)) * r.uniform(0.75, 1.3))
+        median = market.median_price(zipcode)
+        size = (sqft or 1500) / 1700
+        base = median * (0.22 if land else size**0.8) * r.lognormvariate(0, 0.25)
+        base_price = max(10_000, int(round(base, -3)))
+        street = r.choice(_STREETS)
+        number = str(2 * slot + 1 + (6000 if gen % 2 else 0))
+        mls = f"{info.state}{r.choice(('MLS', 'BR', 'RE'))}"
+        listing_id = str(2_900_000_000 + int.from_bytes(hashlib.sha256(f"{zipcode}{slot}{gen}".encode()).digest()[:4], "big") % 99_999_999)
+        return Static(
+            zipcode=zipcode, slot=slot, gen=gen, listing_id=listing_id, mls=mls,
+            mls_id=None if r.random() < 0.03 else f"{info.state}{zipcode[-3:]}{r.randint(1_000_000, 9_999_999)}",
+            prop_type=prop_type, beds=beds, baths_full=baths_full, baths_half=baths_half, sqft=sqft,
+            lot_sqft=int(r.uniform(2_000, 80_000)) if not condo else None,
+            year_built=None if land else r.randint(1890, 2025),
+            street_number=number, street_direction=r.choice((None, None, None, "N", "S", "E", "W")),
+            street_name=street, street_suffix=r.choice(_SUFFIXES),
+            unit=(f"Apt {r.randint(1, 30)}{r.choice('ABCDEF')}" if condo else None),
+            city=info.city, state=info.state, county=info.county,
+            lat=round(info.latitude + r.uniform(-0.02, 0.02), 6), lon=round(info.longitude + r.uniform(-0.02, 0.02), 6),
+            base_price=base_price, cut=r.uniform(0.02, 0.07) if r.random() < 0.35 else 0.0,
+            prior_days=r.random() * 45,
+        )
+
+    def _home(self, zipcode: str, slot: int, gen: int, now: float) -> Home:
+        period, phase = self._cycle(zipcode, slot)
+        start = gen * period - phase
+        end = start + period
+        s = self._static(zipcode, slot, gen)
+        at = lambda t: datetime.fromtimestamp(t, UTC)  # noqa: E731
+        age = now - start
+        price = s.base_price
+        changes = [start]
+        if s.cut and age >= 0.45 * period:
+            price = int(round(price * (1 - s.cut), -2))
+            changes.append(start + 0.45 * period)
+        pending = age >= 0.8 * period
+        if pending:
+            changes.append(start + 0.8 * period)
+        sold = now >= end
+        if sold:
+            changes.append(end)
+        return Home(
+            static=s,
+            property_id=encode_property_id(zipcode, slot, gen),
+            status="sold" if sold else "for_sale",
+            is_pending=pending and not sold,
+            list_date=at(start - s.prior_days * DAY),
+            price=price,
+            pending_date=at(start + 0.8 * period) if pending else None,
+            sold_date=at(end) if sold else None,
+            sold_price=int(round(price * _rng(s.listing_id, "sold").uniform(0.96, 1.04), -2)) if sold else None,
+            last_update=at(max(t for t in changes if t <= now) if any(t <= now for t in changes) else start),
+        )
+
+    def page(self, zipcode: str, offset: int, limit: int, now: float) -> tuple[int, list[Home]]:
+        """``total`` and the listings ``offset..offset+limit`` of a for-sale search in ``zipcode`` (stable order)."""
+        total = self.slot_count(zipcode)
+        slots = range(max(0, offset), min(total, max(0, offset) + max(0, limit)))
+        return total, [self._home(zipcode, s, self._gen_at(zipcode, s, now), now) for s in slots]
+
+    def current(self, zipcode: str, now: float) -> list[Home]:
+        return self.page(zipcode, 0, self.slot_count(zipcode), now)[1]
+
+    def home(self, property_id: str, now: float) -> Home | None:
+        """Any listing that exists or existed (sold ones included); None for ids that never did."""
+        decoded = decode_property_id(property_id)
+        if decoded is None:
+            return None
+        zipcode, slot, gen = decoded
+        if slot >= self.slot_count(zipcode) or gen > self._gen_at(zipcode, slot, now):
+            return None
+        return self._home(zipcode, slot, gen, now)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+def property_url(home: Home, base_url: str) -> str:
+    s = home.static
+    slug = "_".join([home.line.replace(" ", "-"), s.city.replace(" ", "-"), s.state, s.zipcode])
+    return f"{base_url.rstrip('/')}/realestateandhomes-detail/{slug}_M{home.property_id}"
+
+
+def to_realtor(home: Home, base_url: str) -> dict:
+    """The listing in the shape Realtor.com's GraphQL returns (the fields homeharvest reads)."""
+    s = home.static
+    return {
+        "__typename": "SearchHome",
+        "property_id": home.property_id,
+        "listing_id": s.listing_id,
+        "href": property_url(home, base_url),
+        "permalink": property_url(home, base_url).rsplit("/", 1)[-1],
+        "status": home.status,
+        "mls_status": "Sold" if home.status == "sold" else "Pending" if home.is_pending else "Active",
+        "list_date": _iso(home.list_date),
+        "pending_date": _iso(home.pending_date),
+        "last_sold_date": _iso(home.sold_date),
+        "last_sold_price": home.sold_price,
+        "last_status_change_date": _iso(home.sold_date or home.pending_date or home.list_date),
+        "last_update_date": _iso(home.last_update),
+        "list_price": home.price,
+        "list_price_min": None,
+        "list_price_max": None,
+        "price_per_sqft": int(home.price / s.sqft) if s.sqft else None,
+        "tags": None, "open_houses": None, "details": None, "pet_policy": None, "units": None,
+        "flags": {"is_contingent": None, "is_pending": home.is_pending or None, "is_new_construction": None},
+        "description": {
+            "type": s.prop_type, "sqft": s.sqft, "beds": s.beds, "baths_full": s.baths_full,
+            "baths_half": s.baths_half, "lot_sqft": s.lot_sqft, "year_built": s.year_built, "garage": None,
+            "name": None, "stories": None, "text": None,
+        },
+        "source": {"id": s.mls, "listing_id": s.mls_id},
+        "hoa": None,
+        "location": {
+            "address": {
+                "street_direction": s.street_direction, "street_number": s.street_number,
+                "street_name": s.street_name, "street_suffix": s.street_suffix, "line": home.line,
+                "unit": s.unit, "city": s.city, "state_code": s.state, "postal_code": s.zipcode,
+                "coordinate": {"lon": s.lon, "lat": s.lat},
+            },
+            "county": {"name": s.county, "fips_code": None} if s.county else None,
+            "neighborhoods": None,
+        },
+        "tax_record": None, "primary_photo": None, "photos": None, "advertisers": None,
+        "current_estimates": None,
+    }
+

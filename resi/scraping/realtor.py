@@ -1,0 +1,193 @@
+"""The Realtor.com source, built on homeharvest.
+
+homeharvest brings the queries, the location look-up and the pagination; this module swaps its transport
+(``_graphql_post``) for one that has a timeout, a request-rate cap, a proxy, retries with backoff on 429
+(honouring ``Retry-After``), 5xx, timeouts and broken bodies, and that refuses answers of the wrong shape
+instead of reading them as "no listings". Its blocking calls run in worker threads, off the event loop.
+The production base URL is Realtor.com's; ``base_url`` points the same code at the local listing site.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import threading
+import time
+from importlib.metadata import version as package_version
+from urllib.parse import urlsplit
+
+import requests
+from homeharvest.core.scrapers import DEFAULT_HEADERS, ScraperInput
+from homeharvest.core.scrapers.models import ListingType, ReturnType
+from homeharvest.core.scrapers.realtor import RealtorScraper
+from homeharvest.core.scrapers.realtor.queries import HOMES_DATA
+from loguru import logger
+
+from resi.scraping.normalize import normalize_realtor
+from resi.scraping.source import SearchResult, SourceBlocked, SourceError
+
+REALTOR_GRAPHQL = RealtorScraper.SEARCH_GQL_URL
+_HOME_QUERY = "query GetHomeDetails($property_id: ID!) { home(property_id: $property_id) " + HOMES_DATA + " }"
+
+
+class RateCap:
+    """At most ``rate`` requests per second across threads (evenly spaced)."""
+
+    def __init__(self, rate: float):
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            time.sleep(slot - now)
+
+
+def _shape_problem(operation: str, body: object) -> str | None:
+    """Why ``body`` is not a usable answer to ``operation`` (None when it is)."""
+    if not isinstance(body, dict):
+        return "not a JSON object"
+    data = body.get("data")
+    if body.get("errors") and not data:
+        return f"errors: {str(body['errors'])[:200]}"
+    if not isinstance(data, dict):
+        return "no data"
+    if operation == "GetHomeSearch":
+        search = data.get("homeSearch")
+        if not isinstance(search, dict) or not isinstance(search.get("results"), list) \
+                or not isinstance(search.get("total"), int):
+            return "homeSearch without results/total"
+    elif operation == "Search_suggestions":
+        suggestions = data.get("search_suggestions")
+        if not isinstance(suggestions, dict) or not isinstance(suggestions.get("geo_results", []), list):
+            return "search_suggestions without geo_results"
+    elif operation == "GetHomeDetails" and "home" not in data:
+        return "no home"
+    return None
+
+
+class _Scraper(RealtorScraper):
+    """homeharvest's RealtorScraper with this project's transport."""
+
+    # Retries happen per request in _graphql_post; tenacity's retry around the location look-up would
+    # multiply them.
+    handle_location = RealtorScraper.handle_location.__wrapped__
+
+    def __init__(self, scraper_input: ScraperInput, source: RealtorSource):
+        super().__init__(scraper_input)
+        self.SEARCH_GQL_URL = source.url
+        self._source = source
+        self._session = requests.Session()
+        self.requests = 0
+
+    def _graphql_post(self, query: str, variables: dict, operation_name: str) -> dict:
+        src = self._source
+        payload = json.dumps({"operationName": operation_name, "query": self._minify_query(query),
+                              "variables": variables}, separators=(",", ":"))
+        problem = "no attempt"
+        for attempt in range(src.max_attempts):
+            if attempt:
+                delay = src.backoff(attempt, problem)
+                time.sleep(delay)
+            src.cap.wait()
+            self.requests += 1
+            try:
+                resp = self._session.post(self.SEARCH_GQL_URL, headers=DEFAULT_HEADERS, data=payload,
+                                          proxies=self.proxies, timeout=src.timeout)
+            except requests.RequestException as exc:
+                problem = f"{type(exc).__name__}"
+                continue
+            if resp.status_code == 403:
+                raise SourceBlocked(f"{operation_name}: 403 Forbidden (blocked: use a proxy or slow down)")
+            if resp.status_code == 429:
+                problem = f"429 retry-after={resp.headers.get('Retry-After', '')}"
+                continue
+            if resp.status_code >= 500:
+                problem = f"HTTP {resp.status_code}"
+                continue
+            if resp.status_code != 200:
+                raise SourceError(f"{operation_name}: HTTP {resp.status_code}")
+            try:
+                body = resp.json()
+            except ValueError:
+                problem = "body is not JSON (truncated?)"
+                continue
+            problem = _shape_problem(operation_name, body)
+            if problem is None:
+                return body
+        raise SourceError(f"{operation_name} failed after {src.max_attempts} attempts: {problem}")
+
+
+class RealtorSource:
+    name = "realtor-homeharvest"
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        proxy: str | None = None,
+        timeout: float = 20.0,
+        max_rps: float = 4.0,
+        max_attempts: int = 6,
+        backoff_cap: float = 20.0,
+    ):
+        """``base_url``: the site's origin (``https://www.realtor.com`` when None) or a full GraphQL URL."""
+        if base_url and "/frontdoor/graphql" not in base_url:
+            base_url = base_url.rstrip("/") + "/frontdoor/graphql"
+        self.url = base_url or REALTOR_GRAPHQL
+        parts = urlsplit(self.url)
+        self.origin = f"{parts.scheme}://{parts.netloc}"
+        self.proxy = proxy
+        self.timeout = timeout
+        self.max_attempts = max(1, max_attempts)
+        self.backoff_cap = backoff_cap
+        self.cap = RateCap(max_rps)
+        self.version = f"homeharvest-{package_version('homeharvest')}"
+        self.normalize = normalize_realtor
+
+    def backoff(self, attempt: int, problem: str) -> float:
+        """Seconds before retry ``attempt``: Retry-After when the site gave one, else capped exponential + jitter."""
+        if problem.startswith("429 retry-after="):
+            try:
+                return min(self.backoff_cap, float(problem.split("=", 1)[1]))
+            except ValueError:
+                pass
+        return random.uniform(0.5, 1.0) * min(self.backoff_cap, 0.25 * 2**attempt)
+
+    def _input(self, location: str) -> ScraperInput:
+        return ScraperInput(location=location, listing_type=ListingType.FOR_SALE, return_type=ReturnType.raw,
+                            proxy=self.proxy, limit=10_000, parallel=False, extra_property_data=False)
+
+    def _search(self, zipcode: str) -> SearchResult:
+        scraper = _Scraper(self._input(zipcode), self)
+        try:
+            records = scraper.search()
+        except SourceError:
+            raise
+        except Exception as exc:  # homeharvest parsing a shape it did not expect
+            raise SourceError(f"search {zipcode}: {type(exc).__name__}: {exc}") from None
+        records = [r for r in records if isinstance(r, dict)]
+        logger.debug(f"{zipcode}: {len(records)} records in {scraper.requests} requests")
+        return SearchResult(zipcode=zipcode, records=records, total=len(records), requests=scraper.requests)
+
+    def _fetch(self, listing_id: str) -> dict | None:
+        scraper = _Scraper(self._input(listing_id), self)
+        body = scraper._graphql_post(_HOME_QUERY, {"property_id": listing_id}, "GetHomeDetails")
+        home = body["data"].get("home")
+        return home if isinstance(home, dict) else None
+
+    async def search(self, zipcode: str) -> SearchResult:
+        return await asyncio.to_thread(self._search, zipcode)
+
+    async def fetch(self, listing_id: str) -> dict | None:
+        return await asyncio.to_thread(self._fetch, listing_id)
+
+    def owns_url(self, url: str) -> bool:
+        return isinstance(url, str) and url.startswith(self.origin + "/realestateandhomes-detail/")

@@ -1,0 +1,62 @@
+"""What a listing source is: search one zipcode for its current listings, fetch one listing again by id.
+
+Sources return raw records in their own shape; each source names the normalizer that turns a record
+into a schema row (or a counted drop). There is no fake source in production code: data comes from a
+source or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+class SourceError(Exception):
+    """A request to the source failed after its retries; ``retryable`` says whether trying later may help."""
+
+    retryable = True
+
+
+class SourceBlocked(SourceError):
+    """The source refused us (403: blocked, e.g. a WAF); a proxy or a pause is needed."""
+
+
+@dataclass
+class SearchResult:
+    zipcode: str
+    records: list[dict] = field(default_factory=list)
+    total: int = 0
+    """What the source says the zipcode holds."""
+    requests: int = 0
+
+
+class Drop(Exception):
+    """A record that cannot become a row; ``reason`` is a short stable code (counted, never guessed around)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+Normalizer = Callable[[dict, datetime], dict]
+"""``(record, scraped_at) -> row`` of the listing schema, or raises :class:`Drop`."""
+
+
+class ListingSource(Protocol):
+    name: str
+    version: str
+    normalize: Normalizer
+
+    async def search(self, zipcode: str) -> SearchResult:
+        """Every current listing of ``zipcode`` (active and pending)."""
+        ...
+
+    async def fetch(self, listing_id: str) -> dict | None:
+        """One listing by the source's id, whatever its status now; None if the source has no such listing."""
+        ...
+
+    def owns_url(self, url: str) -> bool:
+        """Whether ``url`` is a listing page of this source."""
+        ...

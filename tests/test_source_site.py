@@ -1,0 +1,160 @@
+"""The real homeharvest-based source against the local listing site, with and without faults."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections import Counter
+
+import pytest
+
+from resi.localnet.site import Faults
+from resi.localnet.world import ListingWorld, WorldConfig, decode_property_id, encode_property_id
+from resi.scraping.normalize import normalize_realtor
+from resi.scraping.pipeline import Pipeline
+from resi.scraping.realtor import RealtorSource
+from tests.helpers import PYTHON, run
+from tests.servers import SiteThread
+
+ZIP = "19103"  # 620 listings at scale 0.3: four pages of 200
+
+
+def _ids(records):
+    return [r["property_id"] for r in records]
+
+
+def test_search_returns_exactly_the_sites_listings_across_pages():
+    with SiteThread(WorldConfig(seed="t1", scale=0.3)) as site:
+        source = RealtorSource(site.url, max_rps=0)
+        result = run(source.search(ZIP))
+        truth = site.truth(ZIP)
+    assert len(truth) == 620 and result.requests == 1 + 4  # location look-up + four pages
+    assert _ids(result.records) == _ids(truth)
+    scraped = result.records[0]["list_date"]
+    for got, want in zip(result.records, truth):
+        assert {k: v for k, v in got.items() if k != "last_update_date"} == \
+               {k: v for k, v in want.items() if k != "last_update_date"}
+    assert scraped
+
+
+def test_normalized_rows_match_the_sites_values():
+    with SiteThread(WorldConfig(seed="t1", scale=0.3)) as site:
+        source = RealtorSource(site.url, max_rps=0)
+        outcome = run(Pipeline(source).scrape_zipcode(ZIP))
+        truth = site.truth(ZIP)
+    assert outcome.ok and outcome.rows.num_rows == len(truth) == 620 and not outcome.drops
+    by_id = {r["listing_id"]: r for r in outcome.rows.to_pylist()}
+    for record in truth:
+        row = by_id[record["property_id"]]
+        expected = normalize_realtor(record, time_of(row))
+        assert row == expected
+
+
+def time_of(row):
+    from resi.epochs import parse_iso
+
+    return parse_iso(row["scraped_timestamp"])
+
+
+def test_fetch_by_id_gives_the_listing_sold_or_not():
+    config = WorldConfig(seed="t2", scale=0.1, churn=5000)
+    with SiteThread(config) as site:
+        source = RealtorSource(site.url, max_rps=0)
+        current = site.truth("08540")[0]
+        fetched = run(source.fetch(current["property_id"]))
+        assert fetched["property_id"] == current["property_id"] and fetched["list_price"] == current["list_price"]
+        zipcode, slot, gen = decode_property_id(current["property_id"])
+        old = run(source.fetch(encode_property_id(zipcode, slot, gen - 1)))
+        assert old is not None and old["status"] == "sold" and old["last_sold_price"]
+        assert run(source.fetch(encode_property_id(zipcode, slot, gen + 50))) is None
+        assert run(source.fetch("not-an-id")) is None
+        assert source.owns_url(current["href"]) and not source.owns_url("https://elsewhere.example/x")
+
+
+def test_world_is_deterministic_stable_and_drifts():
+    a = ListingWorld(WorldConfig(seed="w", scale=0.2, churn=200))
+    b = ListingWorld(WorldConfig(seed="w", scale=0.2, churn=200))
+    now = time.time()
+    first = {h.property_id: h for h in a.current("19103", now)}
+    assert list(first.values()) == b.current("19103", now)  # any process computes the same world
+    minutes = {h.property_id: h for h in a.current("19103", now + 120)}
+    same = sum(p in minutes and minutes[p].price == h.price and minutes[p].static == h.static
+               for p, h in first.items())
+    assert same >= 0.98 * len(first)  # fetched twice within minutes, a listing agrees with itself
+    later = {h.property_id: h for h in a.current("19103", now + 3600)}
+    kept = set(first) & set(later)
+    assert 0 < len(kept) < len(first)  # some listings replaced by new ones
+    changed = sum(first[p].price != later[p].price or first[p].is_pending != later[p].is_pending for p in kept)
+    assert changed > 0  # prices cut, listings went pending
+    for p in kept:
+        assert later[p].static == first[p].static and later[p].list_date == first[p].list_date  # same id, same home
+        assert later[p].property_id == p
+
+
+FAULTS = Faults(rate_limit=0.12, server_error=0.12, slow=0.05, malformed=0.08, truncated=0.12, slow_seconds=1.5,
+                retry_after=0.2)
+
+
+def test_pipeline_finishes_through_faults_without_duplicates_or_strangers():
+    zipcodes = ["19103", "08540", "10001"]
+    with SiteThread(WorldConfig(seed="t3", scale=0.3), FAULTS) as site:
+        source = RealtorSource(site.url, max_rps=0, timeout=1.0, max_attempts=10, backoff_cap=0.3)
+        outcomes = run(Pipeline(source, concurrency=1, zipcode_attempts=3, retry_pause=0.1).run(zipcodes, quiet=True))
+        truth = {z: {r["property_id"] for r in site.truth(z)} for z in zipcodes}
+        faults = Counter(e.get("fault") for e in site.state.log)
+    for outcome in outcomes:
+        assert outcome.ok, outcome.error
+        ids = outcome.rows["listing_id"].to_pylist()
+        assert len(ids) == len(set(ids)) == len(truth[outcome.zipcode]) and set(ids) == truth[outcome.zipcode]
+    for fault in ("rate_limit", "server_error", "slow", "malformed", "truncated"):
+        assert faults[fault], f"no {fault} fault happened: {faults}"  # the faults really happened
+
+
+def test_a_zipcode_that_keeps_failing_is_reported_not_raised():
+    with SiteThread(WorldConfig(seed="t4", scale=0.1), Faults(server_error=1.0)) as site:
+        source = RealtorSource(site.url, max_rps=0, max_attempts=2, backoff_cap=0.01)
+        outcome = run(Pipeline(source, zipcode_attempts=2, retry_pause=0.01).scrape_zipcode("08540"))
+    assert not outcome.ok and "failed after 2 attempts" in outcome.error and outcome.rows.num_rows == 0
+
+
+def test_403_is_a_blocked_source():
+    from aiohttp import web
+
+    from tests.servers import free_port
+
+    async def forbidden(request):
+        return web.Response(status=403, text="blocked by WAF")
+
+    async def go():
+        app = web.Application()
+        app.router.add_post("/frontdoor/graphql", forbidden)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            return await Pipeline(RealtorSource(f"http://127.0.0.1:{port}", max_rps=0)).scrape_zipcode("08540")
+        finally:
+            await runner.cleanup()
+
+    outcome = run(go())
+    assert not outcome.ok and "403" in outcome.error
+
+
+def test_scraping_command_writes_both_files(tmp_path):
+    with SiteThread(WorldConfig(seed="t5", scale=0.05)) as site:
+        out = subprocess.run([PYTHON, "-m", "resi.scraping", "--zipcodes", "19103,08540", "--out", str(tmp_path),
+                              "--source-url", site.url, "--quiet"], capture_output=True, text=True, timeout=120)
+        expected = len(site.truth("19103")) + len(site.truth("08540"))
+    assert out.returncode == 0, out.stderr
+    meta = json.loads((tmp_path / "metadata.json").read_text())
+    assert meta["rowCount"] == expected and set(meta["zipcodeCounts"]) == {"19103", "08540"}
+    assert "19103" in out.stdout and (tmp_path / "listings.parquet").exists()
+
+
+@pytest.mark.parametrize("bad", ["1910", "abcde", ""])
+def test_scraping_command_refuses_bad_zipcodes(tmp_path, bad):
+    out = subprocess.run([PYTHON, "-m", "resi.scraping", "--zipcodes", bad, "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
