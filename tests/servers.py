@@ -102,3 +102,116 @@ class SiteThread:
         from resi.localnet.world import to_realtor
 
         return [to_realtor(h, self.url) for h in self.world.current(zipcode, time.time())]
+
+
+class _LoopThread:
+    """An asyncio loop in a daemon thread, for servers that live beside a test."""
+
+    def __init__(self):
+        import asyncio
+        import threading
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def call(self, coro, timeout: float = 30):
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+class TcpProxy(_LoopThread):
+    """Forwards loopback TCP to ``target_port``; while ``up`` is False, connections are cut at once."""
+
+    def __init__(self, target_port: int):
+        super().__init__()
+        self.target_port = target_port
+        self.up = True
+        self.refused = 0
+        self.port = free_port()
+        self.server = self.call(self._start())
+
+    async def _start(self):
+        import asyncio
+
+        async def pipe(reader, writer):
+            try:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                writer.close()
+
+        async def handle(reader, writer):
+            if not self.up:
+                self.refused += 1
+                writer.transport.abort()
+                return
+            try:
+                up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+            except OSError:
+                writer.transport.abort()
+                return
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+        return await asyncio.start_server(handle, "127.0.0.1", self.port)
+
+    def close(self) -> None:
+        self.call(self._stop())
+        super().close()
+
+    async def _stop(self):
+        self.server.close()
+
+
+class FaultyHttpProxy(_LoopThread):
+    """A reverse proxy to ``target`` that answers the next requests with scripted faults.
+
+    ``faults`` is a list of ``(path_substring, status, body)``: a request whose path contains the substring
+    takes the first matching fault (which is then used up) instead of reaching the target.
+    """
+
+    def __init__(self, target: str):
+        super().__init__()
+        self.target = target.rstrip("/")
+        self.faults: list[tuple[str, int, str]] = []
+        self.faulted = 0
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.runner = self.call(self._start())
+
+    async def _start(self):
+        import aiohttp
+        from aiohttp import web
+
+        async def handle(request: web.Request):
+            for i, (part, status, body) in enumerate(self.faults):
+                if part in request.path:
+                    del self.faults[i]
+                    self.faulted += 1
+                    headers = {"Retry-After": "1"} if status == 429 else {}
+                    return web.Response(status=status, text=body, content_type="application/json", headers=headers)
+            async with aiohttp.ClientSession() as session:
+                async with session.request(request.method, self.target + request.path_qs, data=await request.read(),
+                                           headers={"Content-Type": request.headers.get("Content-Type", "")}) as r:
+                    body = await r.read()
+                    headers = {k: v for k, v in r.headers.items() if k.lower().startswith("x-ratelimit")}
+                    return web.Response(status=r.status, body=body, content_type="application/json", headers=headers)
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", self.port).start()
+        return runner
+
+    def close(self) -> None:
+        self.call(self.runner.cleanup())
+        super().close()

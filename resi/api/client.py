@@ -221,7 +221,9 @@ class ResiApiClient:
         zipcodes_completed: list[dict] | None = None,
         s3_upload_complete: bool = False,
         s3_upload_timestamp: datetime | None = None,
+        failure_reason: str | None = None,
     ) -> StatusResponse:
+        """Report progress; ``failure_reason`` (an extension field) says why a FAILED or TIMEOUT happened."""
         signer = self._require_signer()
 
         def fields(ts: int, sig: str) -> dict:
@@ -235,6 +237,8 @@ class ResiApiClient:
                 body["zipcodesCompleted"] = zipcodes_completed
             if s3_upload_complete:
                 body["s3UploadTimestamp"] = iso_z(s3_upload_timestamp or utcnow())
+            if failure_reason:
+                body["failureReason"] = failure_reason[:500]
             return body
 
         build = self._signed(f"status:{epoch_id}", lambda ts: signing.miner_status(signer.hotkey, epoch_id, ts), fields)

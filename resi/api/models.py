@@ -90,6 +90,8 @@ class StatusUpdateRequest(SignedRequest):
     zipcodes_completed: list[ZipcodeCompletion] | None = Field(default=None, max_length=1000)
     s3_upload_complete: bool = False
     s3_upload_timestamp: str | None = Field(default=None, max_length=64)
+    failure_reason: str | None = Field(default=None, max_length=500)
+    """Extension: why a FAILED or TIMEOUT happened."""
 
 
 class FolderAccessRequest(SignedRequest):

@@ -93,6 +93,8 @@ class _Scraper(RealtorScraper):
                               "variables": variables}, separators=(",", ":"))
         problem = "no attempt"
         for attempt in range(src.max_attempts):
+            if src.closed.is_set():
+                raise SourceError(f"{operation_name}: source closed (shutting down)")
             if attempt:
                 delay = src.backoff(attempt, problem)
                 time.sleep(delay)
@@ -151,6 +153,11 @@ class RealtorSource:
         self.cap = RateCap(max_rps)
         self.version = f"homeharvest-{package_version('homeharvest')}"
         self.normalize = normalize_realtor
+        self.closed = threading.Event()
+
+    def close(self) -> None:
+        """Make requests in flight give up at their next attempt (used at shutdown)."""
+        self.closed.set()
 
     def backoff(self, attempt: int, problem: str) -> float:
         """Seconds before retry ``attempt``: Retry-After when the site gave one, else capped exponential + jitter."""

@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate-limits", default="", help="overrides, e.g. 'status=5/60,assignment=10/60' "
                    f"(endpoints: {', '.join(DEFAULT_LIMITS)})")
     p.add_argument("--metagraph-ttl", type=float, default=60.0, help="seconds between metagraph refreshes")
+    p.add_argument("--upload-ttl-seconds", type=float, default=None,
+                   help="lifetime of upload credentials (default: two epochs, at most four hours)")
     p.add_argument("--logging.debug", dest="debug", action="store_true", help="log at DEBUG level")
     p.add_argument("--log-file", type=Path, default=None, help="also log to this file")
     return p
@@ -83,7 +85,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         data_bucket=args.data_bucket,
         validator_bucket=args.validator_bucket,
         region=args.s3_region,
-        upload_ttl=min(c.EPOCH_LENGTH, epoch_length * 2),
+        upload_ttl=(timedelta(seconds=args.upload_ttl_seconds) if args.upload_ttl_seconds
+                    else min(c.EPOCH_LENGTH, epoch_length * 2)),
         status_grace=min(timedelta(minutes=30), epoch_length / 2),
         rate_limits=limits,
         metagraph_ttl=args.metagraph_ttl,

@@ -1,0 +1,177 @@
+"""A whole local subnet as real processes: SeaweedFS, the simulated chain, the reference API server, the
+local listing site, miners and validators, each logging to its own file in the run folder.
+
+Used by ``python -m resi.localnet`` and by the end-to-end tests. Every process is started in its own
+process group and dies with its parent; :meth:`LocalNetwork.stop` stops them all.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loguru import logger
+
+from resi.chain.keys import KeypairSigner, create_wallet
+from resi.chain.local import SimulatedChainStore
+from resi.localnet.procs import ManagedProcess, free_port, python_module, wait_http
+from resi.storage.seaweed import LocalS3
+
+DATA_BUCKET = "resi-sn46-data"
+VALIDATOR_BUCKET = "resi-sn46-validated"
+
+
+@dataclass
+class NetworkConfig:
+    run_dir: Path
+    epoch_minutes: float = 3.0
+    listings_scale: float = 0.05
+    """Per-zipcode counts are the production 200..3000 times this; the target scales with it."""
+    seed: str = "resi"
+    block_seconds: float = 12.0
+    site_faults: dict = field(default_factory=dict)
+    """Fault rates of the listing site, e.g. ``{"rate_limit": 0.05}`` (see ``resi.localnet.site.Faults``)."""
+    api_args: list[str] = field(default_factory=list)
+
+    @property
+    def target_listings(self) -> int:
+        return max(20, round(10_000 * self.listings_scale))
+
+    @property
+    def churn(self) -> float:
+        """Lifecycles sped up so that one local epoch sees the change of four real hours."""
+        return 240.0 / self.epoch_minutes
+
+
+@dataclass
+class Participant:
+    name: str
+    signer: KeypairSigner
+    uid: int
+    process: ManagedProcess | None = None
+    role: str = "miner"
+    strategy: str | None = None
+
+
+class LocalNetwork:
+    def __init__(self, config: NetworkConfig, s3: LocalS3 | None = None):
+        self.config = config
+        self.run_dir = config.run_dir
+        self.logs = self.run_dir / "logs"
+        self._own_s3 = s3 is None
+        self.s3 = s3
+        self.chain_path = self.run_dir / "chain.db"
+        self.wallet_path = self.run_dir / "wallets"
+        self.api: ManagedProcess | None = None
+        self.site: ManagedProcess | None = None
+        self.api_url = self.site_url = ""
+        self.participants: list[Participant] = []
+
+    # --- infrastructure ----------------------------------------------------------------------------------------
+
+    def start_infrastructure(self) -> None:
+        """S3 (unless given), the chain file and the listing site. Register neurons, then :meth:`start_api`:
+        the server then knows every hotkey from its first request."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.s3 is None:
+            self.s3 = LocalS3(self.run_dir / "s3").start(buckets=[DATA_BUCKET, VALIDATOR_BUCKET])
+            logger.info(f"SeaweedFS S3 at {self.s3.endpoint}")
+        self.chain = SimulatedChainStore(self.chain_path, block_seconds=self.config.block_seconds, create=True)
+        self.chain.block()
+        self.start_site()
+
+    def start_site(self) -> None:
+        port = free_port()
+        self.site_url = f"http://127.0.0.1:{port}"
+        args = python_module("resi.localnet.site", "--port", str(port), "--seed", self.config.seed,
+                             "--scale", str(self.config.listings_scale), "--churn", str(self.config.churn),
+                             "--request-log", str(self.run_dir / "site-requests.jsonl"))
+        for name, value in self.config.site_faults.items():
+            args += [f"--fault-{name.replace('_', '-')}", str(value)]
+        self.site = ManagedProcess("site", args, self.logs / "site.log").start()
+        wait_http(self.site_url + "/healthz", 60, self.site.proc)
+        logger.info(f"listing site at {self.site_url}")
+
+    def start_api(self) -> None:
+        port = free_port()
+        self.api_url = f"http://127.0.0.1:{port}"
+        c = self.config
+        args = python_module(
+            "resi.api.server", "--host", "127.0.0.1", "--port", str(port), "--state-dir", str(self.run_dir / "api"),
+            "--chain", str(self.chain_path), "--epoch-minutes", str(c.epoch_minutes),
+            "--listings-scale", str(c.listings_scale), "--target-listings", str(c.target_listings),
+            "--cooldown-hours", str(c.epoch_minutes * 6 / 60), "--s3-endpoint", self.s3.endpoint,
+            "--data-bucket", DATA_BUCKET, "--validator-bucket", VALIDATOR_BUCKET, "--metagraph-ttl", "5",
+            *c.api_args,
+        )
+        env = {"RESI_S3_ACCESS_KEY": self.s3.access_key, "RESI_S3_SECRET_KEY": self.s3.secret_key}
+        self.api = ManagedProcess("api", args, self.logs / "api.log", env).start()
+        wait_http(self.api_url + "/healthcheck", 60, self.api.proc)
+        logger.info(f"Resi API reference server at {self.api_url}")
+
+    # --- neurons -------------------------------------------------------------------------------------------------
+
+    def register(self, name: str, validator: bool = False, uid: int | None = None) -> Participant:
+        signer = create_wallet(self.wallet_path, name, "default")
+        uid = self.chain.register(signer.hotkey, signer.coldkey, stake=10_000.0 if validator else 0.0,
+                                  validator=validator, uid=uid)
+        return Participant(name, signer, uid, role="validator" if validator else "miner")
+
+    def _neuron_args(self, participant: Participant) -> list[str]:
+        return [
+            "--wallet.name", participant.name, "--wallet.hotkey", "default", "--wallet.path", str(self.wallet_path),
+            "--subtensor.chain_endpoint", f"sim:{self.chain_path}", "--api.url", self.api_url,
+            "--logging.debug",
+        ]
+
+    def miner_args(self, participant: Participant, *extra: str) -> list[str]:
+        upload_margin = max(10.0, self.config.epoch_minutes * 60 * 0.2)
+        return [
+            *self._neuron_args(participant),
+            "--miner.data_dir", str(self.run_dir / "miners" / participant.name), "--source.url", self.site_url,
+            "--source.max_rps", "0", "--miner.upload_margin", f"{upload_margin:g}", "--miner.poll_interval", "5",
+            "--miner.zipcode_retry_pause", "2", *extra,
+        ]
+
+    def start_miner(self, participant: Participant, *extra: str, module: str = "neurons/miner.py") -> Participant:
+        import sys
+
+        script = [sys.executable, str(Path(__file__).resolve().parents[2] / module)] if module.endswith(".py") \
+            else python_module(module)
+        participant.process = ManagedProcess(participant.name, [*script, *self.miner_args(participant, *extra)],
+                                             self.logs / f"{participant.name}.log").start()
+        if participant not in self.participants:
+            self.participants.append(participant)
+        return participant
+
+    def add_miner(self, name: str, *extra: str) -> Participant:
+        return self.start_miner(self.register(name), *extra)
+
+    # --- teardown ------------------------------------------------------------------------------------------------
+
+    def stop(self) -> dict[str, int | None]:
+        """Stop every process (neurons first, then the servers); their exit codes by name."""
+        codes: dict[str, int | None] = {}
+        for p in self.participants:
+            if p.process is not None:
+                codes[p.name] = p.process.stop(grace=30)
+        for name, proc in (("api", self.api), ("site", self.site)):
+            if proc is not None:
+                codes[name] = proc.stop()
+        if self._own_s3 and self.s3 is not None:
+            self.s3.stop()
+        return codes
+
+    def describe(self) -> dict:
+        return {
+            "api_url": self.api_url, "site_url": self.site_url, "chain": str(self.chain_path),
+            "s3_endpoint": self.s3.endpoint if self.s3 else None,
+            "participants": [{"name": p.name, "role": p.role, "uid": p.uid, "hotkey": p.signer.hotkey,
+                              "strategy": p.strategy} for p in self.participants],
+        }
+
+    def write_description(self) -> Path:
+        path = self.run_dir / "network.json"
+        path.write_text(json.dumps(self.describe(), indent=2))
+        return path

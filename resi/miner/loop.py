@@ -1,0 +1,208 @@
+"""The miner's loop: follow the epochs, scrape each assignment, upload before the deadline, report.
+
+One epoch: record the assignment, report ``IN_PROGRESS``, scrape the zipcodes not yet finished (each
+finished zipcode is checkpointed at once), retry failed ones until the upload time (deadline minus a
+margin), upload what there is, report ``COMPLETED`` (everything), ``TIMEOUT`` (time ran out: partial data,
+or none) or ``FAILED`` (a fatal error, with its reason). A restart resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+from loguru import logger
+
+from resi import constants as c
+from resi.api.client import ResiApiClient
+from resi.api.errors import ApiError
+from resi.api.models import Assignment
+from resi.epochs import UTC, iso_z, utcnow
+from resi.listings.files import build_epoch_files
+from resi.miner.checkpoint import SCRAPING, UPLOADED, Checkpoint, EpochRecord
+from resi.miner.upload import Uploader, UploadFailed
+from resi.scraping.pipeline import Pipeline, ZipcodeOutcome, dedupe
+from resi.scraping.source import ListingSource
+
+Prepare = Callable[[pa.Table, Assignment], pa.Table]
+"""What to upload, from the scraped rows. Honest miners upload them as they are."""
+
+
+@dataclass(frozen=True)
+class MinerConfig:
+    data_dir: Path
+    concurrency: int = 4
+    upload_margin: float = 900.0
+    """Seconds before the deadline at which the miner stops scraping and uploads what it has."""
+    poll_interval: float = 60.0
+    retention_days: float = 7.0
+    zipcode_retry_pause: float = 30.0
+
+
+async def pause(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds`` or until ``stop`` is set."""
+    if seconds > 0 and not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
+
+
+class Miner:
+    def __init__(
+        self,
+        hotkey: str,
+        api: ResiApiClient,
+        source: ListingSource,
+        checkpoint: Checkpoint,
+        uploader: Uploader,
+        config: MinerConfig,
+        prepare: Prepare | None = None,
+    ):
+        self.hotkey = hotkey
+        self.api = api
+        self.source = source
+        self.checkpoint = checkpoint
+        self.uploader = uploader
+        self.config = config
+        self.prepare = prepare or (lambda rows, assignment: rows)
+        self.pipeline = Pipeline(source, concurrency=config.concurrency, zipcode_attempts=1)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until ``stop``: poll the assignment, work every epoch not yet reported, wait for the next."""
+        self.prune()
+        while not stop.is_set():
+            wait = self.config.poll_interval
+            try:
+                assignment = await self.api.current_assignment()
+                record = self.checkpoint.epoch(assignment.epoch_id)
+                if record is None or record.reported is None:
+                    await self.run_epoch(assignment, stop)
+                    self.prune()
+                until_next = (assignment.epoch_end - utcnow()).total_seconds() + 1
+                wait = max(1.0, min(wait, until_next))
+            except ApiError as exc:
+                logger.error(f"Resi API: {exc}; trying again in {wait:g} s")
+            except Exception:  # never let one bad epoch end the miner
+                logger.exception("unexpected error in the miner loop; continuing")
+            await pause(stop, wait)
+
+    async def run_epoch(self, assignment: Assignment, stop: asyncio.Event) -> str | None:
+        """Work one epoch to its reported status (None if stopped before the end)."""
+        record = self.checkpoint.start_epoch(assignment)
+        assignment = record.assignment
+        epoch_id = assignment.epoch_id
+        logger.info(f"epoch {epoch_id}: {len(assignment.zipcodes)} zipcodes, deadline {iso_z(assignment.submission_deadline)}")
+        status, reason = None, None
+        if record.state == SCRAPING:
+            await self._report(record, c.STATUS_IN_PROGRESS)
+            await self.scrape(assignment, stop)
+            if stop.is_set():
+                return None
+            status, reason = await self.deliver(record)
+        record = self.checkpoint.epoch(epoch_id)
+        if status is None:  # restarted after the upload, before the report
+            status = c.STATUS_COMPLETED if self._all_done(record) else c.STATUS_TIMEOUT
+        if record.reported != status:
+            await self._report(record, status, reason)
+        return status
+
+    def _all_done(self, record: EpochRecord) -> bool:
+        finished = self.checkpoint.finished_zipcodes(record.assignment.epoch_id)
+        return all(z.zipcode in finished for z in record.assignment.zipcodes)
+
+    async def scrape(self, assignment: Assignment, stop: asyncio.Event) -> None:
+        """Scrape every unfinished zipcode until all are done, the upload time comes, or ``stop``."""
+        upload_at = assignment.submission_deadline - timedelta(seconds=self.config.upload_margin)
+        epoch_id = assignment.epoch_id
+
+        def save(outcome: ZipcodeOutcome) -> None:
+            if outcome.ok:
+                self.checkpoint.save_zipcode(epoch_id, outcome.zipcode, outcome.rows, dict(outcome.drops))
+            else:
+                logger.warning(f"{outcome.zipcode}: {outcome.error}")
+
+        while not stop.is_set():
+            finished = self.checkpoint.finished_zipcodes(epoch_id)
+            pending = [z.zipcode for z in assignment.zipcodes if z.zipcode not in finished]
+            left = (upload_at - utcnow()).total_seconds()
+            if not pending or left <= 0:
+                break
+            work = asyncio.ensure_future(self.pipeline.run(pending, on_done=save))
+            stopper = asyncio.ensure_future(stop.wait())
+            done, _ = await asyncio.wait({work, stopper}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if work not in done:
+                work.cancel()
+                await asyncio.gather(work, return_exceptions=True)
+                if not stop.is_set():
+                    logger.warning(f"epoch {epoch_id}: upload time reached with zipcodes left to scrape")
+                break
+            if any(not o.ok for o in work.result()):
+                await pause(stop, min(self.config.zipcode_retry_pause, max(0.0, left)))
+
+    async def deliver(self, record: EpochRecord) -> tuple[str, str | None]:
+        """Build and upload the epoch's files; the status to report and, unless COMPLETED, why."""
+        assignment = record.assignment
+        epoch_id = assignment.epoch_id
+        duplicates: Counter = Counter()
+        rows = self.prepare(dedupe(self.checkpoint.rows(epoch_id), duplicates), assignment)
+        if duplicates:
+            logger.info(f"epoch {epoch_id}: duplicates across zipcodes dropped: {dict(duplicates)}")
+        all_done = self._all_done(record)
+        if rows.num_rows == 0:
+            return (c.STATUS_FAILED if all_done else c.STATUS_TIMEOUT), "no listings were scraped"
+        files = build_epoch_files(
+            rows, hotkey=self.hotkey, epoch_id=epoch_id, nonce=assignment.nonce, scraper_name=self.source.name,
+            scraper_version=self.source.version, started_at=datetime.fromtimestamp(record.created_at, UTC),
+            finished_at=utcnow(),
+        )
+        files.save(self.config.data_dir / "epochs" / epoch_id)
+        try:
+            await self.uploader.upload(files, epoch_id, assignment.submission_deadline)
+        except UploadFailed as exc:
+            logger.error(f"epoch {epoch_id}: upload failed: {exc}")
+            return (c.STATUS_FAILED if exc.fatal else c.STATUS_TIMEOUT), str(exc)
+        self.checkpoint.set_state(epoch_id, UPLOADED)
+        if all_done:
+            return c.STATUS_COMPLETED, None
+        return c.STATUS_TIMEOUT, "the upload time came before every zipcode was scraped"
+
+    async def _report(self, record: EpochRecord, status: str, reason: str | None = None) -> None:
+        """Tell the API; a failure to report is logged, never fatal (the upload is what counts)."""
+        epoch_id = record.assignment.epoch_id
+        completions = self.checkpoint.completions(epoch_id)
+        uploaded = self.checkpoint.epoch(epoch_id).state == UPLOADED
+        try:
+            await self.api.update_status(
+                epoch_id, record.assignment.nonce, status,
+                listings_scraped=sum(n for _, n, _ in completions),
+                zipcodes_completed=[{"zipcode": z, "listingsScraped": n,
+                                     "completedAt": iso_z(datetime.fromtimestamp(t, UTC))}
+                                    for z, n, t in completions],
+                s3_upload_complete=uploaded,
+                failure_reason=reason,
+            )
+        except ApiError as exc:
+            logger.warning(f"epoch {epoch_id}: status {status} not reported: {exc}")
+            return
+        if status != c.STATUS_IN_PROGRESS:
+            self.checkpoint.set_reported(epoch_id, status)
+        logger.info(f"epoch {epoch_id}: reported {status}" + (f" ({reason})" if reason else ""))
+
+    def prune(self) -> None:
+        """Forget local epochs older than the retention period (checkpoint rows and files)."""
+        cutoff = time.time() - self.config.retention_days * 86_400
+        for epoch_id in self.checkpoint.prune(cutoff):
+            folder = self.config.data_dir / "epochs" / epoch_id
+            for path in folder.glob("*"):
+                path.unlink(missing_ok=True)
+            if folder.exists():
+                folder.rmdir()
+            logger.info(f"pruned local data of epoch {epoch_id}")
