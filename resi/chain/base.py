@@ -62,6 +62,10 @@ class Chain(Protocol):
 
     async def is_registered(self, hotkey: str) -> bool: ...
 
+    async def first_block_at(self, moment: float) -> int:
+        """The first block produced at or after unix time ``moment`` (it may not exist yet)."""
+        ...
+
     async def set_weights(self, uids: list[int], weights: list[float], version_key: int) -> WeightsResult:
         """Set weights as this chain's own hotkey (given at construction)."""
         ...

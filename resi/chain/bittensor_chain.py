@@ -102,6 +102,31 @@ class BittensorChain:
             raise ChainError(f"block {block} does not exist yet on {self.network!r}")
         return str(info.hash)
 
+    async def first_block_at(self, moment: float) -> int:
+        """Binary search over block timestamps (about 12 s apart on finney): at most ~20 block reads."""
+        head = await self.block()
+
+        async def stamp(n: int) -> float:
+            info = await self._call("block timestamp", lambda c: c.block_info(n))
+            if info is None:
+                raise ChainError(f"block {n} has no info on {self.network!r}")
+            return info.timestamp.timestamp()
+
+        if await stamp(head) < moment:
+            return head + 1 + int((moment - await stamp(head)) // 12)
+        low, high = max(0, head - 1), head
+        step = 64
+        while low > 0 and await stamp(low) >= moment:
+            high, low = low, max(0, low - step)
+            step *= 2
+        while high - low > 1:
+            mid = (low + high) // 2
+            if await stamp(mid) >= moment:
+                high = mid
+            else:
+                low = mid
+        return high if await stamp(low) < moment else low
+
     async def is_registered(self, hotkey: str) -> bool:
         uid = await self._call("uid lookup", lambda c: c.neurons.uid(hotkey, self.netuid))
         return uid is not None

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import math
 import secrets
 import sqlite3
 import sys
@@ -91,6 +92,13 @@ class SimulatedChainStore:
             meta = self._ensure(conn)
         elapsed = (time.time() if now is None else now) - float(meta["genesis"])
         return max(0, int(elapsed // float(meta["block_seconds"])))
+
+    def first_block_at(self, moment: float) -> int:
+        """Block ``n`` is produced at ``genesis + n * block_seconds``: the first one at or after ``moment``."""
+        with closing(self._connect()) as conn:
+            meta = self._ensure(conn)
+        genesis, seconds = float(meta["genesis"]), float(meta["block_seconds"])
+        return max(0, math.ceil((moment - genesis) / seconds))
 
     def block_hash(self, block: int) -> str:
         if block < 0 or block > self.block():
@@ -226,6 +234,9 @@ class LocalChain:
 
     async def is_registered(self, hotkey: str) -> bool:
         return (await self.metagraph()).by_hotkey(hotkey) is not None
+
+    async def first_block_at(self, moment: float) -> int:
+        return await self._run(self.store.first_block_at, moment)
 
     async def set_weights(self, uids: list[int], weights: list[float], version_key: int) -> WeightsResult:
         if self.hotkey is None:

@@ -116,7 +116,9 @@ class LocalNetwork:
         signer = create_wallet(self.wallet_path, name, "default")
         uid = self.chain.register(signer.hotkey, signer.coldkey, stake=10_000.0 if validator else 0.0,
                                   validator=validator, uid=uid)
-        return Participant(name, signer, uid, role="validator" if validator else "miner")
+        participant = Participant(name, signer, uid, role="validator" if validator else "miner")
+        self.participants.append(participant)
+        return participant
 
     def _neuron_args(self, participant: Participant) -> list[str]:
         return [
@@ -141,12 +143,33 @@ class LocalNetwork:
             else python_module(module)
         participant.process = ManagedProcess(participant.name, [*script, *self.miner_args(participant, *extra)],
                                              self.logs / f"{participant.name}.log").start()
-        if participant not in self.participants:
-            self.participants.append(participant)
         return participant
 
     def add_miner(self, name: str, *extra: str) -> Participant:
         return self.start_miner(self.register(name), *extra)
+
+    def start_cheater(self, participant: Participant, strategy: str, victim: Participant | None = None) -> Participant:
+        participant.strategy = strategy
+        extra = ["--strategy", strategy]
+        if victim is not None:
+            extra += ["--victim-dir", str(self.run_dir / "miners" / victim.name)]
+        return self.start_miner(participant, *extra, module="resi.localnet.cheaters")
+
+    def validator_dir(self, participant: Participant) -> Path:
+        return self.run_dir / "validators" / participant.name
+
+    def start_validator(self, participant: Participant, *extra: str) -> Participant:
+        import sys
+
+        grace = max(5.0, self.config.epoch_minutes * 60 * 0.1)
+        args = [
+            sys.executable, str(Path(__file__).resolve().parents[2] / "neurons" / "validator.py"),
+            *self._neuron_args(participant), "--validator.data_dir", str(self.validator_dir(participant)),
+            "--validator.grace", f"{grace:g}", "--validator.poll_interval", "2", "--source.url", self.site_url,
+            "--source.max_rps", "0", *extra,
+        ]
+        participant.process = ManagedProcess(participant.name, args, self.logs / f"{participant.name}.log").start()
+        return participant
 
     # --- teardown ------------------------------------------------------------------------------------------------
 

@@ -79,7 +79,8 @@ async def serve(miner: Miner, source: RealtorSource, api: ResiApiClient, grace: 
     await api.close()
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, strategy=None) -> int:
+    """Run a miner; ``strategy`` is the honest one unless a local network's cheater passes its own."""
     args = build_parser().parse_args(argv)
     shared = SharedConfig.from_args(args)
     setup_logging(shared.debug, shared.trace, shared.log_file, name="miner")
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     source = RealtorSource(args.source_url, proxy=args.source_proxy, max_rps=args.source_max_rps,
                            timeout=args.source_timeout)
     miner = Miner(signer.hotkey, api, source, Checkpoint(data_dir / "checkpoint.db"), Uploader(api, signer.hotkey),
-                  config)
+                  config, strategy)
     logger.info(f"miner {signer.hotkey} (netuid {shared.netuid}) against {shared.api_url}, source "
                 f"{source.origin}, data in {data_dir}")
     asyncio.run(serve(miner, source, api, args.shutdown_grace))

@@ -11,12 +11,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import pyarrow as pa
 from loguru import logger
 
 from resi import constants as c
@@ -24,14 +22,11 @@ from resi.api.client import ResiApiClient
 from resi.api.errors import ApiError
 from resi.api.models import Assignment
 from resi.epochs import UTC, iso_z, utcnow
-from resi.listings.files import build_epoch_files
 from resi.miner.checkpoint import SCRAPING, UPLOADED, Checkpoint, EpochRecord
+from resi.miner.strategy import Honest, PackageInfo, Strategy
 from resi.miner.upload import Uploader, UploadFailed
 from resi.scraping.pipeline import Pipeline, ZipcodeOutcome, dedupe
 from resi.scraping.source import ListingSource
-
-Prepare = Callable[[pa.Table, Assignment], pa.Table]
-"""What to upload, from the scraped rows. Honest miners upload them as they are."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +58,7 @@ class Miner:
         checkpoint: Checkpoint,
         uploader: Uploader,
         config: MinerConfig,
-        prepare: Prepare | None = None,
+        strategy: Strategy | None = None,
     ):
         self.hotkey = hotkey
         self.api = api
@@ -71,7 +66,7 @@ class Miner:
         self.checkpoint = checkpoint
         self.uploader = uploader
         self.config = config
-        self.prepare = prepare or (lambda rows, assignment: rows)
+        self.strategy = strategy or Honest()
         self.pipeline = Pipeline(source, concurrency=config.concurrency, zipcode_attempts=1)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -115,7 +110,7 @@ class Miner:
 
     def _all_done(self, record: EpochRecord) -> bool:
         finished = self.checkpoint.finished_zipcodes(record.assignment.epoch_id)
-        return all(z.zipcode in finished for z in record.assignment.zipcodes)
+        return all(z in finished for z in self.strategy.zipcodes(record.assignment))
 
     async def scrape(self, assignment: Assignment, stop: asyncio.Event) -> None:
         """Scrape every unfinished zipcode until all are done, the upload time comes, or ``stop``."""
@@ -130,7 +125,7 @@ class Miner:
 
         while not stop.is_set():
             finished = self.checkpoint.finished_zipcodes(epoch_id)
-            pending = [z.zipcode for z in assignment.zipcodes if z.zipcode not in finished]
+            pending = [z for z in self.strategy.zipcodes(assignment) if z not in finished]
             left = (upload_at - utcnow()).total_seconds()
             if not pending or left <= 0:
                 break
@@ -152,17 +147,15 @@ class Miner:
         assignment = record.assignment
         epoch_id = assignment.epoch_id
         duplicates: Counter = Counter()
-        rows = self.prepare(dedupe(self.checkpoint.rows(epoch_id), duplicates), assignment)
+        rows = dedupe(self.checkpoint.rows(epoch_id), duplicates)
         if duplicates:
             logger.info(f"epoch {epoch_id}: duplicates across zipcodes dropped: {dict(duplicates)}")
         all_done = self._all_done(record)
-        if rows.num_rows == 0:
+        info = PackageInfo(self.hotkey, self.source.name, self.source.version,
+                           datetime.fromtimestamp(record.created_at, UTC), self.config.data_dir)
+        files = await asyncio.to_thread(self.strategy.package, rows, assignment, info)
+        if files is None:
             return (c.STATUS_FAILED if all_done else c.STATUS_TIMEOUT), "no listings were scraped"
-        files = build_epoch_files(
-            rows, hotkey=self.hotkey, epoch_id=epoch_id, nonce=assignment.nonce, scraper_name=self.source.name,
-            scraper_version=self.source.version, started_at=datetime.fromtimestamp(record.created_at, UTC),
-            finished_at=utcnow(),
-        )
         files.save(self.config.data_dir / "epochs" / epoch_id)
         try:
             await self.uploader.upload(files, epoch_id, assignment.submission_deadline)
@@ -190,7 +183,11 @@ class Miner:
                 failure_reason=reason,
             )
         except ApiError as exc:
-            logger.warning(f"epoch {epoch_id}: status {status} not reported: {exc}")
+            if exc.retryable or status == c.STATUS_IN_PROGRESS:
+                logger.warning(f"epoch {epoch_id}: status {status} not reported: {exc}")
+                return
+            logger.error(f"epoch {epoch_id}: the API refused status {status}: {exc}; not retrying")
+            self.checkpoint.set_reported(epoch_id, f"{status} (refused)")
             return
         if status != c.STATUS_IN_PROGRESS:
             self.checkpoint.set_reported(epoch_id, status)

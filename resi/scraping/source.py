@@ -47,6 +47,8 @@ Normalizer = Callable[[dict, datetime], dict]
 class ListingSource(Protocol):
     name: str
     version: str
+    origin: str
+    """Scheme and host of the source's listing pages (what a row's ``source_url`` must start with)."""
     normalize: Normalizer
 
     async def search(self, zipcode: str) -> SearchResult:

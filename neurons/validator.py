@@ -1,0 +1,11 @@
+"""RESI subnet 46 validator. ``python neurons/validator.py --help`` lists every flag."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from resi.validator.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Start a whole local subnet 46 with one command: SeaweedFS (S3), the simulated chain, the reference Resi
+API, the local listing site, miners and validators. After each epoch a summary table is printed.
+
+    python -m resi.localnet [--miners 3] [--validators 2] [--epoch-minutes 3] [--epochs K]
+                            [--cheaters fabricate,copy,...|all] [--run-dir DIR]
+
+Every process logs to RUN_DIR/logs/<name>.log. Ctrl-C stops everything. With --epochs K it stops after K
+validated epochs, writes RUN_DIR/summary.json and exits non-zero if a process failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+
+from loguru import logger
+
+from resi.config import HelpFormatter
+from resi.localnet.cheaters import STRATEGIES
+from resi.localnet.network import LocalNetwork, NetworkConfig
+from resi.localnet.summary import epoch_summary, render, results_of, write
+from resi.logs import setup_logging
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m resi.localnet", description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--run-dir", type=Path, default=None, help="folder for everything (default ./localnet-run/<time>)")
+    p.add_argument("--miners", type=int, default=3, help="honest miners")
+    p.add_argument("--validators", type=int, default=2, help="validators")
+    p.add_argument("--epoch-minutes", type=float, default=3.0, help="epoch length (4 hours in production)")
+    p.add_argument("--epochs", type=int, default=0, help="stop after this many validated epochs (0: run until Ctrl-C)")
+    p.add_argument("--cheaters", default="", help=f"cheating miners to add: 'all' or some of {', '.join(STRATEGIES)}")
+    p.add_argument("--scale", type=float, default=0.05, help="listing counts as a share of production (10,000)")
+    p.add_argument("--seed", default="resi", help="the listing site's world seed")
+    p.add_argument("--block-seconds", type=float, default=12.0, help="seconds per block of the simulated chain")
+    p.add_argument("--site-faults", default="", help="fault rates of the listing site, e.g. 'rate_limit=0.05,"
+                   "server_error=0.02' (see python -m resi.localnet.site --help)")
+    return p
+
+
+def parse_faults(text: str) -> dict[str, float]:
+    out = {}
+    for item in filter(None, (x.strip() for x in text.split(","))):
+        name, _, value = item.partition("=")
+        out[name.strip()] = float(value)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(name="localnet")
+    cheaters = list(STRATEGIES) if args.cheaters == "all" else [c for c in args.cheaters.split(",") if c]
+    unknown = [c for c in cheaters if c not in STRATEGIES]
+    if unknown:
+        print(f"unknown cheaters: {', '.join(unknown)} (known: {', '.join(STRATEGIES)})", file=sys.stderr)
+        return 2
+    if args.validators < 1 and args.epochs:
+        print("--epochs needs at least one validator", file=sys.stderr)
+        return 2
+    run_dir = args.run_dir or Path("localnet-run") / time.strftime("%Y%m%d-%H%M%S")
+    config = NetworkConfig(run_dir=run_dir.resolve(), epoch_minutes=args.epoch_minutes, listings_scale=args.scale,
+                           seed=args.seed, block_seconds=args.block_seconds, site_faults=parse_faults(args.site_faults))
+    net = LocalNetwork(config)
+    stopping = {"flag": False}
+
+    def on_signal(signum, frame):
+        stopping["flag"] = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    failed: list[str] = []
+    summaries: list[dict] = []
+    try:
+        net.start_infrastructure()
+        honest = [net.register(f"miner{i + 1}") for i in range(args.miners)]
+        cheats = [net.register(f"cheat-{name}") for name in cheaters]
+        validators = [net.register(f"validator{i + 1}", validator=True) for i in range(args.validators)]
+        net.start_api()
+        for p in honest:
+            net.start_miner(p)
+        for p, name in zip(cheats, cheaters):
+            if name == "nothing":
+                p.strategy = name  # registered, never uploads
+            else:
+                net.start_cheater(p, name, victim=honest[0] if honest else None)
+        for p in validators:
+            net.start_validator(p)
+        net.write_description()
+        logger.info(f"local network up: run folder {config.run_dir}, API {net.api_url}, site {net.site_url}")
+        logger.info(f"logs: {config.run_dir / 'logs'}; metagraph: python -m resi.chain.local show --chain {net.chain_path}")
+        logger.info(f"{len(honest)} miners, {len(cheats)} cheaters, {len(validators)} validators; epochs of "
+                    f"{args.epoch_minutes:g} min. Ctrl-C stops everything.")
+        deadline = time.monotonic() + (args.epochs + 3) * args.epoch_minutes * 60 + 300 if args.epochs else None
+        reported: set[str] = set()
+        while not stopping["flag"]:
+            for p in net.participants:
+                if p.process is not None and not p.process.running and p.name not in failed:
+                    failed.append(p.name)
+                    logger.error(f"{p.name} exited with code {p.process.returncode}; see {p.process.log_path}")
+            for name, proc in (("api", net.api), ("site", net.site)):
+                if proc is not None and not proc.running and name not in failed:
+                    failed.append(name)
+                    logger.error(f"{name} exited with code {proc.returncode}")
+            if validators:
+                documents = {v.name: results_of(net, v) for v in validators}
+                common = sorted(set.intersection(*(set(d) for d in documents.values())) - reported)
+                for epoch_id in common:
+                    summary = epoch_summary(net, epoch_id, {v: documents[v][epoch_id] for v in documents})
+                    summaries.append(summary)
+                    reported.add(epoch_id)
+                    print(render(summary), flush=True)
+                    write(config.run_dir / "summary.json", summaries, failed)
+            if args.epochs and len(summaries) >= args.epochs:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                logger.error(f"only {len(summaries)} of {args.epochs} epochs were validated in time")
+                failed.append("timeout")
+                break
+            time.sleep(2)
+    except Exception:
+        logger.exception("the local network failed")
+        failed.append("localnet")
+    finally:
+        logger.info("stopping every process")
+        net.stop()
+        write(config.run_dir / "summary.json", summaries, failed)
+    if failed:
+        logger.error(f"failed: {', '.join(failed)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

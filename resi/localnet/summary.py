@@ -1,0 +1,73 @@
+"""What the local network reports after each epoch: a table on the terminal and ``summary.json``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from resi.localnet.network import LocalNetwork, Participant
+
+
+def results_of(net: LocalNetwork, validator: Participant) -> dict[str, dict]:
+    """Epoch id -> that validator's validation_results.json (for every epoch it finished)."""
+    folder = net.validator_dir(validator) / "results"
+    out = {}
+    for path in sorted(folder.glob("*.json")) if folder.exists() else []:
+        try:
+            out[path.stem] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # being written
+    return out
+
+
+def _truth(miner: dict) -> str:
+    if miner.get("gate"):
+        return f"gate: {miner['gate']}"
+    if miner.get("copy"):
+        return miner["copy"]
+    if miner.get("truth_factor", 0) == 0:
+        return f"fabricated ~{miner.get('estimated_fabrication', 0):.0%}"
+    return f"ok ({miner.get('sample_size', 0)} refetched)"
+
+
+def epoch_summary(net: LocalNetwork, epoch_id: str, documents: dict[str, dict]) -> dict:
+    """The summary of one epoch from every validator's results (the first validator's scores)."""
+    validators = [p for p in net.participants if p.role == "validator"]
+    first = documents[validators[0].name]
+    by_hotkey = {m["hotkey"]: m for m in first.get("miners") or []}
+    miners = []
+    for p in net.participants:
+        if p.role != "miner":
+            continue
+        m = by_hotkey.get(p.signer.hotkey, {})
+        miners.append({
+            "name": p.name, "uid": p.uid, "hotkey": p.signer.hotkey, "cheater": p.strategy,
+            "rows_uploaded": m.get("rows_uploaded", 0), "rows_valid": m.get("rows_valid", 0),
+            "truth_check": _truth(m) if m else "not evaluated", "score": m.get("score", 0.0),
+            "weight": m.get("weight", 0.0), "reasons": m.get("reasons", {}),
+        })
+    return {
+        "epoch_id": epoch_id,
+        "miners": miners,
+        "validators": [{"name": v.name, "hotkey": v.signer.hotkey,
+                        "weights_set": bool(documents[v.name].get("weights_set")),
+                        "weights": documents[v.name].get("weights")} for v in validators],
+    }
+
+
+def render(summary: dict) -> str:
+    lines = [f"epoch {summary['epoch_id']}",
+             f"  {'miner':<16} {'uid':>3} {'rows':>6} {'valid':>6}  {'truth check':<32} {'score':>6} {'weight':>7}"]
+    for m in summary["miners"]:
+        label = m["name"] + (f" ({m['cheater']})" if m["cheater"] else "")
+        lines.append(f"  {label[:16]:<16} {m['uid']:>3} {m['rows_uploaded']:>6} {m['rows_valid']:>6}  "
+                     f"{m['truth_check'][:32]:<32} {m['score']:>6.3f} {m['weight']:>7.3f}")
+        if m["reasons"]:
+            lines.append(f"  {'':<16}     reasons: {', '.join(f'{k}={v}' for k, v in m['reasons'].items())}")
+    for v in summary["validators"]:
+        lines.append(f"  validator {v['name']}: weights {'set' if v['weights_set'] else 'NOT set'}")
+    return "\n".join(lines)
+
+
+def write(path: Path, epochs: list[dict], failed: list[str]) -> None:
+    path.write_text(json.dumps({"epochs": epochs, "failed_processes": failed}, indent=2))

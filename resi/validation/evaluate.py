@@ -1,0 +1,118 @@
+"""One miner's epoch, from downloaded bytes to a score, in two pure steps around the refetch.
+
+``prepare`` gates the files, checks every row, compares the valid rows with the snapshot and picks the
+committed sample of rows the snapshot lacks; the caller fetches that sample again (IO); ``finish`` turns
+the answers into the score and its reasons. Copies are judged across miners afterwards (``apply_copies``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from resi.validation.copies import fingerprints
+from resi.validation.gates import GateResult, Submission, check_gates
+from resi.validation.params import EpochContext, ValidationParams
+from resi.validation.rows import check_rows
+from resi.validation.scoring import completeness, epoch_score, quality
+from resi.validation.truth import Snapshot, TruthResult, choose_sample, judge, sample_seed, split_by_snapshot
+
+
+@dataclass
+class Prepared:
+    submission: Submission
+    gate: GateResult
+    rows_uploaded: int = 0
+    row_reasons: Counter = field(default_factory=Counter)
+    valid: dict[str, dict] = field(default_factory=dict)
+    truth: TruthResult | None = None
+    unverified: list[str] = field(default_factory=list)
+    sample: list[str] = field(default_factory=list)
+    prints: frozenset[int] = frozenset()
+
+
+@dataclass
+class MinerResult:
+    uid: int
+    hotkey: str
+    score: float = 0.0
+    gate: str | None = None
+    gate_detail: str = ""
+    rows_uploaded: int = 0
+    rows_valid: int = 0
+    rows_credited: int = 0
+    completeness: float = 0.0
+    quality: float = 0.0
+    truth_factor: float = 0.0
+    estimated_fabrication: float = 0.0
+    sample_size: int = 0
+    sample_fabricated: int = 0
+    sample_errors: int = 0
+    copy: str | None = None
+    reasons: dict[str, int] = field(default_factory=dict)
+    """Every reason a row or the file was rejected, with counts."""
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def prepare(sub: Submission, ctx: EpochContext, params: ValidationParams, snapshot: Snapshot,
+            block_hash: str) -> Prepared:
+    gate = check_gates(sub, ctx, params)
+    prepared = Prepared(sub, gate)
+    if not gate.passed:
+        return prepared
+    table = gate.table
+    verdicts = check_rows(table, ctx)
+    prepared.rows_uploaded = table.num_rows
+    prepared.row_reasons = verdicts.counts()
+    prepared.valid = {row["listing_id"]: row for row in table.filter(verdicts.valid_mask).to_pylist()}
+    prepared.truth, prepared.unverified = split_by_snapshot(list(prepared.valid.values()), snapshot, params)
+    seed = sample_seed(block_hash, sub.hotkey, gate.sha256)
+    prepared.sample = choose_sample(prepared.unverified, seed, params.sample_size)
+    prepared.prints = fingerprints(table)
+    return prepared
+
+
+def finish(prepared: Prepared, refetched: dict, ctx: EpochContext, snapshot: Snapshot,
+           params: ValidationParams) -> MinerResult:
+    sub = prepared.submission
+    result = MinerResult(uid=sub.uid, hotkey=sub.hotkey)
+    if not prepared.gate.passed:
+        result.gate, result.gate_detail = prepared.gate.reason, prepared.gate.detail
+        result.reasons = {prepared.gate.reason: 1}
+        return result
+    truth = judge(prepared.truth, prepared.valid, prepared.unverified, prepared.sample, refetched, params)
+    credited: Counter = Counter(prepared.valid[i]["zipcode"] for i in truth.credited_ids)
+    invalid = sum(prepared.row_reasons.values())
+    result.rows_uploaded = prepared.rows_uploaded
+    result.rows_valid = len(prepared.valid)
+    result.rows_credited = len(truth.credited_ids)
+    result.completeness = round(completeness(credited, ctx.expected, snapshot.counts), 6)
+    result.quality = round(quality(prepared.rows_uploaded, invalid, params.invalid_penalty), 6)
+    result.truth_factor = round(truth.factor, 6)
+    result.estimated_fabrication = round(truth.estimated_rate, 6)
+    result.sample_size = len(truth.sample)
+    result.sample_fabricated = truth.sample_fabricated
+    result.sample_errors = truth.sample_errors
+    reasons = Counter(prepared.row_reasons)
+    for name, count in truth.mismatches.items():
+        reasons[f"mismatch:{name}"] += count
+    if truth.sample_fabricated:
+        reasons["not_found_or_different_at_source"] += truth.sample_fabricated
+    if truth.factor == 0:
+        reasons["fabrication_over_threshold"] += 1
+    result.reasons = dict(sorted(reasons.items()))
+    result.score = epoch_score(result.completeness, result.quality, result.truth_factor)
+    return result
+
+
+def apply_copies(results: list[MinerResult], copies: dict[str, str]) -> None:
+    """Zero the score of every copy, with the reason."""
+    for result in results:
+        reason = copies.get(result.hotkey)
+        if reason:
+            result.copy = reason
+            result.truth_factor = 0.0
+            result.score = 0.0
+            result.reasons = dict(sorted({**result.reasons, reason.split(":")[0]: 1}.items()))

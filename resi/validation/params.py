@@ -1,0 +1,44 @@
+"""Validation parameters and the epoch context every check needs. Pure data; no IO here or below.
+
+The defaults are consensus values: validators that keep them agree on every score. ``docs/scoring.md``
+derives the sample size and threshold from the detection and false-alarm probabilities they give.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from resi.listings.files import ReadLimits
+
+
+@dataclass(frozen=True)
+class ValidationParams:
+    sample_size: int = 30
+    """Rows the snapshot lacks that are fetched again by id, per miner (all of them when fewer)."""
+    fabrication_threshold: float = 0.05
+    """Estimated share of fabricated rows above which the epoch scores 0."""
+    copy_overlap: float = 0.5
+    """Share of a miner's row fingerprints owned by an earlier upload that marks it a copy."""
+    invalid_penalty: float = 10.0
+    """quality = 1 - penalty x (invalid rows / rows): 10% invalid rows and quality is 0."""
+    price_tolerance: float = 0.10
+    """Relative price difference tolerated against the validator's own scrape (price cuts drift)."""
+    days_on_market_tolerance: int = 2
+    sqft_tolerance: float = 0.02
+    coordinate_tolerance: float = 0.01
+    ema_alpha: float = 0.3
+    limits: ReadLimits = ReadLimits()
+
+
+@dataclass(frozen=True)
+class EpochContext:
+    epoch_id: str
+    nonce: str
+    start: datetime
+    deadline: datetime
+    expected: dict[str, int]
+    """Zipcode -> expected listings, from the assignment."""
+    tolerance_percent: float
+    source_origin: str
+    """Where listings must come from, e.g. ``https://www.realtor.com``."""

@@ -1,0 +1,135 @@
+"""The validator's flags, wiring and signal handling (``neurons/validator.py`` calls :func:`main`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from loguru import logger
+
+from resi.api.client import ResiApiClient
+from resi.chain import KeyLoadError, load_signer, open_chain
+from resi.config import HelpFormatter, SharedConfig, add_shared_args, env, env_float
+from resi.listings.files import ReadLimits
+from resi.logs import register_secret, setup_logging
+from resi.scraping.realtor import RealtorSource
+from resi.validation.params import ValidationParams
+from resi.validator.downloads import DownloadLimits
+from resi.validator.loop import Validator, ValidatorConfig
+from resi.validator.state import ValidatorState
+
+DESCRIPTION = """RESI subnet 46 validator: after every epoch, fetch each miner's upload, gate and check it, compare
+every row with its own scrape of the source, re-fetch a committed random sample, score, keep an EMA, set
+weights and upload validation_results.json.
+
+  python neurons/validator.py --wallet.name NAME --wallet.hotkey HOTKEY [--subtensor.network finney]
+"""
+
+MB = 1024 * 1024
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="neurons/validator.py", description=DESCRIPTION, formatter_class=HelpFormatter)
+    add_shared_args(p)
+    v = p.add_argument_group("validator")
+    v.add_argument("--validator.data_dir", dest="data_dir", default=env("RESI_VALIDATOR_DATA_DIR"),
+                   help="folder for the state database and the results (default ~/.resi/validator/<hotkey>) "
+                   "[env RESI_VALIDATOR_DATA_DIR]")
+    v.add_argument("--validator.grace", dest="grace", type=float, default=env_float("RESI_VALIDATOR_GRACE", default=600.0),
+                   help="seconds after an epoch's deadline before validating it [env RESI_VALIDATOR_GRACE]")
+    v.add_argument("--validator.max_lag", dest="max_lag", type=float, default=None,
+                   help="skip an epoch not reached within this many seconds of its deadline (default: one epoch)")
+    v.add_argument("--validator.poll_interval", dest="poll_interval", type=float, default=60.0,
+                   help="seconds between checks for a finished epoch")
+    v.add_argument("--validator.download_concurrency", dest="download_concurrency", type=int, default=8,
+                   help="miners downloaded at once")
+    v.add_argument("--validator.download_timeout", dest="download_timeout", type=float, default=180.0,
+                   help="seconds one miner's download may take before the miner scores 0 for the epoch")
+    v.add_argument("--validator.max_listings_mb", dest="max_listings_mb", type=float, default=64.0,
+                   help="byte cap of a listings.parquet, in MB")
+    v.add_argument("--validator.max_metadata_kb", dest="max_metadata_kb", type=float, default=1024.0,
+                   help="byte cap of a metadata.json, in KB")
+    v.add_argument("--validator.max_rows", dest="max_rows", type=int, default=200_000,
+                   help="rows a listings.parquet may have (checked from its footer)")
+    v.add_argument("--validator.max_decoded_mb", dest="max_decoded_mb", type=float, default=512.0,
+                   help="decoded size a listings.parquet may have, in MB (checked from its footer, then per batch)")
+    v.add_argument("--validator.refetch_concurrency", dest="refetch_concurrency", type=int, default=4,
+                   help="listings fetched again at once for the truth check")
+    s = p.add_argument_group("scoring (consensus values: change only with the subnet)")
+    defaults = ValidationParams()
+    s.add_argument("--scoring.sample_size", dest="sample_size", type=int, default=defaults.sample_size,
+                   help="rows the snapshot lacks that are fetched again per miner")
+    s.add_argument("--scoring.ema_alpha", dest="ema_alpha", type=float, default=defaults.ema_alpha,
+                   help="weight of the newest epoch in the EMA")
+    s.add_argument("--scoring.fabrication_threshold", dest="fabrication_threshold", type=float,
+                   default=defaults.fabrication_threshold, help="estimated fabricated share above which a miner scores 0")
+    src = p.add_argument_group("listing source (the validator's own scrape and refetches)")
+    src.add_argument("--source.url", dest="source_url", default=env("RESI_SOURCE_URL"),
+                     help="site origin; default Realtor.com [env RESI_SOURCE_URL]")
+    src.add_argument("--source.proxy", dest="source_proxy", default=env("RESI_PROXY_URL"),
+                     help="HTTP(S) proxy URL, credentials included; prefer the environment [env RESI_PROXY_URL]")
+    src.add_argument("--source.max_rps", dest="source_max_rps", type=float,
+                     default=env_float("RESI_SOURCE_MAX_RPS", default=4.0), help="requests per second, at most")
+    src.add_argument("--source.timeout", dest="source_timeout", type=float, default=15.0,
+                     help="seconds before one request to the source is abandoned (then retried)")
+    return p
+
+
+async def serve(validator: Validator, api: ResiApiClient, source: RealtorSource, chain) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    task = asyncio.create_task(validator.run(stop))
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    logger.info("stopping (scores are committed per epoch; an unfinished epoch resumes on restart)")
+    source.close()
+    task.cancel()
+    await asyncio.gather(task, stopper, return_exceptions=True)
+    await api.close()
+    await chain.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    shared = SharedConfig.from_args(args)
+    setup_logging(shared.debug, shared.trace, shared.log_file, name="validator")
+    register_secret(args.source_proxy)
+    try:
+        signer = load_signer(shared.wallet_name, shared.wallet_hotkey, shared.wallet_path)
+    except KeyLoadError as exc:
+        logger.error(str(exc))
+        return 2
+    data_dir = Path(args.data_dir or f"~/.resi/validator/{signer.hotkey}").expanduser()
+    params = ValidationParams(
+        sample_size=args.sample_size, ema_alpha=args.ema_alpha, fabrication_threshold=args.fabrication_threshold,
+        limits=ReadLimits(max_file_bytes=int(args.max_listings_mb * MB), max_rows=args.max_rows,
+                          max_decoded_bytes=int(args.max_decoded_mb * MB),
+                          max_metadata_bytes=int(args.max_metadata_kb * 1024)),
+    )
+    config = ValidatorConfig(
+        data_dir=data_dir, grace=args.grace, max_lag=args.max_lag, download_concurrency=args.download_concurrency,
+        refetch_concurrency=args.refetch_concurrency, poll_interval=args.poll_interval,
+        limits=DownloadLimits(max_listings_bytes=int(args.max_listings_mb * MB),
+                              max_metadata_bytes=int(args.max_metadata_kb * 1024),
+                              per_miner_timeout=args.download_timeout),
+        params=params,
+    )
+    chain = open_chain(shared.chain_spec, shared.netuid, hotkey=signer.hotkey,
+                       wallet=(shared.wallet_name, shared.wallet_hotkey, shared.wallet_path))
+    api = ResiApiClient(shared.api_url, signer, timeout=shared.api_timeout)
+    source = RealtorSource(args.source_url, proxy=args.source_proxy, max_rps=args.source_max_rps,
+                           timeout=args.source_timeout)
+    validator = Validator(signer.hotkey, api, chain, source, ValidatorState(data_dir / "state.db"), config)
+    logger.info(f"validator {signer.hotkey} (netuid {shared.netuid}, chain {shared.chain_spec}) against "
+                f"{shared.api_url}, source {source.origin}, data in {data_dir}")
+    asyncio.run(serve(validator, api, source, chain))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

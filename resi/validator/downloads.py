@@ -1,0 +1,108 @@
+"""Fetching miners' epoch folders through presigned URLs, with bounded concurrency, byte caps and deadlines.
+
+Each miner gets its own time budget: a slow or huge miner times out (and scores 0 for the epoch) without
+holding up the others. ``submissions`` yields them one at a time, downloading at most ``concurrency`` ahead,
+so memory holds the miner being evaluated plus the few in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+from loguru import logger
+
+from resi import constants as c
+from resi.api.client import ResiApiClient
+from resi.api.errors import ApiError
+from resi.storage import ObjectTooLarge, StorageError, download, list_objects
+from resi.validation.gates import Submission
+
+
+@dataclass(frozen=True)
+class DownloadLimits:
+    max_listings_bytes: int = 64 * 1024 * 1024
+    max_metadata_bytes: int = 1024 * 1024
+    per_miner_timeout: float = 180.0
+    attempts: int = 3
+
+
+async def fetch_submission(api: ResiApiClient, session: aiohttp.ClientSession, uid: int, hotkey: str, epoch_id: str,
+                           limits: DownloadLimits) -> Submission:
+    """What ``hotkey`` uploaded for ``epoch_id`` (the reason code in ``fetch_error`` when it cannot be read)."""
+    access = await api.miner_access(hotkey, epoch_id)
+    if not access.epoch_list_url or not access.epoch_prefix:
+        raise ApiError(None, ["the API gave no epoch list URL (it lacks the epoch_id extension)"])
+
+    async def renew(token: str) -> str:
+        return (await api.miner_access(hotkey, epoch_id, continuation_token=token)).epoch_list_url
+
+    listing = await list_objects(session, access.epoch_list_url, renew=renew, max_pages=5)
+    objects = {o.key: o for o in listing.objects}
+    lkey, mkey = access.epoch_prefix + c.LISTINGS_FILE, access.epoch_prefix + c.METADATA_FILE
+    listed, meta = objects.get(lkey), objects.get(mkey)
+    if listed is None and meta is None:
+        return Submission(hotkey, uid)
+    caps = {c.LISTINGS_FILE: limits.max_listings_bytes, c.METADATA_FILE: limits.max_metadata_bytes}
+    for name, obj in ((c.LISTINGS_FILE, listed), (c.METADATA_FILE, meta)):
+        if obj is not None and obj.size > caps[name]:
+            return Submission(hotkey, uid, fetch_error="file_too_large")
+    bodies: dict[str, bytes | None] = {}
+    for name, obj in ((c.LISTINGS_FILE, listed), (c.METADATA_FILE, meta)):
+        if obj is None:
+            bodies[name] = None
+            continue
+        try:
+            bodies[name] = await download(session, access.files[name], caps[name])
+        except ObjectTooLarge:
+            return Submission(hotkey, uid, fetch_error="file_too_large")
+    return Submission(
+        hotkey, uid, listings=bodies[c.LISTINGS_FILE], metadata=bodies[c.METADATA_FILE],
+        listings_modified=listed.last_modified if listed else None,
+        metadata_modified=meta.last_modified if meta else None,
+    )
+
+
+async def _fetch_bounded(api: ResiApiClient, session: aiohttp.ClientSession, uid: int, hotkey: str, epoch_id: str,
+                         limits: DownloadLimits) -> Submission:
+    last = "download_failed"
+    for attempt in range(limits.attempts):
+        try:
+            return await asyncio.wait_for(fetch_submission(api, session, uid, hotkey, epoch_id, limits),
+                                          timeout=limits.per_miner_timeout)
+        except asyncio.TimeoutError:
+            logger.warning(f"uid {uid}: download took over {limits.per_miner_timeout:g} s")
+            return Submission(hotkey, uid, fetch_error="download_timeout")
+        except (StorageError, ApiError) as exc:
+            last = "download_failed"
+            logger.warning(f"uid {uid}: download attempt {attempt + 1} failed: {exc}")
+            await asyncio.sleep(min(10.0, 2.0**attempt))
+    return Submission(hotkey, uid, fetch_error=last)
+
+
+async def submissions(api: ResiApiClient, miners: list[tuple[int, str]], epoch_id: str, limits: DownloadLimits,
+                      concurrency: int) -> AsyncIterator[Submission]:
+    """Every miner's submission, as downloads finish; never more than ``concurrency`` downloaded ahead."""
+    queue: asyncio.Queue = asyncio.Queue(maxsize=1)
+    semaphore = asyncio.Semaphore(max(1, concurrency))
+    done = object()
+
+    async with aiohttp.ClientSession() as session:
+        async def one(uid: int, hotkey: str) -> None:
+            async with semaphore:
+                sub = await _fetch_bounded(api, session, uid, hotkey, epoch_id, limits)
+                await queue.put(sub)
+
+        async def all_of_them() -> None:
+            await asyncio.gather(*(one(uid, hk) for uid, hk in miners))
+            await queue.put(done)
+
+        producer = asyncio.create_task(all_of_them())
+        try:
+            while (item := await queue.get()) is not done:
+                yield item
+        finally:
+            producer.cancel()
+            await asyncio.gather(producer, return_exceptions=True)

@@ -1,0 +1,274 @@
+"""The validator's loop: after each epoch's deadline (plus a grace period), once per epoch, also across
+restarts: fix the epoch's inputs, take its own snapshot of the assigned zipcodes, fetch and judge every
+miner, fold the scores into the EMA, set weights, upload and keep ``validation_results.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import pyarrow as pa
+from loguru import logger
+
+from resi import constants as c
+from resi.api.client import ResiApiClient
+from resi.api.errors import ApiError
+from resi.api.models import Assignment
+from resi.chain.base import Chain, ChainError
+from resi.epochs import epoch_id as format_epoch_id
+from resi.epochs import iso_z, parse_iso, utcnow
+from resi.scraping.pipeline import Pipeline
+from resi.scraping.source import ListingSource, SourceError
+from resi.storage import StorageError, upload_post
+from resi.validation.copies import Upload, find_copies
+from resi.validation.evaluate import MinerResult, apply_copies, finish, prepare
+from resi.validation.params import EpochContext, ValidationParams
+from resi.validation.scoring import update_ema, weights
+from resi.validation.truth import FETCH_FAILED, Snapshot
+from resi.validator.downloads import DownloadLimits, submissions
+from resi.validator.state import ValidatorState
+
+
+@dataclass(frozen=True)
+class ValidatorConfig:
+    data_dir: Path
+    grace: float = 600.0
+    """Seconds after an epoch's deadline before it is validated (uploads settle, the seed block exists)."""
+    max_lag: float | None = None
+    """An epoch older than this (seconds after its deadline) is skipped: its listings have moved on.
+    Default: one epoch length."""
+    download_concurrency: int = 8
+    refetch_concurrency: int = 4
+    poll_interval: float = 60.0
+    weight_attempts: int = 3
+    limits: DownloadLimits = DownloadLimits()
+    params: ValidationParams = field(default_factory=ValidationParams)
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    if seconds > 0 and not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
+
+
+class Validator:
+    def __init__(self, hotkey: str, api: ResiApiClient, chain: Chain, source: ListingSource, state: ValidatorState,
+                 config: ValidatorConfig):
+        self.hotkey = hotkey
+        self.api = api
+        self.chain = chain
+        self.source = source
+        self.state = state
+        self.config = config
+        self._upload_attempts: dict[str, int] = {}
+        self._schedule: tuple[datetime, datetime] | None = None
+
+    # --- scheduling -----------------------------------------------------------------------------------------------
+
+    async def _epochs(self) -> tuple[str, datetime, datetime]:
+        """(previous epoch id, its end, the current epoch's end), from the API's public statistics once per
+        epoch: in between, the schedule is known."""
+        if self._schedule is None or utcnow() >= self._schedule[1]:
+            stats = (await self.api.stats()).model_dump()
+            try:
+                current = stats["epochStatus"]["currentEpoch"]
+                self._schedule = (parse_iso(current["startTime"]), parse_iso(current["endTime"]))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ApiError(None, [f"stats without a current epoch: {exc!r}"]) from None
+        start, end = self._schedule
+        return format_epoch_id(start - (end - start)), start, end
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            wait = self.config.poll_interval
+            try:
+                await self.settle_latest()
+                for epoch_id in self.state.unfinished():  # killed mid-epoch: finish it with its stored inputs
+                    logger.info(f"epoch {epoch_id}: resuming an unfinished validation")
+                    await self.process(epoch_id)
+                previous, previous_end, current_end = await self._epochs()
+                ready_at = previous_end + timedelta(seconds=self.config.grace)
+                max_lag = self.config.max_lag or (current_end - previous_end).total_seconds()
+                now = utcnow()
+                if not self.state.finished(previous):
+                    if now < ready_at:
+                        wait = min(wait, (ready_at - now).total_seconds())
+                    elif (now - previous_end).total_seconds() > max_lag and self.state.epoch(previous) is None:
+                        logger.warning(f"epoch {previous}: too old to validate now; skipped")
+                        self.state.skip(previous, "too old when the validator got to it")
+                        continue
+                    else:
+                        await self.process(previous)
+                        continue
+                else:
+                    wait = min(wait, (current_end + timedelta(seconds=self.config.grace) - now).total_seconds())
+            except (ApiError, ChainError, SourceError) as exc:
+                logger.error(f"validator: {exc}; retrying in {wait:g} s")
+            except Exception:
+                logger.exception("unexpected error in the validator loop; continuing")
+            await _pause(stop, max(1.0, wait))
+
+    # --- one epoch ----------------------------------------------------------------------------------------------------
+
+    async def process(self, epoch_id: str) -> list[MinerResult] | None:
+        """Validate ``epoch_id`` end to end (idempotent: a finished epoch is never counted again)."""
+        try:
+            assignment = await self.api.epoch_assignment(epoch_id)
+        except ApiError as exc:
+            if exc.status == 404:
+                logger.info(f"epoch {epoch_id}: no assignment was made; nothing to validate")
+                self.state.skip(epoch_id, "no assignment")
+                return None
+            raise
+        record = await self._begin(assignment)
+        ctx = EpochContext(epoch_id=epoch_id, nonce=assignment.nonce, start=assignment.epoch_start,
+                           deadline=assignment.submission_deadline, expected=assignment.expected(),
+                           tolerance_percent=assignment.tolerance_percent, source_origin=self.source.origin)
+        snapshot = await self._snapshot(assignment)
+        miners = [tuple(m) for m in record["metagraph"]]
+        logger.info(f"epoch {epoch_id}: validating {len(miners)} uids, seed block {record['block']}, snapshot of "
+                    f"{len(snapshot.rows)} listings")
+        results: list[MinerResult] = []
+        uploads: list[Upload] = []
+        params = self.config.params
+        async for sub in submissions(self.api, miners, epoch_id, self.config.limits, self.config.download_concurrency):
+            prepared = prepare(sub, ctx, params, snapshot, record["block_hash"])
+            refetched = await self._refetch(epoch_id, prepared.sample)
+            result = finish(prepared, refetched, ctx, snapshot, params)
+            results.append(result)
+            if prepared.gate.passed:
+                uploads.append(Upload(sub.hotkey, sub.listings_modified, prepared.gate.sha256, prepared.prints))
+            logger.info(f"epoch {epoch_id}: uid {sub.uid} score {result.score:.4f} "
+                        f"({result.gate or 'ok'}; {result.rows_valid}/{result.rows_uploaded} valid rows)")
+        apply_copies(results, find_copies(uploads, params.copy_overlap))
+        results.sort(key=lambda r: r.uid)
+        scores = {uid: (hk, 0.0) for uid, hk in miners}
+        scores.update({r.uid: (r.hotkey, r.score) for r in results})
+        ema = update_ema(self.state.ema(), scores, params.ema_alpha)
+        target = weights(ema)
+        rows = [dict(r.as_dict(), ema=ema.get(r.uid, (r.hotkey, 0.0))[1],
+                     weight=dict(zip(*target)).get(r.uid, 0.0)) for r in results]
+        if not self.state.commit(epoch_id, rows, ema, target):
+            logger.info(f"epoch {epoch_id}: already counted")
+        await self.settle_latest()
+        return results
+
+    async def _begin(self, assignment: Assignment) -> dict:
+        """The epoch's fixed inputs: stored ones on a restart, else the metagraph and the seed block now."""
+        record = self.state.epoch(assignment.epoch_id)
+        if record is not None and record["block_hash"]:
+            return record
+        graph = await self.chain.metagraph()
+        block = await self.chain.first_block_at(assignment.submission_deadline.timestamp() + 1)
+        for _ in range(900):  # the seed block comes within a few block times of the deadline
+            if await self.chain.block() >= block:
+                break
+            await asyncio.sleep(1)  # noqa: ASYNC110 - polling the chain head
+        else:
+            raise ChainError(f"block {block} did not arrive within 15 minutes")
+        block_hash = await self.chain.block_hash(block)
+        return self.state.begin(assignment.epoch_id, block, block_hash, [(n.uid, n.hotkey) for n in graph.neurons])
+
+    async def _snapshot(self, assignment: Assignment) -> Snapshot:
+        """The validator's own scrape of the assigned zipcodes (taken once per epoch, kept across restarts)."""
+        stored = self.state.snapshot(assignment.epoch_id)
+        if stored is None:
+            pipeline = Pipeline(self.source, concurrency=4, zipcode_attempts=3, retry_pause=5.0)
+            outcomes = await pipeline.run([z.zipcode for z in assignment.zipcodes], quiet=True)
+            table = pa.concat_tables([o.rows for o in outcomes])
+            counts = {o.zipcode: (o.rows.num_rows if o.ok else None) for o in outcomes}
+            self.state.save_snapshot(assignment.epoch_id, table, counts)
+            stored = (table, counts)
+        table, counts = stored
+        return Snapshot({row["listing_id"]: row for row in table.to_pylist()}, counts)
+
+    async def _refetch(self, epoch_id: str, ids: list[str]) -> dict:
+        """The source's answer for each id (cached per epoch, shared by every miner)."""
+        cache = self.state.refetched(epoch_id)
+        missing = [i for i in ids if i not in cache]
+        semaphore = asyncio.Semaphore(self.config.refetch_concurrency)
+        scraped_at = utcnow()
+
+        async def one(listing_id: str) -> None:
+            async with semaphore:
+                try:
+                    record = await self.source.fetch(listing_id)
+                except SourceError:
+                    outcome = FETCH_FAILED
+                else:
+                    try:
+                        outcome = None if record is None else self.source.normalize(record, scraped_at)
+                    except Exception:  # a record the normalizer drops is no listing
+                        outcome = None
+                self.state.save_refetch(epoch_id, listing_id, outcome)
+                cache[listing_id] = outcome
+
+        await asyncio.gather(*(one(i) for i in missing))
+        return {i: cache[i] for i in ids}
+
+    # --- weights and results -------------------------------------------------------------------------------------
+
+    async def settle_latest(self) -> None:
+        """Set the weights, write and upload the results of the newest counted epoch, where not done yet."""
+        record = self.state.latest_done()
+        if record is None:
+            return
+        epoch_id = record["epoch_id"]
+        results_path = self.config.data_dir / "results" / f"{epoch_id}.json"
+        if record["weights_set"] and results_path.exists() and (
+                record["results_uploaded"] or self._upload_attempts.get(epoch_id, 0) >= 3):
+            return
+        weights_set = record["weights_set"] or await self._set_weights(epoch_id, record["weights"])
+        document = {
+            "epoch_id": epoch_id, "validator": self.hotkey, "block": record["block"], "block_hash": record["block_hash"],
+            "params": {k: v for k, v in self.config.params.__dict__.items() if k != "limits"},
+            "weights": record["weights"], "weights_set": weights_set, "miners": record["results"],
+            "written_at": iso_z(utcnow()),
+        }
+        results_path.parent.mkdir(parents=True, exist_ok=True)
+        results_path.write_text(json.dumps(document, indent=2))
+        if not record["results_uploaded"] and self._upload_attempts.get(epoch_id, 0) < 3:
+            self._upload_attempts[epoch_id] = self._upload_attempts.get(epoch_id, 0) + 1
+            await self._upload_results(epoch_id, results_path.read_bytes())
+
+    async def _set_weights(self, epoch_id: str, target: dict) -> bool:
+        uids, values = target["uids"], target["weights"]
+        if not uids:
+            logger.warning(f"epoch {epoch_id}: every score is 0; no weights to set")
+            self.state.mark(epoch_id, weights_set=True)
+            return False
+        for attempt in range(self.config.weight_attempts):
+            try:
+                outcome = await self.chain.set_weights(uids, values, c.WEIGHTS_VERSION_KEY)
+            except ChainError as exc:
+                outcome = None
+                message = str(exc)
+            else:
+                message = outcome.message
+            if outcome is not None and outcome.success:
+                logger.info(f"epoch {epoch_id}: weights set on {len(uids)} uids")
+                self.state.mark(epoch_id, weights_set=True)
+                return True
+            logger.warning(f"epoch {epoch_id}: setting weights failed ({message}), attempt {attempt + 1}")
+            await asyncio.sleep(random.uniform(1, 3) * (attempt + 1))
+        return False
+
+    async def _upload_results(self, epoch_id: str, body: bytes) -> None:
+        try:
+            access = await self.api.validator_upload_access(epoch_id)
+            async with aiohttp.ClientSession() as session:
+                await upload_post(session, access.url, access.fields, access.folder + c.VALIDATION_RESULTS_FILE, body)
+        except (ApiError, StorageError) as exc:
+            logger.warning(f"epoch {epoch_id}: results not uploaded ({exc}); kept at {self.config.data_dir / 'results'}")
+            return
+        self.state.mark(epoch_id, results_uploaded=True)
+        logger.info(f"epoch {epoch_id}: results uploaded to {access.folder}{c.VALIDATION_RESULTS_FILE}")
+

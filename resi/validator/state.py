@@ -1,0 +1,157 @@
+"""The validator's durable state in SQLite: per epoch the inputs fixed at its start (seed block, block hash,
+metagraph), the snapshot, every refetch answer, the results; the EMA per uid; what was set and uploaded.
+
+The EMA and the epoch's "done" mark change in one transaction, so a crash can never count an epoch twice
+or lose one; the stored inputs make a restarted validator reach the same scores as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import closing
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from resi.listings.schema import READ_SCHEMA
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS epochs (
+    epoch_id TEXT PRIMARY KEY, status TEXT NOT NULL, block INTEGER, block_hash TEXT, metagraph TEXT,
+    results TEXT, weights TEXT, weights_set INTEGER NOT NULL DEFAULT 0, results_uploaded INTEGER NOT NULL DEFAULT 0,
+    detail TEXT, started_at REAL NOT NULL, finished_at REAL
+);
+CREATE TABLE IF NOT EXISTS ema (uid INTEGER PRIMARY KEY, hotkey TEXT NOT NULL, value REAL NOT NULL, epoch_id TEXT);
+CREATE TABLE IF NOT EXISTS snapshots (epoch_id TEXT PRIMARY KEY, rows BLOB NOT NULL, counts TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS refetch (
+    epoch_id TEXT NOT NULL, listing_id TEXT NOT NULL, outcome TEXT NOT NULL, PRIMARY KEY (epoch_id, listing_id)
+);
+"""
+
+PROCESSING, DONE, SKIPPED = "processing", "done", "skipped"
+
+
+class ValidatorState:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def _db(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.executescript(_SCHEMA)
+        return conn
+
+    # --- epochs ---------------------------------------------------------------------------------------------------
+
+    def epoch(self, epoch_id: str) -> dict | None:
+        with closing(self._db()) as db:
+            row = db.execute("SELECT status, block, block_hash, metagraph, results, weights, weights_set, "
+                             "results_uploaded, detail FROM epochs WHERE epoch_id=?", (epoch_id,)).fetchone()
+        if row is None:
+            return None
+        return {"epoch_id": epoch_id, "status": row[0], "block": row[1], "block_hash": row[2],
+                "metagraph": json.loads(row[3]) if row[3] else None, "results": json.loads(row[4]) if row[4] else None,
+                "weights": json.loads(row[5]) if row[5] else None, "weights_set": bool(row[6]),
+                "results_uploaded": bool(row[7]), "detail": row[8]}
+
+    def begin(self, epoch_id: str, block: int, block_hash: str, metagraph: list[tuple[int, str]]) -> dict:
+        """Fix the epoch's inputs (the first call wins: a restart reuses them)."""
+        with closing(self._db()) as db:
+            db.execute("INSERT OR IGNORE INTO epochs (epoch_id, status, block, block_hash, metagraph, started_at)"
+                       " VALUES (?, ?, ?, ?, ?, ?)",
+                       (epoch_id, PROCESSING, block, block_hash, json.dumps(metagraph), time.time()))
+        return self.epoch(epoch_id)
+
+    def skip(self, epoch_id: str, detail: str) -> None:
+        with closing(self._db()) as db:
+            db.execute("INSERT INTO epochs (epoch_id, status, detail, started_at, finished_at) VALUES (?, ?, ?, ?, ?)"
+                       " ON CONFLICT(epoch_id) DO UPDATE SET status=excluded.status, detail=excluded.detail,"
+                       " finished_at=excluded.finished_at WHERE epochs.status != 'done'",
+                       (epoch_id, SKIPPED, detail, time.time(), time.time()))
+
+    def finished(self, epoch_id: str) -> bool:
+        record = self.epoch(epoch_id)
+        return record is not None and record["status"] in (DONE, SKIPPED)
+
+    def commit(self, epoch_id: str, results: list[dict], ema: dict[int, tuple[str, float]],
+               weights: tuple[list[int], list[float]]) -> bool:
+        """Mark the epoch done and replace the EMA, atomically; False (and nothing changed) if already done."""
+        with closing(self._db()) as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                status = db.execute("SELECT status FROM epochs WHERE epoch_id=?", (epoch_id,)).fetchone()
+                if status is not None and status[0] == DONE:
+                    db.execute("ROLLBACK")
+                    return False
+                db.execute("DELETE FROM ema")
+                db.executemany("INSERT INTO ema VALUES (?, ?, ?, ?)",
+                               [(uid, hk, value, epoch_id) for uid, (hk, value) in ema.items()])
+                db.execute("UPDATE epochs SET status=?, results=?, weights=?, finished_at=? WHERE epoch_id=?",
+                           (DONE, json.dumps(results), json.dumps({"uids": weights[0], "weights": weights[1]}),
+                            time.time(), epoch_id))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return True
+
+    def mark(self, epoch_id: str, *, weights_set: bool | None = None, results_uploaded: bool | None = None) -> None:
+        with closing(self._db()) as db:
+            if weights_set is not None:
+                db.execute("UPDATE epochs SET weights_set=? WHERE epoch_id=?", (int(weights_set), epoch_id))
+            if results_uploaded is not None:
+                db.execute("UPDATE epochs SET results_uploaded=? WHERE epoch_id=?", (int(results_uploaded), epoch_id))
+
+    def unfinished(self) -> list[str]:
+        """Epochs begun but not counted (the validator stopped in the middle), oldest first."""
+        with closing(self._db()) as db:
+            return [r[0] for r in db.execute("SELECT epoch_id FROM epochs WHERE status=? ORDER BY started_at",
+                                             (PROCESSING,))]
+
+    def latest_done(self) -> dict | None:
+        with closing(self._db()) as db:
+            row = db.execute("SELECT epoch_id FROM epochs WHERE status=? ORDER BY finished_at DESC LIMIT 1",
+                             (DONE,)).fetchone()
+        return self.epoch(row[0]) if row else None
+
+    def ema(self) -> dict[int, tuple[str, float]]:
+        with closing(self._db()) as db:
+            return {uid: (hk, value) for uid, hk, value in db.execute("SELECT uid, hotkey, value FROM ema")}
+
+    # --- snapshot and refetches ------------------------------------------------------------------------------------
+
+    def save_snapshot(self, epoch_id: str, rows: pa.Table, counts: dict[str, int | None]) -> None:
+        sink = pa.BufferOutputStream()
+        pq.write_table(rows.cast(READ_SCHEMA), sink, compression="zstd")
+        with closing(self._db()) as db:
+            db.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)",
+                       (epoch_id, sink.getvalue().to_pybytes(), json.dumps(counts)))
+
+    def snapshot(self, epoch_id: str) -> tuple[pa.Table, dict[str, int | None]] | None:
+        with closing(self._db()) as db:
+            row = db.execute("SELECT rows, counts FROM snapshots WHERE epoch_id=?", (epoch_id,)).fetchone()
+        if row is None:
+            return None
+        return pq.read_table(pa.BufferReader(row[0])).cast(READ_SCHEMA), json.loads(row[1])
+
+    def refetched(self, epoch_id: str) -> dict[str, dict | str | None]:
+        with closing(self._db()) as db:
+            rows = db.execute("SELECT listing_id, outcome FROM refetch WHERE epoch_id=?", (epoch_id,)).fetchall()
+        return {listing_id: json.loads(outcome) for listing_id, outcome in rows}
+
+    def save_refetch(self, epoch_id: str, listing_id: str, outcome: dict | str | None) -> None:
+        with closing(self._db()) as db:
+            db.execute("INSERT OR REPLACE INTO refetch VALUES (?, ?, ?)", (epoch_id, listing_id, json.dumps(outcome)))
+
+    def prune(self, keep_epochs: int = 50) -> None:
+        """Drop snapshots and refetch answers of all but the newest ``keep_epochs`` epochs."""
+        with closing(self._db()) as db:
+            old = [r[0] for r in db.execute("SELECT epoch_id FROM epochs ORDER BY started_at DESC LIMIT -1 OFFSET ?",
+                                            (keep_epochs,))]
+            for epoch_id in old:
+                db.execute("DELETE FROM snapshots WHERE epoch_id=?", (epoch_id,))
+                db.execute("DELETE FROM refetch WHERE epoch_id=?", (epoch_id,))
