@@ -167,3 +167,30 @@ def test_download_of_an_endless_undeclared_body_stops_at_the_cap():
 
     run(go())
     assert sent["bytes"] < 10_000_000
+
+
+def test_seaweedfs_dies_with_a_killed_parent(tmp_path):
+    """A launcher that is SIGKILLed leaves no weed process behind."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.helpers import PYTHON
+
+    code = ("import sys, time; from pathlib import Path; from resi.storage.seaweed import LocalS3; "
+            f"s3 = LocalS3(Path({str(tmp_path)!r})).start(); print(s3.process.pid, flush=True); time.sleep(600)")
+    parent = subprocess.Popen([PYTHON, "-c", code], stdout=subprocess.PIPE, text=True)
+    weed_pid = int(parent.stdout.readline())
+    os.kill(weed_pid, 0)  # running
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(10)
+    for _ in range(100):
+        try:
+            os.kill(weed_pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(weed_pid, signal.SIGKILL)
+        raise AssertionError("weed outlived its parent")

@@ -14,7 +14,7 @@ from resi.listings.files import ReadLimits
 
 @dataclass(frozen=True)
 class ValidationParams:
-    sample_size: int = 30
+    sample_size: int = 50
     """Rows the snapshot lacks that are fetched again by id, per miner (all of them when fewer)."""
     fabrication_threshold: float = 0.05
     """Estimated share of fabricated rows above which the epoch scores 0."""
