@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from resi.api.models import Assignment
 from resi.listings.schema import READ_SCHEMA
+from resi.sqlite import connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS epochs (
@@ -49,11 +50,7 @@ class Checkpoint:
         self.path = path
 
     def _db(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.executescript(_SCHEMA)
-        return conn
+        return connect(self.path, _SCHEMA)
 
     def start_epoch(self, assignment: Assignment) -> EpochRecord:
         """Record an assignment (the first record of an epoch wins; a restart gets it back)."""

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 from pathlib import Path
 
 from loguru import logger
 
 from resi.api.client import ResiApiClient
-from resi.chain import KeyLoadError, load_signer
-from resi.config import HelpFormatter, SharedConfig, add_shared_args, env, env_float, env_int
-from resi.logs import register_secret, setup_logging
+from resi.config import HelpFormatter, add_shared_args, env, env_float, env_int
 from resi.miner.checkpoint import Checkpoint
 from resi.miner.loop import Miner, MinerConfig
 from resi.miner.upload import Uploader
-from resi.scraping.realtor import RealtorSource
+from resi.neuron import add_source_args, run_until_signal, source_from_args, start
 
 DESCRIPTION = """RESI subnet 46 miner: every epoch, scrape the assigned zipcodes' current listings from a real
 source, upload listings.parquet + metadata.json through the Resi API's presigned POST, report status.
@@ -47,61 +44,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds between rounds of retrying zipcodes whose scrape failed")
     m.add_argument("--miner.shutdown_grace", dest="shutdown_grace", type=float, default=20.0,
                    help="seconds given to the work in flight after SIGINT/SIGTERM (keep under pm2's kill_timeout)")
-    s = p.add_argument_group("listing source (Realtor.com through homeharvest)")
-    s.add_argument("--source.url", dest="source_url", default=env("RESI_SOURCE_URL"),
-                   help="site origin; default Realtor.com, the local listing site in a local network [env RESI_SOURCE_URL]")
-    s.add_argument("--source.proxy", dest="source_proxy", default=env("RESI_PROXY_URL"),
-                   help="HTTP(S) proxy URL, credentials included; prefer the environment [env RESI_PROXY_URL]")
-    s.add_argument("--source.max_rps", dest="source_max_rps", type=float, default=env_float("RESI_SOURCE_MAX_RPS", default=4.0),
-                   help="requests per second to the source, at most [env RESI_SOURCE_MAX_RPS]")
-    s.add_argument("--source.timeout", dest="source_timeout", type=float, default=15.0,
-                   help="seconds before one request to the source is abandoned (then retried)")
+    add_source_args(p, "listing source (Realtor.com through homeharvest)")
     return p
-
-
-async def serve(miner: Miner, source: RealtorSource, api: ResiApiClient, grace: float) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    task = asyncio.create_task(miner.run(stop))
-    stopper = asyncio.create_task(stop.wait())
-    await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    logger.info("stopping: finishing the work in flight")
-    source.close()
-    try:
-        await asyncio.wait_for(asyncio.shield(task), timeout=grace)
-    except asyncio.TimeoutError:
-        logger.warning(f"work still running after {grace:g} s: cancelling (finished zipcodes are checkpointed)")
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    stopper.cancel()
-    await api.close()
 
 
 def main(argv: list[str] | None = None, strategy=None) -> int:
     """Run a miner; ``strategy`` is the honest one unless a local network's cheater passes its own."""
     args = build_parser().parse_args(argv)
-    shared = SharedConfig.from_args(args)
-    setup_logging(shared.debug, shared.trace, shared.log_file, name="miner")
-    register_secret(args.source_proxy)
-    try:
-        signer = load_signer(shared.wallet_name, shared.wallet_hotkey, shared.wallet_path)
-    except KeyLoadError as exc:
-        logger.error(str(exc))
+    started = start(args, "miner")
+    if started is None:
         return 2
+    shared, signer = started
     data_dir = Path(args.data_dir or f"~/.resi/miner/{signer.hotkey}").expanduser()
     config = MinerConfig(data_dir=data_dir, concurrency=args.concurrency, upload_margin=args.upload_margin,
                          poll_interval=args.poll_interval, retention_days=args.retention_days,
                          zipcode_retry_pause=args.zipcode_retry_pause)
     api = ResiApiClient(shared.api_url, signer, timeout=shared.api_timeout)
-    source = RealtorSource(args.source_url, proxy=args.source_proxy, max_rps=args.source_max_rps,
-                           timeout=args.source_timeout)
+    source = source_from_args(args)
     miner = Miner(signer.hotkey, api, source, Checkpoint(data_dir / "checkpoint.db"), Uploader(api, signer.hotkey),
                   config, strategy)
     logger.info(f"miner {signer.hotkey} (netuid {shared.netuid}) against {shared.api_url}, source "
                 f"{source.origin}, data in {data_dir}")
-    asyncio.run(serve(miner, source, api, args.shutdown_grace))
+    asyncio.run(run_until_signal(miner.run, args.shutdown_grace, source.close, api.close))
     return 0
 
 

@@ -25,6 +25,7 @@ from resi.epochs import UTC, iso_z, utcnow
 from resi.miner.checkpoint import SCRAPING, UPLOADED, Checkpoint, EpochRecord
 from resi.miner.strategy import Honest, PackageInfo, Strategy
 from resi.miner.upload import Uploader, UploadFailed
+from resi.neuron import pause
 from resi.scraping.pipeline import Pipeline, ZipcodeOutcome, dedupe
 from resi.scraping.source import ListingSource
 
@@ -38,15 +39,6 @@ class MinerConfig:
     poll_interval: float = 60.0
     retention_days: float = 7.0
     zipcode_retry_pause: float = 30.0
-
-
-async def pause(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep ``seconds`` or until ``stop`` is set."""
-    if seconds > 0 and not stop.is_set():
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=seconds)
-        except asyncio.TimeoutError:
-            pass
 
 
 class Miner:

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 from pathlib import Path
 
 from loguru import logger
 
 from resi.api.client import ResiApiClient
-from resi.chain import KeyLoadError, load_signer, open_chain
-from resi.config import HelpFormatter, SharedConfig, add_shared_args, env, env_float
+from resi.chain import open_chain
+from resi.config import HelpFormatter, add_shared_args, env, env_float
 from resi.listings.files import ReadLimits
-from resi.logs import register_secret, setup_logging
-from resi.scraping.realtor import RealtorSource
+from resi.neuron import add_source_args, run_until_signal, source_from_args, start
 from resi.validation.params import ValidationParams
 from resi.validator.downloads import DownloadLimits
 from resi.validator.loop import Validator, ValidatorConfig
@@ -66,44 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight of the newest epoch in the EMA")
     s.add_argument("--scoring.fabrication_threshold", dest="fabrication_threshold", type=float,
                    default=defaults.fabrication_threshold, help="estimated fabricated share above which a miner scores 0")
-    src = p.add_argument_group("listing source (the validator's own scrape and refetches)")
-    src.add_argument("--source.url", dest="source_url", default=env("RESI_SOURCE_URL"),
-                     help="site origin; default Realtor.com [env RESI_SOURCE_URL]")
-    src.add_argument("--source.proxy", dest="source_proxy", default=env("RESI_PROXY_URL"),
-                     help="HTTP(S) proxy URL, credentials included; prefer the environment [env RESI_PROXY_URL]")
-    src.add_argument("--source.max_rps", dest="source_max_rps", type=float,
-                     default=env_float("RESI_SOURCE_MAX_RPS", default=4.0), help="requests per second, at most")
-    src.add_argument("--source.timeout", dest="source_timeout", type=float, default=15.0,
-                     help="seconds before one request to the source is abandoned (then retried)")
+    add_source_args(p, "listing source (the validator's own scrape and refetches)")
     return p
-
-
-async def serve(validator: Validator, api: ResiApiClient, source: RealtorSource, chain) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    task = asyncio.create_task(validator.run(stop))
-    stopper = asyncio.create_task(stop.wait())
-    await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    logger.info("stopping (scores are committed per epoch; an unfinished epoch resumes on restart)")
-    source.close()
-    task.cancel()
-    await asyncio.gather(task, stopper, return_exceptions=True)
-    await api.close()
-    await chain.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    shared = SharedConfig.from_args(args)
-    setup_logging(shared.debug, shared.trace, shared.log_file, name="validator")
-    register_secret(args.source_proxy)
-    try:
-        signer = load_signer(shared.wallet_name, shared.wallet_hotkey, shared.wallet_path)
-    except KeyLoadError as exc:
-        logger.error(str(exc))
+    started = start(args, "validator")
+    if started is None:
         return 2
+    shared, signer = started
     data_dir = Path(args.data_dir or f"~/.resi/validator/{signer.hotkey}").expanduser()
     params = ValidationParams(
         sample_size=args.sample_size, ema_alpha=args.ema_alpha, fabrication_threshold=args.fabrication_threshold,
@@ -122,12 +92,16 @@ def main(argv: list[str] | None = None) -> int:
     chain = open_chain(shared.chain_spec, shared.netuid, hotkey=signer.hotkey,
                        wallet=(shared.wallet_name, shared.wallet_hotkey, shared.wallet_path))
     api = ResiApiClient(shared.api_url, signer, timeout=shared.api_timeout)
-    source = RealtorSource(args.source_url, proxy=args.source_proxy, max_rps=args.source_max_rps,
-                           timeout=args.source_timeout)
+    source = source_from_args(args)
     validator = Validator(signer.hotkey, api, chain, source, ValidatorState(data_dir / "state.db"), config)
     logger.info(f"validator {signer.hotkey} (netuid {shared.netuid}, chain {shared.chain_spec}) against "
                 f"{shared.api_url}, source {source.origin}, data in {data_dir}")
-    asyncio.run(serve(validator, api, source, chain))
+    async def cleanup() -> None:
+        await api.close()
+        await chain.close()
+
+    # Scores are committed per epoch: an epoch interrupted now resumes with its stored inputs on restart.
+    asyncio.run(run_until_signal(validator.run, 5.0, source.close, cleanup))
     return 0
 
 

@@ -23,6 +23,7 @@ from resi.api.models import Assignment
 from resi.chain.base import Chain, ChainError
 from resi.epochs import epoch_id as format_epoch_id
 from resi.epochs import iso_z, parse_iso, utcnow
+from resi.neuron import pause
 from resi.scraping.pipeline import Pipeline
 from resi.scraping.source import ListingSource, SourceError
 from resi.storage import StorageError, upload_post
@@ -49,14 +50,6 @@ class ValidatorConfig:
     weight_attempts: int = 3
     limits: DownloadLimits = DownloadLimits()
     params: ValidationParams = field(default_factory=ValidationParams)
-
-
-async def _pause(stop: asyncio.Event, seconds: float) -> None:
-    if seconds > 0 and not stop.is_set():
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=seconds)
-        except asyncio.TimeoutError:
-            pass
 
 
 class Validator:
@@ -114,7 +107,7 @@ class Validator:
                 logger.error(f"validator: {exc}; retrying in {wait:g} s")
             except Exception:
                 logger.exception("unexpected error in the validator loop; continuing")
-            await _pause(stop, max(1.0, wait))
+            await pause(stop, max(1.0, wait))
 
     # --- one epoch ----------------------------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from resi.listings.schema import READ_SCHEMA
+from resi.sqlite import connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS epochs (
@@ -39,11 +40,7 @@ class ValidatorState:
         self.path = path
 
     def _db(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.executescript(_SCHEMA)
-        return conn
+        return connect(self.path, _SCHEMA)
 
     # --- epochs ---------------------------------------------------------------------------------------------------
 

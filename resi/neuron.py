@@ -1,0 +1,83 @@
+"""What the miner and the validator entry points share: the listing-source flags, their keys and logging,
+waiting that a stop can interrupt, and running a loop until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+
+from loguru import logger
+
+from resi.chain import KeyLoadError, KeypairSigner, load_signer
+from resi.config import SharedConfig, env, env_float
+from resi.logs import register_secret, setup_logging
+from resi.scraping.realtor import RealtorSource
+
+
+def add_source_args(parser: argparse.ArgumentParser, title: str) -> None:
+    s = parser.add_argument_group(title)
+    s.add_argument("--source.url", dest="source_url", default=env("RESI_SOURCE_URL"),
+                   help="listing site origin; default Realtor.com, the local listing site in a local network "
+                   "[env RESI_SOURCE_URL]")
+    s.add_argument("--source.proxy", dest="source_proxy", default=env("RESI_PROXY_URL"),
+                   help="HTTP(S) proxy URL, credentials included; prefer the environment [env RESI_PROXY_URL]")
+    s.add_argument("--source.max_rps", dest="source_max_rps", type=float,
+                   default=env_float("RESI_SOURCE_MAX_RPS", default=4.0),
+                   help="requests per second to the source, at most [env RESI_SOURCE_MAX_RPS]")
+    s.add_argument("--source.timeout", dest="source_timeout", type=float, default=15.0,
+                   help="seconds before one request to the source is abandoned (then retried)")
+
+
+def source_from_args(args: argparse.Namespace) -> RealtorSource:
+    return RealtorSource(args.source_url, proxy=args.source_proxy, max_rps=args.source_max_rps,
+                         timeout=args.source_timeout)
+
+
+def start(args: argparse.Namespace, name: str) -> tuple[SharedConfig, KeypairSigner] | None:
+    """Logging configured and secrets registered; the shared settings and the hotkey (None if it cannot load)."""
+    shared = SharedConfig.from_args(args)
+    setup_logging(shared.debug, shared.trace, shared.log_file, name=name)
+    register_secret(getattr(args, "source_proxy", None))
+    try:
+        return shared, load_signer(shared.wallet_name, shared.wallet_hotkey, shared.wallet_path)
+    except KeyLoadError as exc:
+        logger.error(str(exc))
+        return None
+
+
+async def pause(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds`` or until ``stop`` is set."""
+    if seconds > 0 and not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
+
+
+async def run_until_signal(
+    work: Callable[[asyncio.Event], Awaitable[None]],
+    grace: float,
+    on_stop: Callable[[], None],
+    cleanup: Callable[[], Awaitable[None]],
+) -> None:
+    """Run ``work(stop)`` until it returns or SIGINT/SIGTERM sets ``stop``; then ``on_stop()``, up to ``grace``
+    seconds for the work to wind down (then it is cancelled), and ``cleanup()``."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    task = asyncio.create_task(work(stop))
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    logger.info("stopping: finishing the work in flight")
+    on_stop()
+    try:
+        await asyncio.wait_for(asyncio.shield(task), timeout=grace)
+    except asyncio.TimeoutError:
+        logger.warning(f"work still running after {grace:g} s: cancelling it")
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    stopper.cancel()
+    await cleanup()
