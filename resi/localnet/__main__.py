@@ -5,7 +5,8 @@ API, the local listing site, miners and validators. After each epoch a summary t
                             [--cheaters fabricate,copy,...|all] [--run-dir DIR]
 
 Every process logs to RUN_DIR/logs/<name>.log. Ctrl-C stops everything. With --epochs K it stops after K
-validated epochs, writes RUN_DIR/summary.json and exits non-zero if a process failed.
+full epochs (begun after the neurons started) were validated, writes RUN_DIR/summary.json and exits
+non-zero if a process failed.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import argparse
 import signal
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from loguru import logger
 
 from resi.config import HelpFormatter
+from resi.epochs import epoch_from_id, utcnow
 from resi.localnet.cheaters import STRATEGIES
 from resi.localnet.network import LocalNetwork, NetworkConfig
 from resi.localnet.summary import epoch_summary, render, results_of, write
@@ -88,11 +91,13 @@ def main(argv: list[str] | None = None) -> int:
                 net.start_cheater(p, name, victim=honest[0] if honest else None)
         for p in validators:
             net.start_validator(p)
+        neurons_up = utcnow()
         net.write_description()
         logger.info(f"local network up: run folder {config.run_dir}, API {net.api_url}, site {net.site_url}")
         logger.info(f"logs: {config.run_dir / 'logs'}; metagraph: python -m resi.chain.local show --chain {net.chain_path}")
         logger.info(f"{len(honest)} miners, {len(cheats)} cheaters, {len(validators)} validators; epochs of "
                     f"{args.epoch_minutes:g} min. Ctrl-C stops everything.")
+        length = timedelta(minutes=args.epoch_minutes)
         deadline = time.monotonic() + (args.epochs + 3) * args.epoch_minutes * 60 + 300 if args.epochs else None
         reported: set[str] = set()
         while not stopping["flag"]:
@@ -109,8 +114,12 @@ def main(argv: list[str] | None = None) -> int:
                 common = sorted(set.intersection(*(set(d) for d in documents.values())) - reported)
                 for epoch_id in common:
                     summary = epoch_summary(net, epoch_id, {v: documents[v][epoch_id] for v in documents})
-                    summaries.append(summary)
                     reported.add(epoch_id)
+                    if epoch_from_id(epoch_id, length).start < neurons_up:
+                        print(render(summary) + "\n  (partial epoch: the network started during it; not counted)",
+                              flush=True)
+                        continue
+                    summaries.append(summary)
                     print(render(summary), flush=True)
                     write(config.run_dir / "summary.json", summaries, failed)
             if args.epochs and len(summaries) >= args.epochs:
