@@ -96,6 +96,16 @@ def test_implausible_rows_are_dropped_with_their_problem():
     assert drops == {"invalid:range:price": 1}
 
 
+def test_a_listing_fetched_again_exists_whatever_its_status():
+    from resi.scraping.normalize import normalize_realtor_existing
+
+    off = normalize_realtor_existing(RECORDS["drop_off_market"], SCRAPED)
+    assert off["listing_status"] == "sold" and off["listing_id"] == "4400110024"
+    assert normalize_realtor_existing(RECORDS["single_family_half_baths"], SCRAPED) == norm("single_family_half_baths")
+    with pytest.raises(Drop, match="missing_price"):
+        normalize_realtor_existing(RECORDS["drop_null_price"], SCRAPED)
+
+
 def test_non_records_are_dropped_not_crashed():
     for junk in (None, [], "x", 3):
         with pytest.raises(Drop):

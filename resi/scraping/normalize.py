@@ -143,3 +143,15 @@ def _normalize(record: dict, scraped_at: datetime) -> dict:
         "latitude": _number(coordinate.get("lat")),
         "longitude": _number(coordinate.get("lon")),
     }
+
+
+def normalize_realtor_existing(record: dict, scraped_at: datetime) -> dict:
+    """A listing fetched again by id, as a row, whatever its status now: off the market or rented, it still
+    exists. Such a status is reported as ``sold`` (the truth check compares stable fields, not the status);
+    a record missing what identifies a listing still raises :class:`Drop`."""
+    try:
+        return normalize_realtor(record, scraped_at)
+    except Drop as drop:
+        if drop.reason not in ("unsupported_status", "not_for_sale"):
+            raise
+        return normalize_realtor(dict(record, status="sold", flags={}), scraped_at)

@@ -24,7 +24,7 @@ from homeharvest.core.scrapers.realtor import RealtorScraper
 from homeharvest.core.scrapers.realtor.queries import HOMES_DATA
 from loguru import logger
 
-from resi.scraping.normalize import normalize_realtor
+from resi.scraping.normalize import normalize_realtor, normalize_realtor_existing
 from resi.scraping.source import SearchResult, SourceBlocked, SourceError
 
 REALTOR_GRAPHQL = RealtorScraper.SEARCH_GQL_URL
@@ -153,6 +153,7 @@ class RealtorSource:
         self.cap = RateCap(max_rps)
         self.version = f"homeharvest-{package_version('homeharvest')}"
         self.normalize = normalize_realtor
+        self.normalize_existing = normalize_realtor_existing
         self.closed = threading.Event()
 
     def close(self) -> None:

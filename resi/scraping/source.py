@@ -50,6 +50,8 @@ class ListingSource(Protocol):
     origin: str
     """Scheme and host of the source's listing pages (what a row's ``source_url`` must start with)."""
     normalize: Normalizer
+    normalize_existing: Normalizer
+    """For a listing fetched again by id: any status it may have now is accepted."""
 
     async def search(self, zipcode: str) -> SearchResult:
         """Every current listing of ``zipcode`` (active and pending)."""

@@ -147,9 +147,10 @@ class Validator:
         scores.update({r.uid: (r.hotkey, r.score) for r in results})
         ema = update_ema(self.state.ema(), scores, params.ema_alpha)
         target = weights(ema)
-        rows = [dict(r.as_dict(), ema=ema.get(r.uid, (r.hotkey, 0.0))[1],
-                     weight=dict(zip(*target)).get(r.uid, 0.0)) for r in results]
-        if not self.state.commit(epoch_id, rows, ema, target):
+        weight_of = dict(zip(*target))
+        documents = [dict(r.as_dict(), ema=ema.get(r.uid, (r.hotkey, 0.0))[1], weight=weight_of.get(r.uid, 0.0))
+                     for r in results]
+        if not self.state.commit(epoch_id, documents, ema, target):
             logger.info(f"epoch {epoch_id}: already counted")
         await self.settle_latest()
         return results
@@ -198,8 +199,8 @@ class Validator:
                     outcome = FETCH_FAILED
                 else:
                     try:
-                        outcome = None if record is None else self.source.normalize(record, scraped_at)
-                    except Exception:  # a record the normalizer drops is no listing
+                        outcome = None if record is None else self.source.normalize_existing(record, scraped_at)
+                    except Exception:  # a record without what identifies a listing is none
                         outcome = None
                 self.state.save_refetch(epoch_id, listing_id, outcome)
                 cache[listing_id] = outcome
