@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from resi.localnet.procs import ManagedProcess, free_port, python_module, wait_http
+from resi.localnet.procs import ManagedProcess, python_module
+from resi.processes import free_port, wait_http
 from resi.storage.seaweed import LocalS3
 
 

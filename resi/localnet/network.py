@@ -15,7 +15,8 @@ from loguru import logger
 
 from resi.chain.keys import KeypairSigner, create_wallet
 from resi.chain.local import SimulatedChainStore
-from resi.localnet.procs import ManagedProcess, free_port, python_module, wait_http
+from resi.localnet.procs import ManagedProcess, python_module
+from resi.processes import free_port, wait_http
 from resi.storage.seaweed import LocalS3
 
 DATA_BUCKET = "resi-sn46-data"

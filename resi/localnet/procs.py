@@ -7,33 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from resi.storage.seaweed import die_with_parent, free_port
-
-__all__ = ["ManagedProcess", "free_port", "wait_http"]
-
-
-def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
-    """Wait until ``url`` answers with any HTTP status (RuntimeError on timeout or if ``proc`` exits)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with code {proc.returncode} before {url} answered")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not answer within {timeout:g} s")
-        time.sleep(0.1)
+from resi.processes import die_with_parent
 
 
 @dataclass

