@@ -30,9 +30,6 @@ class Epoch:
     def id(self) -> str:
         return epoch_id(self.start)
 
-    def contains(self, moment: datetime) -> bool:
-        return self.start <= moment < self.end
-
 
 def epoch_at(moment: datetime, length: timedelta = EPOCH_LENGTH) -> Epoch:
     """The epoch that contains ``moment``."""

@@ -25,10 +25,6 @@ class ApiError(Exception):
         """Connection errors, timeouts, 5xx and 429 may succeed later; other 4xx will not."""
         return self.status is None or self.status >= 500 or self.status in (408, 429)
 
-    @property
-    def unauthorized(self) -> bool:
-        return self.status == 401
-
     @classmethod
     def from_body(cls, status: int, body: Any, endpoint: str = "", retry_after: float | None = None) -> ApiError:
         return cls(status, error_messages(body), endpoint, retry_after)

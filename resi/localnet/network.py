@@ -8,6 +8,7 @@ process group and dies with its parent; :meth:`LocalNetwork.stop` stops them all
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,8 +139,6 @@ class LocalNetwork:
         ]
 
     def start_miner(self, participant: Participant, *extra: str, module: str = "neurons/miner.py") -> Participant:
-        import sys
-
         script = [sys.executable, str(Path(__file__).resolve().parents[2] / module)] if module.endswith(".py") \
             else python_module(module)
         participant.process = ManagedProcess(participant.name, [*script, *self.miner_args(participant, *extra)],
@@ -160,8 +159,6 @@ class LocalNetwork:
         return self.run_dir / "validators" / participant.name
 
     def start_validator(self, participant: Participant, *extra: str) -> Participant:
-        import sys
-
         grace = max(5.0, self.config.epoch_minutes * 60 * 0.1)
         args = [
             sys.executable, str(Path(__file__).resolve().parents[2] / "neurons" / "validator.py"),

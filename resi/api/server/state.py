@@ -102,19 +102,6 @@ class StateStore:
             (epoch_id, hotkey, status, listings, int(uploaded), json.dumps(body), time.time()),
         )
 
-    def latest_statuses(self, epoch_id: str) -> dict[str, dict]:
-        """The last status each hotkey reported for ``epoch_id``."""
-        rows = self._db.execute(
-            "SELECT hotkey, status, listings_scraped, s3_upload_complete, body, received_at FROM statuses"
-            " WHERE id IN (SELECT MAX(id) FROM statuses WHERE epoch_id=? GROUP BY hotkey)",
-            (epoch_id,),
-        ).fetchall()
-        return {
-            r[0]: {"status": r[1], "listings_scraped": r[2], "s3_upload_complete": bool(r[3]),
-                   "body": json.loads(r[4]), "received_at": r[5]}
-            for r in rows
-        }
-
     # --- rate limits and replays ------------------------------------------------------------------------------------
 
     def charge(self, key: str, limit: int, window: float, now: float) -> tuple[bool, int, float]:
