@@ -6,14 +6,16 @@ import json
 import subprocess
 import time
 from collections import Counter
+from datetime import datetime, timezone
 
 import pytest
 
 from resi.localnet.site import Faults
 from resi.localnet.world import ListingWorld, WorldConfig, decode_property_id, encode_property_id
-from resi.scraping.normalize import normalize_realtor
+from resi.scraping.normalize import normalize_realtor, realtor_facts
 from resi.scraping.pipeline import Pipeline
 from resi.scraping.realtor import RealtorSource
+from resi.scraping.source import SourceRefused
 from tests.helpers import PYTHON, run
 from tests.servers import SiteThread
 
@@ -27,15 +29,17 @@ def _ids(records):
 def test_search_returns_exactly_the_sites_listings_across_pages():
     with SiteThread(WorldConfig(seed="t1", scale=0.3)) as site:
         source = RealtorSource(site.url, max_rps=0)
+        before = time.time()
         result = run(source.search(ZIP))
+        after = time.time()
         truth = site.truth(ZIP)
     assert len(truth) == 620 and result.requests == 1 + 4  # location look-up + four pages
     assert _ids(result.records) == _ids(truth)
-    scraped = result.records[0]["list_date"]
+    skip = ("last_update_date", "_observed_at")
     for got, want in zip(result.records, truth):
-        assert {k: v for k, v in got.items() if k != "last_update_date"} == \
-               {k: v for k, v in want.items() if k != "last_update_date"}
-    assert scraped
+        assert {k: v for k, v in got.items() if k not in skip} == {k: v for k, v in want.items() if k not in skip}
+    stamps = sorted({r["_observed_at"] for r in result.records})  # one per page, when its answer arrived
+    assert len(stamps) == 4 and before < stamps[0] < stamps[-1] < after
 
 
 def test_normalized_rows_match_the_sites_values():
@@ -68,8 +72,40 @@ def test_fetch_by_id_gives_the_listing_sold_or_not():
         old = run(source.fetch(encode_property_id(zipcode, slot, gen - 1)))
         assert old is not None and old["status"] == "sold" and old["last_sold_price"]
         assert run(source.fetch(encode_property_id(zipcode, slot, gen + 50))) is None
-        assert run(source.fetch("not-an-id")) is None
+        for malformed in ("not-an-id", "123456789012", "1" * 300):  # the site refuses ids it cannot have issued
+            with pytest.raises(SourceRefused):
+                run(source.fetch(malformed))
         assert source.owns_url(current["href"]) and not source.owns_url("https://elsewhere.example/x")
+        history = [e["event_name"] for e in reversed(old["property_history"])]
+        assert history[0] == "Listed" and history[-1] == "Sold" and "Pending" in history
+
+
+def test_withdrawn_and_sold_listings_stay_reachable_with_their_dates():
+    config = WorldConfig(seed="t2", scale=0.1, churn=100)
+    now = time.time()
+    world = ListingWorld(config)
+    ended = []
+    for home in world.current("08540", now):
+        zipcode, slot, gen = decode_property_id(home.property_id)
+        ended += [world.home(encode_property_id(zipcode, slot, g), now) for g in range(gen - 2, gen)]
+    withdrawn = [h for h in ended if h.status == "off_market"]
+    sold = [h for h in ended if h.status == "sold"]
+    assert withdrawn and sold and all(h.status in ("sold", "off_market") for h in ended)
+    for h in withdrawn:
+        assert h.history[-1].name == "Listing Removed" and h.sold_date is None and h.last_status_change <= \
+            datetime.fromtimestamp(now, timezone.utc)
+    with SiteThread(config) as site:
+        source = RealtorSource(site.url, max_rps=0)
+        facts = realtor_facts(run(source.fetch(withdrawn[0].property_id)), datetime.now(timezone.utc))
+        assert facts["status"] == "off_market" and facts["events"][-1][2:] == ["status", "off_market"]
+        before = time.time()
+        result = run(source.search_sold("08540", 3))
+        after = time.time()
+    got = {r["property_id"] for r in result.records}
+    surely = {h.property_id for h in world.sold("08540", after - 3 * 86_400, before)}
+    possibly = {h.property_id for h in world.sold("08540", before - 3 * 86_400, after)}
+    assert surely and surely <= got <= possibly
+    assert all(r["status"] == "sold" for r in result.records)
 
 
 def test_world_is_deterministic_stable_and_drifts():

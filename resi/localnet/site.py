@@ -4,9 +4,12 @@ drifting world of listings, with faults on demand.
     python -m resi.localnet.site --port P --seed S [--scale 0.05] [--churn 80] [--fault-rate-limit 0.1 ...]
 
 Operations: ``Search_suggestions`` (a zipcode -> its geo), ``GetHomeSearch`` (for-sale listings of a
-zipcode, 200 per page by offset), ``GetHomeDetails`` (one listing by property id, sold ones included); each
-listing's ``href`` is a page served here. ``/_admin/faults`` changes the fault rates at run time,
-``/_admin/requests`` returns the request log, ``/_admin/listings?zipcode=Z`` the current truth.
+zipcode, 200 per page by offset; with ``status: sold`` the listings sold in the last days, like homeharvest's
+``listing_type="sold"``), ``GetHomeDetails`` (one listing by property id, sold and withdrawn ones included,
+with its ``property_history`` when the query asks for it); each listing's ``href`` is a page served here.
+A property id that is not of the site's own form is refused with 400, as Realtor's gateway refuses
+malformed ids. ``/_admin/faults`` changes the fault rates at run time, ``/_admin/requests`` returns the
+request log, ``/_admin/listings?zipcode=Z`` the current truth.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ from pathlib import Path
 from aiohttp import web
 
 from resi import market
-from resi.localnet.world import ListingWorld, WorldConfig, to_realtor
+from resi.localnet.world import DAY, ListingWorld, WorldConfig, decode_property_id, to_realtor
 
 _STATUS = re.compile(r"status:\s*(\[[^\]]*\]|\w+)")
 _LIMIT = re.compile(r"limit:\s*(\d+)")
+_SOLD_SINCE = re.compile(r'sold_date:\s*\{\s*min:\s*"\$today-(\d+)D"')
+DEFAULT_SOLD_DAYS = 30
 
 
 @dataclass
@@ -40,6 +45,8 @@ class Faults:
     slow: float = 0.0
     malformed: float = 0.0
     truncated: float = 0.0
+    detail_error: float = 0.0
+    """A 503 on listing look-ups by id only (the search keeps working)."""
     slow_seconds: float = 2.0
     retry_after: float = 1.0
 
@@ -69,10 +76,12 @@ class SiteState:
             with open(self.log_path, "a") as fh:
                 fh.write(json.dumps(entry) + "\n")
 
-    def pick_fault(self) -> str | None:
+    def pick_fault(self, op: str | None) -> str | None:
         f = self.faults
         roll = self.rng.random()
-        for name in ("rate_limit", "server_error", "slow", "malformed", "truncated"):
+        names = ("rate_limit", "server_error", "slow", "malformed", "truncated") + (
+            ("detail_error",) if op == "GetHomeDetails" else ())
+        for name in names:
             p = getattr(f, name)
             if roll < p:
                 return name
@@ -81,6 +90,14 @@ class SiteState:
 
 
 STATE: web.AppKey[SiteState] = web.AppKey("state", SiteState)
+
+
+class Refused(Exception):
+    """A request the site refuses for what it asks (HTTP 400 with a GraphQL error), whatever the faults."""
+
+    def __init__(self, message: str, log: dict):
+        super().__init__(message)
+        self.log = log
 
 
 def _graphql_answer(state: SiteState, body: dict, origin: str) -> tuple[dict, dict]:
@@ -104,18 +121,27 @@ def _graphql_answer(state: SiteState, body: dict, origin: str) -> tuple[dict, di
         match = _LIMIT.search(query)
         limit = min(int(match.group(1)), 200) if match else 200
         status = _STATUS.search(query)
+        statuses = status.group(1) if status else ""
         log = {"op": op, "zipcode": location, "offset": offset}
-        if status is None or "for_sale" not in status.group(1):
-            total, homes = 0, []
-        else:
+        if "for_sale" in statuses:
             total, homes = state.world.page(location, offset, limit, now)
+        elif "sold" in statuses and re.fullmatch(r"\d{5}", location):
+            days = _SOLD_SINCE.search(query)
+            sold = state.world.sold(location, now - int(days.group(1) if days else DEFAULT_SOLD_DAYS) * DAY, now)
+            total, homes = len(sold), sold[max(0, offset):max(0, offset) + limit]
+            log["status"] = "sold"
+        else:
+            total, homes = 0, []
         results = [to_realtor(h, origin) for h in homes]
         return {"data": {"homeSearch": {"__typename": "HomeSearchResult", "count": len(results), "total": total,
                                         "results": results}}}, log
     if op == "GetHomeDetails":
-        pid = str(variables.get("property_id", ""))
+        pid = str(variables.get("property_id", ""))[:64]
+        log = {"op": op, "property_id": pid}
+        if decode_property_id(pid) is None:
+            raise Refused(f"Invalid property_id: {pid!r}", log)
         home = state.world.home(pid, now)
-        return {"data": {"home": to_realtor(home, origin) if home else None}}, {"op": op, "property_id": pid}
+        return {"data": {"home": to_realtor(home, origin, history="property_history" in query) if home else None}}, log
     return {"errors": [{"message": f"unknown operation {op!r}"}], "data": None}, {"op": str(op)[:64]}
 
 
@@ -128,14 +154,18 @@ async def graphql(request: web.Request) -> web.StreamResponse:
     except ValueError:
         state.record({"op": "invalid", "status": 400})
         return web.json_response({"errors": [{"message": "body must be a JSON object"}]}, status=400)
-    answer, log = _graphql_answer(state, body, str(request.url.origin()))
-    fault = state.pick_fault()
+    try:
+        answer, log = _graphql_answer(state, body, str(request.url.origin()))
+    except Refused as exc:
+        state.record({**exc.log, "status": 400})
+        return web.json_response({"errors": [{"message": str(exc)}], "data": None}, status=400)
+    fault = state.pick_fault(log.get("op"))
     log["fault"] = fault
     if fault == "rate_limit":
         state.record({**log, "status": 429})
         return web.json_response({"error": "Too Many Requests"}, status=429,
                                  headers={"Retry-After": f"{state.faults.retry_after:g}"})
-    if fault == "server_error":
+    if fault in ("server_error", "detail_error"):
         status = state.rng.choice((500, 502, 503))
         state.record({**log, "status": status})
         return web.Response(status=status, text="upstream error")
@@ -159,7 +189,7 @@ async def detail_page(request: web.Request) -> web.Response:
     state.record({"op": "page", "property_id": pid, "status": 200 if home else 404})
     if home is None:
         return web.Response(status=404, text="listing not found")
-    data = to_realtor(home, str(request.url.origin()))
+    data = to_realtor(home, str(request.url.origin()), history=True)
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(json.dumps(v))}</td></tr>" for k, v in data.items())
     return web.Response(text=f"<html><body><h1>{html.escape(home.line)}</h1><table>{rows}</table>"
                              f"<script type='application/json' id='listing'>{html.escape(json.dumps(data))}</script>"

@@ -1,12 +1,16 @@
 """A deterministic world of US listings that drifts with time: what the local listing site serves.
 
 Each zipcode has a number of *slots* (about the count the reference server expects there, from the shared
-market model); each slot hosts one listing at a time. A listing lives one lifecycle: active, then pending
-for its last fifth, then sold, when the slot's next listing appears. Lifecycles last 20..120 days divided
+market model); each slot hosts one listing at a time. A listing lives one lifecycle of 20..120 days divided
 by ``churn`` (a local network sets churn so that a few-minute epoch sees about as much change as four real
-hours). Prices may be cut once mid-life; days on market grow. Everything is a pure function of the seed,
-the property id and the time, so any number of processes agree, and a listing asked for twice within
-minutes agrees with itself.
+hours): it is listed (active), a third of listings get a price cut at 45% of their life, listings that sell
+go pending at 80% and are sold at the end; about one in seven is withdrawn instead (taken off the market at
+the end, straight from active). Then the slot's next listing appears.
+
+Every listing that ever existed stays reachable by id with its history, as Realtor keeps sold and
+withdrawn listings: ``home`` answers for any generation, and ``sold`` lists the sold listings of a zipcode
+within a window (Realtor's sold search). Everything is a pure function of the seed, the property id and
+the time, so any number of processes agree, and a listing asked for twice agrees with itself.
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ _TYPE_MIX = {
     "EMERGING": (("single_family", 0.6), ("condos", 0.08), ("townhomes", 0.1), ("multi_family", 0.07),
                  ("land", 0.08), ("mobile", 0.05), ("farm", 0.02)),
 }
+CUT_AT, PENDING_AT = 0.45, 0.8
+"""Fractions of a lifecycle at which the price cut and the pending status come."""
+WITHDRAWN_SHARE = 0.15
 
 
 @dataclass(frozen=True)
@@ -80,20 +87,35 @@ class Static:
     """Fraction of the price cut mid-life (0 for most listings)."""
     prior_days: float
     """Days the listing was already on the market when it appeared in this world."""
+    withdrawn: bool
+    """Taken off the market at the end of its life instead of sold."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of a listing's ``property_history`` (Realtor's event names)."""
+
+    at: datetime
+    name: str
+    price: int | None
 
 
 @dataclass(frozen=True)
 class Home:
     static: Static
     property_id: str
-    status: str  # "for_sale" or "sold"
+    status: str
+    """``for_sale``, ``sold`` or ``off_market``."""
     is_pending: bool
     list_date: datetime
     price: int
     pending_date: datetime | None
     sold_date: datetime | None
     sold_price: int | None
+    last_status_change: datetime
     last_update: datetime
+    history: tuple[Event, ...]
+    """Events up to now, oldest first."""
 
     @property
     def line(self) -> str:
@@ -106,14 +128,23 @@ def _rng(*parts: object) -> random.Random:
     return random.Random(hashlib.sha256(":".join(map(str, parts)).encode()).digest())
 
 
+ID_LENGTH = 17
+
+
 def encode_property_id(zipcode: str, slot: int, gen: int) -> str:
-    return f"{int(zipcode):05d}{slot:04d}{gen:07d}"
+    """``1`` + zipcode (5) + slot (4) + generation (7): 17 digits, never a leading zero."""
+    return f"1{int(zipcode):05d}{slot:04d}{gen:07d}"
 
 
 def decode_property_id(property_id: str) -> tuple[str, int, int] | None:
-    if not isinstance(property_id, str) or len(property_id) != 16 or not property_id.isdigit():
+    if not isinstance(property_id, str) or len(property_id) != ID_LENGTH or not property_id.isdigit() \
+            or property_id[0] != "1":
         return None
-    return property_id[:5], int(property_id[5:9]), int(property_id[9:])
+    return property_id[1:6], int(property_id[6:10]), int(property_id[10:])
+
+
+def _at(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
 
 
 class ListingWorld:
@@ -141,6 +172,12 @@ class ListingWorld:
     def _gen_at(self, zipcode: str, slot: int, now: float) -> int:
         period, phase = self._cycle(zipcode, slot)
         return int((now + phase) // period)
+
+    def _span(self, zipcode: str, slot: int, gen: int) -> tuple[float, float]:
+        """When generation ``gen`` of a slot appears and ends (unix seconds)."""
+        period, phase = self._cycle(zipcode, slot)
+        start = gen * period - phase
+        return start, start + period
 
     def _static_uncached(self, zipcode: str, slot: int, gen: int) -> Static:
         info = market.zipcode_info(zipcode)
@@ -173,38 +210,56 @@ class ListingWorld:
             city=info.city, state=info.state, county=info.county,
             lat=round(info.latitude + r.uniform(-0.02, 0.02), 6), lon=round(info.longitude + r.uniform(-0.02, 0.02), 6),
             base_price=base_price, cut=r.uniform(0.02, 0.07) if r.random() < 0.35 else 0.0,
-            prior_days=r.random() * 45,
+            prior_days=r.random() * 45, withdrawn=r.random() < WITHDRAWN_SHARE,
         )
 
-    def _home(self, zipcode: str, slot: int, gen: int, now: float) -> Home:
-        period, phase = self._cycle(zipcode, slot)
-        start = gen * period - phase
-        end = start + period
-        s = self._static(zipcode, slot, gen)
-        at = lambda t: datetime.fromtimestamp(t, UTC)  # noqa: E731
-        age = now - start
+    def _events(self, s: Static, start: float, end: float) -> list[tuple[float, str, int | None]]:
+        """The whole life of a listing, past and future: (unix time, event name, price)."""
+        period = end - start
+        events = [(start - s.prior_days * DAY, "Listed", s.base_price)]
         price = s.base_price
-        changes = [start]
-        if s.cut and age >= 0.45 * period:
+        if s.cut:
             price = int(round(price * (1 - s.cut), -2))
-            changes.append(start + 0.45 * period)
-        pending = age >= 0.8 * period
-        if pending:
-            changes.append(start + 0.8 * period)
-        sold = now >= end
-        if sold:
-            changes.append(end)
+            events.append((start + CUT_AT * period, "Price Changed", price))
+        if s.withdrawn:
+            events.append((end, "Listing Removed", price))
+        else:
+            events.append((start + PENDING_AT * period, "Pending", price))
+            sold = int(round(price * _rng(s.listing_id, "sold").uniform(0.96, 1.04), -2))
+            events.append((end, "Sold", sold))
+        return events
+
+    def _home(self, zipcode: str, slot: int, gen: int, now: float) -> Home:
+        start, end = self._span(zipcode, slot, gen)
+        s = self._static(zipcode, slot, gen)
+        past = [e for e in self._events(s, start, end) if e[0] <= now]
+        price = s.base_price
+        pending = sold = None
+        sold_price = None
+        status = "for_sale"
+        status_change = past[0][0]
+        for t, name, value in past:
+            if name == "Price Changed":
+                price = value
+            elif name == "Pending":
+                pending, status_change = t, t
+            elif name == "Sold":
+                status, sold, sold_price, status_change = "sold", t, value, t
+            elif name == "Listing Removed":
+                status, status_change = "off_market", t
         return Home(
             static=s,
             property_id=encode_property_id(zipcode, slot, gen),
-            status="sold" if sold else "for_sale",
-            is_pending=pending and not sold,
-            list_date=at(start - s.prior_days * DAY),
+            status=status,
+            is_pending=status == "for_sale" and pending is not None,
+            list_date=_at(past[0][0]),
             price=price,
-            pending_date=at(start + 0.8 * period) if pending else None,
-            sold_date=at(end) if sold else None,
-            sold_price=int(round(price * _rng(s.listing_id, "sold").uniform(0.96, 1.04), -2)) if sold else None,
-            last_update=at(max(t for t in changes if t <= now) if any(t <= now for t in changes) else start),
+            pending_date=_at(pending) if pending is not None else None,
+            sold_date=_at(sold) if sold is not None else None,
+            sold_price=sold_price,
+            last_status_change=_at(status_change),
+            last_update=_at(max(past[-1][0], start)),
+            history=tuple(Event(_at(t), name, value) for t, name, value in past),
         )
 
     def page(self, zipcode: str, offset: int, limit: int, now: float) -> tuple[int, list[Home]]:
@@ -216,8 +271,22 @@ class ListingWorld:
     def current(self, zipcode: str, now: float) -> list[Home]:
         return self.page(zipcode, 0, self.slot_count(zipcode), now)[1]
 
+    def sold(self, zipcode: str, since: float, now: float) -> list[Home]:
+        """Listings of ``zipcode`` sold in ``[since, now]``, most recent sale first (Realtor's sold search)."""
+        out = []
+        for slot in range(self.slot_count(zipcode)):
+            gen = self._gen_at(zipcode, slot, now) - 1
+            while gen >= 0:
+                start, end = self._span(zipcode, slot, gen)
+                if end < since:
+                    break
+                if end <= now and not self._static(zipcode, slot, gen).withdrawn:
+                    out.append(self._home(zipcode, slot, gen, now))
+                gen -= 1
+        return sorted(out, key=lambda h: (h.sold_date, h.property_id), reverse=True)
+
     def home(self, property_id: str, now: float) -> Home | None:
-        """Any listing that exists or existed (sold ones included); None for ids that never did."""
+        """Any listing that exists or existed (sold and withdrawn ones included); None for ids that never did."""
         decoded = decode_property_id(property_id)
         if decoded is None:
             return None
@@ -237,22 +306,24 @@ def property_url(home: Home, base_url: str) -> str:
     return f"{base_url.rstrip('/')}/realestateandhomes-detail/{slug}_M{home.property_id}"
 
 
-def to_realtor(home: Home, base_url: str) -> dict:
-    """The listing in the shape Realtor.com's GraphQL returns (the fields homeharvest reads)."""
+def to_realtor(home: Home, base_url: str, history: bool = False) -> dict:
+    """The listing in the shape Realtor.com's GraphQL returns (the fields homeharvest reads); ``history`` adds
+    ``property_history``, as Realtor's home details do."""
     s = home.static
-    return {
+    record = {
         "__typename": "SearchHome",
         "property_id": home.property_id,
         "listing_id": s.listing_id,
         "href": property_url(home, base_url),
         "permalink": property_url(home, base_url).rsplit("/", 1)[-1],
         "status": home.status,
-        "mls_status": "Sold" if home.status == "sold" else "Pending" if home.is_pending else "Active",
+        "mls_status": {"sold": "Sold", "off_market": "Off Market"}.get(
+            home.status, "Pending" if home.is_pending else "Active"),
         "list_date": _iso(home.list_date),
         "pending_date": _iso(home.pending_date),
         "last_sold_date": _iso(home.sold_date),
         "last_sold_price": home.sold_price,
-        "last_status_change_date": _iso(home.sold_date or home.pending_date or home.list_date),
+        "last_status_change_date": _iso(home.last_status_change),
         "last_update_date": _iso(home.last_update),
         "list_price": home.price,
         "list_price_min": None,
@@ -280,4 +351,8 @@ def to_realtor(home: Home, base_url: str) -> dict:
         "tax_record": None, "primary_photo": None, "photos": None, "advertisers": None,
         "current_estimates": None,
     }
-
+    if history:
+        record["__typename"] = "Home"
+        record["property_history"] = [{"date": _iso(e.at), "event_name": e.name, "price": e.price}
+                                      for e in reversed(home.history)]  # Realtor lists the newest first
+    return record
