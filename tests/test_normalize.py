@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from resi.epochs import parse_iso
 from resi.listings.checks import row_problem
 from resi.listings.schema import ListingRow
-from resi.scraping.normalize import normalize_realtor
+from resi.scraping.normalize import moment_span, normalize_realtor, realtor_facts
 from resi.scraping.pipeline import clean_records, dedupe
 from resi.scraping.source import Drop
 
@@ -96,14 +97,48 @@ def test_implausible_rows_are_dropped_with_their_problem():
     assert drops == {"invalid:range:price": 1}
 
 
-def test_a_listing_fetched_again_exists_whatever_its_status():
-    from resi.scraping.normalize import normalize_realtor_existing
+def test_facts_describe_a_listing_whatever_its_status():
+    off = realtor_facts(RECORDS["drop_off_market"], SCRAPED)
+    assert off["status"] == "off_market" and off["listing_id"] == "4400110024" and off["price"] == 700000.0
+    assert off["static"]["zipcode"] == "08542" and off["observed_at"] == SCRAPED.timestamp()
+    sold = realtor_facts(RECORDS["sold_recently"], SCRAPED)
+    assert sold["status"] == "sold" and any(e[2:] == ["status", "sold"] for e in sold["events"])
+    active = realtor_facts(RECORDS["single_family_half_baths"], SCRAPED)
+    row = norm("single_family_half_baths")
+    assert {k: row[k] for k in active["static"]} == active["static"]  # the same static fields as the row
+    listed = [e for e in active["events"] if e[2] == "listed"]
+    assert len(listed) == 1 and listed[0][0] == parse_iso(RECORDS["single_family_half_baths"]["list_date"]).timestamp()
+    with pytest.raises(Drop, match="missing_id"):
+        realtor_facts(RECORDS["drop_missing_id"], SCRAPED)
 
-    off = normalize_realtor_existing(RECORDS["drop_off_market"], SCRAPED)
-    assert off["listing_status"] == "sold" and off["listing_id"] == "4400110024"
-    assert normalize_realtor_existing(RECORDS["single_family_half_baths"], SCRAPED) == norm("single_family_half_baths")
-    with pytest.raises(Drop, match="missing_price"):
-        normalize_realtor_existing(RECORDS["drop_null_price"], SCRAPED)
+
+def test_facts_read_the_property_history_with_its_precision():
+    record = json.loads(json.dumps(RECORDS["single_family_half_baths"]))
+    record["property_history"] = [  # Realtor lists the newest first; dates only
+        {"date": "2025-09-30", "event_name": "Price Changed", "price": 1_190_000},
+        {"date": "2025-09-12", "event_name": "Listed", "price": 1_250_000},
+        {"date": "2024-01-05", "event_name": "Listed for rent", "price": 4_000},
+    ]
+    facts = realtor_facts(record, SCRAPED)
+    day = 86_400.0
+    start = datetime(2025, 9, 12, tzinfo=timezone.utc).timestamp()
+    assert facts["events"] == [[start, start + day, "listed", 1_250_000.0],
+                               [start + 18 * day, start + 19 * day, "price", 1_190_000.0]]
+
+
+def test_time_strings_carry_their_precision():
+    assert moment_span("2025-10-01")[1] == 86_400.0
+    assert moment_span("2025-10-01T16:00:05Z") == (datetime(2025, 10, 1, 16, 0, 5, tzinfo=timezone.utc), 1.0)
+    assert moment_span("2025-10-01T16:00:05.123Z")[1] == 0.001
+    assert moment_span("2025-10-01T16:00Z")[1] == 60.0
+    for junk in ("", "yesterday", "2025-02-31", "x" * 100, None, 5):
+        assert moment_span(junk) is None
+
+
+def test_rows_take_the_time_their_answer_arrived():
+    record = dict(RECORDS["single_family_half_baths"], _observed_at=SCRAPED.timestamp() + 12.3456)
+    row = normalize_realtor(record, SCRAPED)
+    assert row["scraped_timestamp"] == "2025-10-01T17:30:12.345Z"
 
 
 def test_non_records_are_dropped_not_crashed():

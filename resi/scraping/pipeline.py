@@ -35,6 +35,8 @@ class ZipcodeOutcome:
     requests: int = 0
     error: str | None = None
     finished_at: datetime | None = None
+    facts: dict[str, dict] = field(default_factory=dict)
+    """Listing id -> the source's facts, for the kept rows (only when the pipeline keeps facts: validators)."""
 
     @property
     def ok(self) -> bool:
@@ -103,6 +105,18 @@ def dedupe(table: pa.Table, drops: Counter) -> pa.Table:
     return table.filter(pa.array(keep, pa.bool_())) if not all(keep) else table
 
 
+def _facts_of(records: list[dict], extract, observed: datetime, keep: set[str]) -> dict[str, dict]:
+    out = {}
+    for record in records:
+        try:
+            facts = extract(record, observed)
+        except Drop:
+            continue
+        if facts["listing_id"] in keep:
+            out.setdefault(facts["listing_id"], facts)
+    return out
+
+
 class Progress:
     """One updating line on a terminal; plain log lines otherwise (pm2 logs) or when ``quiet``."""
 
@@ -128,11 +142,12 @@ class Progress:
 
 class Pipeline:
     def __init__(self, source: ListingSource, concurrency: int = 4, zipcode_attempts: int = 3,
-                 retry_pause: float = 5.0):
+                 retry_pause: float = 5.0, keep_facts: bool = False):
         self.source = source
         self.concurrency = max(1, concurrency)
         self.zipcode_attempts = max(1, zipcode_attempts)
         self.retry_pause = retry_pause
+        self.keep_facts = keep_facts
 
     async def scrape_zipcode(self, zipcode: str) -> ZipcodeOutcome:
         """Search, normalize, validate and dedupe one zipcode (retrying the search on source errors)."""
@@ -148,8 +163,12 @@ class Pipeline:
                 continue
             outcome.error = None
             outcome.records, outcome.requests = len(result.records), result.requests
-            rows = clean_records(result.records, self.source.normalize, utcnow(), zipcode, outcome.drops)
+            scraped_at = utcnow()
+            rows = clean_records(result.records, self.source.normalize, scraped_at, zipcode, outcome.drops)
             outcome.rows = dedupe(rows, outcome.drops)
+            if self.keep_facts:
+                outcome.facts = _facts_of(result.records, self.source.facts, scraped_at,
+                                          set(outcome.rows["listing_id"].to_pylist()))
             break
         outcome.finished_at = utcnow()
         return outcome

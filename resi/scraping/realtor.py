@@ -3,7 +3,9 @@
 homeharvest brings the queries, the location look-up and the pagination; this module swaps its transport
 (``_graphql_post``) for one that has a timeout, a request-rate cap, a proxy, retries with backoff on 429
 (honouring ``Retry-After``), 5xx, timeouts and broken bodies, and that refuses answers of the wrong shape
-instead of reading them as "no listings". Its blocking calls run in worker threads, off the event loop.
+instead of reading them as "no listings". A 4xx other than 403 and 429 is the site refusing that request
+(:class:`SourceRefused`, not retried). Every record is stamped with ``_observed_at``, the moment its answer
+arrived, which becomes its scrape time. Its blocking calls run in worker threads, off the event loop.
 The production base URL is Realtor.com's; ``base_url`` points the same code at the local listing site.
 """
 
@@ -24,11 +26,12 @@ from homeharvest.core.scrapers.realtor import RealtorScraper
 from homeharvest.core.scrapers.realtor.queries import HOMES_DATA
 from loguru import logger
 
-from resi.scraping.normalize import normalize_realtor, normalize_realtor_existing
-from resi.scraping.source import SearchResult, SourceBlocked, SourceError
+from resi.scraping.normalize import normalize_realtor, realtor_facts
+from resi.scraping.source import SearchResult, SourceBlocked, SourceError, SourceRefused
 
 REALTOR_GRAPHQL = RealtorScraper.SEARCH_GQL_URL
-_HOME_QUERY = "query GetHomeDetails($property_id: ID!) { home(property_id: $property_id) " + HOMES_DATA + " }"
+_HOME_QUERY = ("query GetHomeDetails($property_id: ID!) { home(property_id: $property_id) "
+               + HOMES_DATA.rstrip().removesuffix("}") + " property_history { date event_name price } } }")
 
 
 class RateCap:
@@ -115,7 +118,7 @@ class _Scraper(RealtorScraper):
                 problem = f"HTTP {resp.status_code}"
                 continue
             if resp.status_code != 200:
-                raise SourceError(f"{operation_name}: HTTP {resp.status_code}")
+                raise SourceRefused(f"{operation_name}: HTTP {resp.status_code}: {resp.text[:200]}")
             try:
                 body = resp.json()
             except ValueError:
@@ -123,8 +126,23 @@ class _Scraper(RealtorScraper):
                 continue
             problem = _shape_problem(operation_name, body)
             if problem is None:
+                _stamp(operation_name, body, time.time())
                 return body
         raise SourceError(f"{operation_name} failed after {src.max_attempts} attempts: {problem}")
+
+
+def _stamp(operation: str, body: dict, at: float) -> None:
+    """Mark every record of an answer with the moment it arrived (its scrape time)."""
+    data = body["data"]
+    if operation == "GetHomeSearch":
+        records = data["homeSearch"]["results"]
+    elif operation == "GetHomeDetails":
+        records = [data.get("home")]
+    else:
+        return
+    for record in records:
+        if isinstance(record, dict):
+            record["_observed_at"] = at
 
 
 class RealtorSource:
@@ -153,7 +171,7 @@ class RealtorSource:
         self.cap = RateCap(max_rps)
         self.version = f"homeharvest-{package_version('homeharvest')}"
         self.normalize = normalize_realtor
-        self.normalize_existing = normalize_realtor_existing
+        self.facts = realtor_facts
         self.closed = threading.Event()
 
     def close(self) -> None:
@@ -169,12 +187,13 @@ class RealtorSource:
                 pass
         return random.uniform(0.5, 1.0) * min(self.backoff_cap, 0.25 * 2**attempt)
 
-    def _input(self, location: str) -> ScraperInput:
-        return ScraperInput(location=location, listing_type=ListingType.FOR_SALE, return_type=ReturnType.raw,
-                            proxy=self.proxy, limit=10_000, parallel=False, extra_property_data=False)
+    def _input(self, location: str, sold_within_days: int | None = None) -> ScraperInput:
+        kind = ListingType.SOLD if sold_within_days else ListingType.FOR_SALE
+        return ScraperInput(location=location, listing_type=kind, return_type=ReturnType.raw, proxy=self.proxy,
+                            limit=10_000, parallel=False, extra_property_data=False, last_x_days=sold_within_days)
 
-    def _search(self, zipcode: str) -> SearchResult:
-        scraper = _Scraper(self._input(zipcode), self)
+    def _search(self, zipcode: str, sold_within_days: int | None = None) -> SearchResult:
+        scraper = _Scraper(self._input(zipcode, sold_within_days), self)
         try:
             records = scraper.search()
         except SourceError:
@@ -193,6 +212,10 @@ class RealtorSource:
 
     async def search(self, zipcode: str) -> SearchResult:
         return await asyncio.to_thread(self._search, zipcode)
+
+    async def search_sold(self, zipcode: str, days: int) -> SearchResult:
+        """The listings of ``zipcode`` sold in the last ``days`` days (homeharvest's ``listing_type="sold"``)."""
+        return await asyncio.to_thread(self._search, zipcode, days)
 
     async def fetch(self, listing_id: str) -> dict | None:
         return await asyncio.to_thread(self._fetch, listing_id)

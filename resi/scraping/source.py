@@ -23,6 +23,13 @@ class SourceBlocked(SourceError):
     """The source refused us (403: blocked, e.g. a WAF); a proxy or a pause is needed."""
 
 
+class SourceRefused(SourceError):
+    """The source refused this request for what it asks (a 4xx such as 400 for a malformed id): asking
+    again will not help, and it says nothing about the source's health."""
+
+    retryable = False
+
+
 @dataclass
 class SearchResult:
     zipcode: str
@@ -41,7 +48,12 @@ class Drop(Exception):
 
 
 Normalizer = Callable[[dict, datetime], dict]
-"""``(record, scraped_at) -> row`` of the listing schema, or raises :class:`Drop`."""
+"""``(record, scraped_at) -> row`` of the listing schema, or raises :class:`Drop`. A record may carry
+``_observed_at`` (unix seconds, set by the source's transport): when the source answered with it."""
+
+FactsExtractor = Callable[[dict, datetime], dict]
+"""``(record, observed_at) -> facts``: what the source says about one listing's life (static fields, status
+and price now, dated events), the format ``resi/validation/history.py`` reads; raises :class:`Drop`."""
 
 
 class ListingSource(Protocol):
@@ -50,15 +62,15 @@ class ListingSource(Protocol):
     origin: str
     """Scheme and host of the source's listing pages (what a row's ``source_url`` must start with)."""
     normalize: Normalizer
-    normalize_existing: Normalizer
-    """For a listing fetched again by id: any status it may have now is accepted."""
+    facts: FactsExtractor
 
     async def search(self, zipcode: str) -> SearchResult:
         """Every current listing of ``zipcode`` (active and pending)."""
         ...
 
     async def fetch(self, listing_id: str) -> dict | None:
-        """One listing by the source's id, whatever its status now; None if the source has no such listing."""
+        """One listing by the source's id with its history, whatever its status now; None if the source has no
+        such listing; :class:`SourceRefused` when it refuses the request itself."""
         ...
 
     def owns_url(self, url: str) -> bool:
