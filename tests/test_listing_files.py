@@ -32,7 +32,7 @@ def good_row(**changes) -> dict:
         "address": "12 Oak St, Princeton, NJ 08540", "zipcode": "08540", "price": 550000.0, "bedrooms": 3,
         "bathrooms": 2.5, "sqft": 1800, "listing_date": "2025-09-01", "property_type": "house",
         "listing_status": "active", "days_on_market": 30, "mls_id": "NJ123", "source_url": "https://x/y_M1",
-        "scraped_timestamp": "2025-10-01T17:00:00.000Z", "listing_id": "1", "city": "Princeton", "state": "NJ",
+        "scraped_timestamp": "2025-10-01T17:00:00.000Z", "listing_id": "1000001", "city": "Princeton", "state": "NJ",
         "latitude": 40.35, "longitude": -74.66,
     }
     row.update(changes)
@@ -66,9 +66,17 @@ def test_plausibility_rules():
         "range:listing_date": good_row(listing_date="2025-10-05"), "format:listing_date": good_row(listing_date="Sep 1"),
         "range:sqft": good_row(sqft=5), "format:scraped_timestamp": good_row(scraped_timestamp="yesterday"),
         "range:latitude": good_row(latitude=123.0), "range:longitude": good_row(longitude=-200.0), "missing_column:city": {k: v for k, v in good_row().items() if k != "city"},
-        "type:bathrooms": good_row(bathrooms=True), "empty:address_or_id": good_row(listing_id="  "),
+        "type:bathrooms": good_row(bathrooms=True), "empty:address": good_row(address="  "),
+        "range:bedrooms": good_row(bedrooms=-1),
     }
-    for reason, row in [*cases.items(), ("format:listing_date", good_row(listing_date="2025-13-01"))]:
+    more = [("format:listing_date", good_row(listing_date="2025-13-01")),
+            ("format:listing_date", good_row(listing_date="2025-02-31")),
+            ("format:scraped_timestamp", good_row(scraped_timestamp="2025-10-01T17:00:99.000Z")),
+            ("range:price", good_row(price=float("nan"))), ("range:price", good_row(price=float("inf"))),
+            ("range:latitude", good_row(latitude=float("nan")))]
+    more += [("format:listing_id", good_row(listing_id=bad)) for bad in ("  ", "0123456", "12a456", "123", "1" * 21,
+                                                                         "9" * 300_000, "١٢٣٤٥")]
+    for reason, row in [*cases.items(), *more]:
         assert row_problem(row) == reason, (reason, row_problem(row))
     # The vectorized form gives each row its own first problem.
     from resi.listings.schema import READ_SCHEMA
@@ -85,7 +93,7 @@ def test_address_variants_share_a_key():
 
 
 def test_epoch_files_round_trip():
-    rows = [good_row(listing_id=str(i), zipcode=z) for i, z in enumerate(["08540", "08540", "19103"])]
+    rows = [good_row(listing_id=str(1000 + i), zipcode=z) for i, z in enumerate(["08540", "08540", "19103"])]
     from datetime import datetime
 
     files = build_epoch_files(table_from_rows(rows), hotkey="hk", epoch_id="2025-10-01T16-00-00", nonce="n",
@@ -119,7 +127,7 @@ def test_footer_claiming_millions_of_rows_is_refused_before_decoding():
 
 def test_huge_decoded_size_is_refused_from_the_footer():
     blob = "a" * 20_000_000
-    data = parquet_bytes(table_from_rows([good_row(address=blob, listing_id=str(i)) for i in range(3)]))
+    data = parquet_bytes(table_from_rows([good_row(address=blob, listing_id=str(1000 + i)) for i in range(3)]))
     assert len(data) < 100_000
     before = pa.total_allocated_bytes()
     with pytest.raises(FileRejected) as err:

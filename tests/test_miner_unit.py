@@ -24,7 +24,7 @@ def test_checkpoint_keeps_assignment_and_rows(tmp_path):
     first = cp.start_epoch(ASSIGNMENT)
     other = ASSIGNMENT.model_copy(update={"nonce": "changed"})
     assert cp.start_epoch(other).assignment.nonce == "n1" == first.assignment.nonce  # first record wins
-    rows = pa.Table.from_pylist([good_row(listing_id=str(i)) for i in range(3)], schema=READ_SCHEMA)
+    rows = pa.Table.from_pylist([good_row(listing_id=str(1000 + i)) for i in range(3)], schema=READ_SCHEMA)
     cp.save_zipcode(ASSIGNMENT.epoch_id, "08540", rows, {"missing_price": 2})
     reopened = Checkpoint(tmp_path / "c.db")
     assert reopened.finished_zipcodes(ASSIGNMENT.epoch_id) == {"08540": 3}

@@ -3,7 +3,8 @@ and validators (when they count), so an honest miner never loses a row it believ
 
 ``table_problems`` returns, per row, the first problem found (a short stable code) or null. Types are the
 schema's business (files are type-checked against it before their rows are read); these rules are about
-values: required fields present, numbers in range, vocabulary, formats, dates not after the scrape.
+values: required fields present, numbers in range, vocabulary, formats (listing ids of the source's own
+form), dates not after the scrape.
 """
 
 from __future__ import annotations
@@ -23,8 +24,19 @@ LIMITS = {
     "longitude": (-180.0, 180.0),
 }
 _ZIPCODE = r"^[0-9]{5}$"
+LISTING_ID = r"^[1-9][0-9]{3,19}$"
+"""A listing id is a Realtor property id: digits, no leading zero (one spelling per listing), 4 to 20 of them.
+Anything else cannot be fetched again to be proven, so it is not a listing row."""
 _DATE = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
 _TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
+
+
+def _real(column, fmt: str, length: int):
+    """Whether the first ``length`` characters are a moment that exists (no February 31, no second 99):
+    parsing and printing it again gives the same text."""
+    head = pc.utf8_slice_codeunits(column, 0, length)
+    parsed = pc.strptime(head, format=fmt, unit="s", error_is_null=True)
+    return pc.fill_null(pc.equal(pc.strftime(parsed, format=fmt), head), False)
 
 
 def _checks(t: pa.Table):
@@ -34,20 +46,23 @@ def _checks(t: pa.Table):
             yield f"null:{field.name}", pc.is_null(t[field.name])
     for name, (low, high) in LIMITS.items():
         col = t[name]
-        yield f"range:{name}", pc.or_(pc.less(col, low), pc.greater(col, high))
+        outside = pc.or_(pc.less(col, low), pc.greater(col, high))
+        if pa.types.is_floating(col.type):  # NaN compares false with everything: it is out of every range
+            outside = pc.or_(outside, pc.is_nan(col))
+        yield f"range:{name}", outside
     yield "format:zipcode", pc.invert(pc.match_substring_regex(t["zipcode"], _ZIPCODE))
     yield "vocabulary:property_type", pc.invert(pc.is_in(t["property_type"], pa.array(PROPERTY_TYPES)))
     yield "vocabulary:listing_status", pc.invert(pc.is_in(t["listing_status"], pa.array(LISTING_STATUSES)))
     url = t["source_url"]
     yield "format:source_url", pc.invert(pc.or_(pc.starts_with(url, "http://"), pc.starts_with(url, "https://")))
-    yield "empty:address_or_id", pc.or_(
-        pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(t["address"])), 0),
-        pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(t["listing_id"])), 0),
-    )
+    yield "empty:address", pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(t["address"])), 0)
+    yield "format:listing_id", pc.invert(pc.match_substring_regex(t["listing_id"], LISTING_ID))
     scraped = t["scraped_timestamp"]
-    yield "format:scraped_timestamp", pc.invert(pc.match_substring_regex(scraped, _TIMESTAMP))
+    yield "format:scraped_timestamp", pc.invert(pc.and_(pc.match_substring_regex(scraped, _TIMESTAMP),
+                                                        _real(scraped, "%Y-%m-%dT%H:%M:%S", 19)))
     listed = t["listing_date"]
-    yield "format:listing_date", pc.invert(pc.match_substring_regex(listed, _DATE))
+    yield "format:listing_date", pc.invert(pc.and_(pc.match_substring_regex(listed, _DATE),
+                                                   _real(listed, "%Y-%m-%d", 10)))
     yield "range:listing_date", pc.or_(pc.less(listed, "1990-01-01"),
                                        pc.greater(listed, pc.utf8_slice_codeunits(scraped, 0, 10)))
 
