@@ -15,15 +15,17 @@ from resi.listings.files import ReadLimits, build_epoch_files, parquet_bytes, ta
 from resi.validation.copies import Upload, find_copies, fingerprints
 from resi.validation.evaluate import Prepared, apply_copies, finish, prepare
 from resi.validation.gates import Submission, check_gates
+from resi.validation.history import BAD, STATIC_FIELDS, UNPROVEN, judge_claim, states_at, timeline
 from resi.validation.params import EpochContext, ValidationParams
 from resi.validation.rows import check_rows, url_matches
 from resi.validation.scoring import completeness, epoch_score, quality, update_ema, weights
 from resi.validation.truth import (
-    FETCH_FAILED,
+    REFUSED,
+    UNANSWERED,
     Snapshot,
     choose_sample,
-    first_difference,
     judge,
+    refetch_verdict,
     sample_seed,
     split_by_snapshot,
 )
@@ -65,15 +67,20 @@ def submission(rows: list[dict], hotkey="hk1", nonce="nonce1", epoch="2025-10-01
     return Submission(hotkey, 1, parquet, meta, at, at)
 
 
-SNAP = Snapshot({r["listing_id"]: r for r in honest_rows()}, {"08540": 5, "19103": 5})
-
-
 # --- gates -------------------------------------------------------------------------------------------------
 
 
 def test_gate_passes_an_honest_upload():
     gate = check_gates(submission(honest_rows()), CTX, P)
     assert gate.passed and gate.table.num_rows == 10
+    assert check_gates(submission(honest_rows(), modified=DEADLINE - timedelta(seconds=1)), CTX, P).passed
+
+
+def test_no_row_may_be_scraped_after_its_file_landed():
+    uploaded = START + timedelta(hours=1, seconds=30)
+    rows = [row(1, scraped_timestamp=iso_z(uploaded + timedelta(milliseconds=900))),  # same second: fine
+            row(2, scraped_timestamp=iso_z(uploaded + timedelta(seconds=1)))]
+    assert check_rows(table_from_rows(rows), CTX, uploaded).reasons == [None, "scraped_outside_epoch"]
 
 
 def _meta_edit(**changes):
@@ -91,6 +98,7 @@ def _meta_edit(**changes):
         (Submission("hk1", 1, fetch_error="file_too_large"), "file_too_large"),
         (Submission("hk1", 1, listings=b"x", listings_modified=START), "missing_file"),
         (submission(honest_rows(), modified=DEADLINE + timedelta(seconds=1)), "late_upload"),
+        (submission(honest_rows(), modified=DEADLINE), "late_upload"),  # in the deadline's second: maybe after it
         (submission(honest_rows(), tamper=lambda p, m: (p, b"{not json")), "metadata_unreadable"),
         (submission(honest_rows(), tamper=_meta_edit(rowCount="many")), "metadata_invalid"),
         (submission(honest_rows(), meta_hotkey="someone-else"), "metadata_hotkey_mismatch"),
@@ -165,22 +173,102 @@ def test_realtor_urls_with_dashed_ids_match():
 
 # --- truth check ----------------------------------------------------------------------------------------------
 
-
-def test_rows_agreeing_with_the_snapshot_within_drift_match():
-    drifted = row(1, price=500_001.0 * 0.95, listing_status="pending", days_on_market=31,
-                  scraped_timestamp=iso_z(START + timedelta(hours=1)))
-    truth = dict(row(1), scraped_timestamp=iso_z(DEADLINE + timedelta(minutes=10)), days_on_market=31)
-    assert first_difference(drifted, truth, P) is None
-    assert first_difference(row(1, address="1 OAK STREET, Princeton, NJ 08540"), row(1), P) is None
+LISTED = datetime(2025, 9, 1, 12, tzinfo=UTC).timestamp()
+"""Every test listing was listed then: at the default scrape time (17:00 on Oct 1) it is 30 days old."""
+AFTER = (DEADLINE + timedelta(minutes=10)).timestamp()
+T = (START + timedelta(hours=1)).timestamp()
+H = 3600.0
 
 
-@pytest.mark.parametrize(
-    "field,value",
-    [("price", 600_000.0), ("bedrooms", 5), ("bathrooms", 1.0), ("sqft", 2500), ("listing_date", "2025-08-01"),
-     ("property_type", "condo"), ("mls_id", "X1"), ("days_on_market", 90), ("latitude", 41.0), ("city", "Trenton")],
-)
-def test_each_field_disagreement_is_found(field, value):
-    assert first_difference(row(1, **{field: value}), row(1), P) == field
+def facts(r: dict, *, status=None, price=None, events=None, observed=AFTER) -> dict:
+    """What the source says about ``r``'s listing (by default: it agrees, listed on Sep 1 at ``r``'s price)."""
+    return {"listing_id": r["listing_id"], "observed_at": observed, "static": {k: r[k] for k in STATIC_FIELDS},
+            "status": status or r["listing_status"], "price": r["price"] if price is None else price,
+            "events": [[LISTED, LISTED + 1, "listed", r["price"]]] if events is None else events}
+
+
+def snap(rows, **overrides) -> Snapshot:
+    return Snapshot({r["listing_id"]: facts(r, **overrides) for r in rows}, {"08540": 5, "19103": 5})
+
+
+SNAP = snap(honest_rows())
+
+
+def test_a_row_agreeing_with_the_source_is_proven_and_each_static_difference_is_not():
+    assert judge_claim(row(1), facts(row(1)), START.timestamp()) is None
+    for field, value in [("bedrooms", 5), ("bathrooms", 1.0), ("sqft", 1818), ("property_type", "condo"),
+                         ("mls_id", "X1"), ("latitude", 40.3501), ("city", "Trenton"), ("zipcode", "19103"),
+                         ("address", "1 OAK STREET, Princeton, NJ 08540"), ("latitude", float("nan"))]:
+        assert judge_claim(row(1, **{field: value}), facts(row(1)), START.timestamp()) == (BAD, f"mismatch:{field}")
+
+
+def test_a_status_that_changed_during_the_epoch_is_credited():
+    pending_at = T + 2 * H  # went pending after the miner's scrape
+    source = facts(row(1), status="pending",
+                   events=[[LISTED, LISTED + 1, "listed", None], [pending_at, pending_at + 1, "status", "pending"]])
+    assert judge_claim(row(1), source, START.timestamp()) is None  # active at its scrape time
+    assert judge_claim(row(1, listing_status="pending"), source, START.timestamp()) == (UNPROVEN, "listing_status")
+    already = facts(row(1), status="pending",
+                    events=[[LISTED, LISTED + 1, "listed", None], [T - H, T - H + 1, "status", "pending"]])
+    assert judge_claim(row(1), already, START.timestamp()) == (UNPROVEN, "listing_status")  # relabelled active
+
+
+def test_a_price_changed_during_the_epoch_is_credited_with_the_sources_history():
+    cut_at = T + H
+    history = [[LISTED, LISTED + 1, "listed", 500_001.0], [cut_at, cut_at + 1, "price", 480_000.0]]
+    source = facts(row(1), price=480_000.0, events=history)
+    assert judge_claim(row(1), source, START.timestamp()) is None  # the old price was the price at its scrape
+    late = row(1, scraped_timestamp=iso_z(START + timedelta(hours=3)))
+    assert judge_claim(late, source, START.timestamp()) == (UNPROVEN, "price")  # old price after the cut: no
+    search_only = facts(row(1), price=480_000.0, events=[[LISTED, LISTED + 1, "listed", None]])
+    assert judge_claim(row(1, price=480_000.0), search_only, START.timestamp()) is None  # equal to the snapshot
+    assert judge_claim(row(1), search_only, START.timestamp()) == (UNPROVEN, "price")  # differs: needs history
+
+
+def test_a_biased_price_is_never_proven_however_small():
+    history = [[LISTED, LISTED + 1, "listed", 500_001.0]]
+    for bias in (1.09, 1.02, 1.0001):
+        biased = row(1, price=round(500_001.0 * bias, 2))
+        assert refetch_verdict(biased, facts(row(1), events=history), START.timestamp()) == "mismatch:price"
+
+
+def test_days_on_market_are_exact_to_the_sources_precision():
+    assert judge_claim(row(1, days_on_market=31), facts(row(1)), START.timestamp()) == (UNPROVEN, "days_on_market")
+    assert judge_claim(row(1, days_on_market=29), facts(row(1)), START.timestamp()) == (UNPROVEN, "days_on_market")
+    day = datetime(2025, 9, 1, tzinfo=UTC).timestamp()  # a source that gives the list date only
+    source = facts(row(1), events=[[day, day + 86_400, "listed", None]])
+    assert judge_claim(row(1, days_on_market=30), source, START.timestamp()) is None
+    assert judge_claim(row(1, days_on_market=29), source, START.timestamp()) is None  # listed late on Sep 1
+    assert judge_claim(row(1, days_on_market=28), source, START.timestamp()) == (UNPROVEN, "days_on_market")
+
+
+def test_a_listing_sold_before_the_epoch_is_stale_one_sold_during_it_is_not():
+    sold_before = START.timestamp() - 6 * H
+    history = [[LISTED, LISTED + 1, "listed", 500_001.0], [sold_before, sold_before + 1, "status", "sold"]]
+    for claim in (row(1), row(1, listing_status="sold")):  # relabelled active, or honestly "sold": stale either way
+        assert refetch_verdict(claim, facts(row(1), status="sold", events=history), START.timestamp()) == "stale"
+    withdrawn = [[LISTED, LISTED + 1, "listed", 500_001.0], [sold_before, sold_before + 1, "status", "off_market"]]
+    assert refetch_verdict(row(1), facts(row(1), status="off_market", events=withdrawn), START.timestamp()) == "stale"
+    sold_after = T + H  # sold during the epoch, after the miner's scrape: the row was right when scraped
+    history = [[LISTED, LISTED + 1, "listed", 500_001.0], [T - H, T - H + 1, "status", "pending"],
+               [sold_after, sold_after + 1, "status", "sold"]]
+    assert refetch_verdict(row(1, listing_status="pending"), facts(row(1), status="sold", events=history),
+                           START.timestamp()) is None
+    relisted = withdrawn + [[START.timestamp() + 60, START.timestamp() + 61, "listed", 500_001.0]]
+    late = row(1, days_on_market=0, listing_date="2025-10-01")
+    assert refetch_verdict(late, facts(row(1), events=relisted), START.timestamp()) is None  # listed again in time
+
+
+def test_history_branches_where_the_source_is_imprecise():
+    day = datetime(2025, 10, 1, tzinfo=UTC).timestamp()
+    events = [[LISTED, LISTED + 1, "listed", 100.0], [day, day + 86_400, "status", "pending"]]
+    assert {s.status for s in states_at(events, T)} == {"active", "pending"}  # pending "on Oct 1": maybe not yet
+    assert {s.status for s in states_at(events, day + 86_400)} == {"pending"}
+    assert {s.status for s in states_at(events, LISTED - 1)} == {None}
+    unexplained = timeline({"events": [[LISTED, LISTED + 1, "listed", 100.0]], "observed_at": AFTER,
+                            "status": "pending", "price": 90.0})
+    assert {(s.status, s.price) for s in states_at(unexplained, T)} == {("active", 100.0), ("active", 90.0),
+                                                                        ("pending", 100.0), ("pending", 90.0)}
 
 
 def test_sample_is_committed_to_block_hotkey_and_file():
@@ -192,37 +280,66 @@ def test_sample_is_committed_to_block_hotkey_and_file():
     assert choose_sample(ids[:10], seed, 30) == sorted(ids[:10])
 
 
-def _truth(rows, refetched, snapshot=SNAP, params=P):
+def _truth(rows, answer, snapshot=SNAP, params=P):
+    """The truth check of ``rows``; ``answer(listing_id, row)`` is the refetch outcome of a sampled row."""
     valid = {r["listing_id"]: r for r in rows}
-    result, unverified = split_by_snapshot(rows, snapshot, params)
-    sample = choose_sample(unverified, sample_seed("0x1", "hk", "s"), params.sample_size)
-    return judge(result, valid, unverified, sample, refetched(sample, valid), params)
+    result = split_by_snapshot(valid, snapshot, START.timestamp())
+    result.sample = choose_sample(result.pool, sample_seed("0x1", "hk", "s"), params.sample_size)
+    return judge(result, valid, {i: answer(i, valid[i]) for i in result.sample}, START.timestamp(), params)
 
 
-def test_honest_rows_missing_from_the_snapshot_verify_on_refetch():
-    sold = [row(50 + i, listing_status="sold") for i in range(3)]  # gone from the search, still at the source
-    truth = _truth(honest_rows() + sold, lambda sample, valid: {i: valid[i] for i in sample})
-    assert truth.factor == 1.0 and truth.estimated_rate == 0 and len(truth.credited_ids) == 13
+def test_rows_gone_from_the_snapshot_earn_once_the_source_confirms_them():
+    gone = [row(50 + i) for i in range(3)]  # sold since the scrape: the source still has them
+    truth = _truth(honest_rows() + gone, lambda i, r: facts(r))
+    assert truth.factor == 1.0 and truth.estimated_rate == 0 and sum(truth.credited({r["listing_id"]: r for r in
+                                                                                     honest_rows() + gone}).values()) == 13
+
+
+def test_unsampled_pool_rows_earn_at_the_samples_confirmed_rate():
+    gone = [row(50 + i) for i in range(20)]
+    rows = honest_rows() + gone
+    valid = {r["listing_id"]: r for r in rows}
+    truth = _truth(rows, lambda i, r: facts(r), params=ValidationParams(sample_size=4))
+    assert len(truth.sample) == 4 and truth.confirmed == set(truth.sample)
+    assert truth.credited(valid) == {"08540": 25.0, "19103": 5.0}  # 16 unsampled rows, all extrapolated at rate 1
+    half = _truth(rows, lambda i, r: facts(r) if int(i) % 2 else None, params=ValidationParams(sample_size=4))
+    assert sum(half.credited(valid).values()) == 10 + len(half.confirmed) + 16 * len(half.confirmed) / 4
+
+
+def test_rows_whose_refetch_the_source_refuses_are_not_proven():
+    fakes = [row(200 + i) for i in range(2)]
+    truth = _truth(honest_rows() + fakes, lambda i, r: REFUSED)
+    assert truth.bad == {"refused_by_source": 2} and truth.factor == 0.0 and not truth.confirmed
+    assert truth.credited({r["listing_id"]: r for r in honest_rows() + fakes}) == {"08540": 5, "19103": 5}
 
 
 def test_fabricated_rows_are_found_by_the_sample():
-    fakes = [row(200 + i, listing_id=f"F{i}", source_url=f"{ORIGIN}/realestateandhomes-detail/x_08540_MF{i}")
-             for i in range(2)]
-    truth = _truth(honest_rows() + fakes, lambda sample, valid: {i: None for i in sample})
-    assert truth.sample_fabricated == 2 and truth.factor == 0.0 and truth.estimated_rate > P.fabrication_threshold
+    fakes = [row(200 + i) for i in range(2)]
+    truth = _truth(honest_rows() + fakes, lambda i, r: None)
+    assert truth.sample_bad == 2 and truth.bad == {"not_found_at_source": 2} and truth.factor == 0.0
 
 
-def test_rows_disagreeing_with_the_snapshot_count_as_fabricated():
+def test_rows_disagreeing_with_the_snapshot_are_proven_false():
     rows = honest_rows()
     rows[0] = dict(rows[0], bedrooms=9)
-    truth = _truth(rows, lambda sample, valid: {})
-    assert truth.mismatches == {"bedrooms": 1} and truth.factor == 0.0  # 1 in 10 is over 5%
+    truth = _truth(rows, lambda i, r: facts(r))
+    assert truth.bad == {"mismatch:bedrooms": 1} and truth.factor == 0.0  # 1 in 10 is over 5%
 
 
-def test_unanswered_refetches_count_neither_way():
-    extra = [row(300 + i) for i in range(2)]
-    truth = _truth(honest_rows() + extra, lambda sample, valid: {i: FETCH_FAILED for i in sample})
-    assert truth.factor == 1.0 and truth.sample_errors == 2 and len(truth.credited_ids) == 10
+def test_a_biased_miner_scores_zero_through_the_sample():
+    rows = [dict(r, price=r["price"] * 1.02) for r in honest_rows()]
+    truth = _truth(rows, lambda i, r: facts(next(h for h in honest_rows() if h["listing_id"] == i)))
+    assert truth.pooled == {"differs:price": 10} and truth.bad == {"mismatch:price": 10} and truth.factor == 0.0
+
+
+def test_an_outage_costs_no_score_but_earns_nothing_unproven():
+    extra = [row(300 + i) for i in range(10)]
+    rows = honest_rows() + extra
+    truth = _truth(rows, lambda i, r: UNANSWERED)
+    assert truth.unanswered == 10 and truth.factor == 1.0 and truth.extrapolated == {}
+    assert truth.credited({r["listing_id"]: r for r in rows}) == {"08540": 5, "19103": 5}
+    mostly = _truth(rows, lambda i, r: UNANSWERED if int(i) % 4 else facts(r))  # 3 of 10 answered: under 80%
+    assert mostly.extrapolated == {} and mostly.factor == 1.0 and len(mostly.confirmed) == 3
 
 
 # --- copies --------------------------------------------------------------------------------------------------

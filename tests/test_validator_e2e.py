@@ -55,15 +55,18 @@ def test_killed_validator_sets_the_same_weights(tmp_path, local_s3):
         common = sorted(set(done[0]) & set(done[1]))
         assert (epoch_id,) in common
         records = SimulatedChainStore(net.chain_path).weights(46)
-        sets = {v.signer.hotkey: [(r["uids"], r["weights"]) for r in records if r["hotkey"] == v.signer.hotkey]
-                for v in (steady, killed)}
-        n = min(len(s) for s in sets.values())
-        assert n >= 2 and sets[steady.signer.hotkey][:n] == sets[killed.signer.hotkey][:n]
-        results = [dict(_rows(net.validator_dir(v) / "state.db", "SELECT epoch_id, results FROM epochs WHERE "
-                                                                      "status='done'")) for v in (steady, killed)]
-        for (epoch,) in common:  # each epoch counted once by each: the same scores and the same EMA after it
-            a, b = (json.loads(r[epoch]) for r in results)
+        on_chain = {v.signer.hotkey: [(r["uids"], r["weights"]) for r in records if r["hotkey"] == v.signer.hotkey]
+                    for v in (steady, killed)}
+        query = "SELECT epoch_id, results, weights FROM epochs WHERE status='done'"
+        done_rows = [{e: (res, w) for e, res, w in _rows(net.validator_dir(v) / "state.db", query)}
+                     for v in (steady, killed)]
+        for (epoch,) in common:  # each epoch counted once by each: the same scores, EMA and weights after it
+            a, b = (json.loads(r[epoch][0]) for r in done_rows)
+            wa, wb = (json.loads(r[epoch][1]) for r in done_rows)
             assert [(m["uid"], m["score"], m["ema"]) for m in a] == [(m["uid"], m["score"], m["ema"]) for m in b]
+            assert wa == wb
+            if wa["uids"]:  # and both put that vector on the chain
+                assert all((wa["uids"], wa["weights"]) in vectors for vectors in on_chain.values())
         assert "resuming an unfinished validation" in killed.process.log_tail(400)
     finally:
         net.stop()

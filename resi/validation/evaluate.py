@@ -1,8 +1,8 @@
 """One miner's epoch, from downloaded bytes to a score, in two pure steps around the refetch.
 
 ``prepare`` gates the files, checks every row, compares the valid rows with the snapshot and picks the
-committed sample of rows the snapshot lacks; the caller fetches that sample again (IO); ``finish`` turns
-the answers into the score and its reasons. Copies are judged across miners afterwards (``apply_copies``).
+committed sample of the pool; the caller fetches that sample again (IO); ``finish`` turns the answers into
+the score and its reasons. Copies are judged across miners afterwards (``apply_copies``).
 """
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ class Prepared:
     row_reasons: Counter = field(default_factory=Counter)
     valid: dict[str, dict] = field(default_factory=dict)
     truth: TruthResult | None = None
-    unverified: list[str] = field(default_factory=list)
-    sample: list[str] = field(default_factory=list)
     prints: frozenset[int] = frozenset()
+
+    @property
+    def sample(self) -> list[str]:
+        return self.truth.sample if self.truth is not None else []
 
 
 @dataclass
@@ -40,14 +42,17 @@ class MinerResult:
     gate_detail: str = ""
     rows_uploaded: int = 0
     rows_valid: int = 0
-    rows_credited: int = 0
+    rows_credited: float = 0.0
+    rows_proven: int = 0
+    rows_pooled: int = 0
     completeness: float = 0.0
     quality: float = 0.0
     truth_factor: float = 0.0
     estimated_fabrication: float = 0.0
     sample_size: int = 0
-    sample_fabricated: int = 0
-    sample_errors: int = 0
+    sample_confirmed: int = 0
+    sample_bad: int = 0
+    sample_unanswered: int = 0
     copy: str | None = None
     reasons: dict[str, int] = field(default_factory=dict)
     """Every reason a row or the file was rejected, with counts."""
@@ -63,13 +68,13 @@ def prepare(sub: Submission, ctx: EpochContext, params: ValidationParams, snapsh
     if not gate.passed:
         return prepared
     table = gate.table
-    verdicts = check_rows(table, ctx)
+    verdicts = check_rows(table, ctx, sub.listings_modified)
     prepared.rows_uploaded = table.num_rows
     prepared.row_reasons = verdicts.counts()
     prepared.valid = {row["listing_id"]: row for row in table.filter(verdicts.valid_mask).to_pylist()}
-    prepared.truth, prepared.unverified = split_by_snapshot(list(prepared.valid.values()), snapshot, params)
-    seed = sample_seed(block_hash, sub.hotkey, gate.sha256)
-    prepared.sample = choose_sample(prepared.unverified, seed, params.sample_size)
+    truth = split_by_snapshot(prepared.valid, snapshot, ctx.start_ts)
+    truth.sample = choose_sample(truth.pool, sample_seed(block_hash, sub.hotkey, gate.sha256), params.sample_size)
+    prepared.truth = truth
     prepared.prints = fingerprints(table)
     return prepared
 
@@ -82,24 +87,24 @@ def finish(prepared: Prepared, refetched: dict, ctx: EpochContext, snapshot: Sna
         result.gate, result.gate_detail = prepared.gate.reason, prepared.gate.detail
         result.reasons = {prepared.gate.reason: 1}
         return result
-    truth = judge(prepared.truth, prepared.valid, prepared.unverified, prepared.sample, refetched, params)
-    credited: Counter = Counter(prepared.valid[i]["zipcode"] for i in truth.credited_ids)
+    truth = judge(prepared.truth, prepared.valid, refetched, ctx.start_ts, params)
+    credited = truth.credited(prepared.valid)
     invalid = sum(prepared.row_reasons.values())
     result.rows_uploaded = prepared.rows_uploaded
     result.rows_valid = len(prepared.valid)
-    result.rows_credited = len(truth.credited_ids)
+    result.rows_credited = round(sum(credited.values()), 6)
+    result.rows_proven = len(truth.matched) + len(truth.confirmed)
+    result.rows_pooled = len(truth.pool)
     result.completeness = round(completeness(credited, ctx.expected, snapshot.counts), 6)
     result.quality = round(quality(prepared.rows_uploaded, invalid, params.invalid_penalty), 6)
     result.truth_factor = round(truth.factor, 6)
     result.estimated_fabrication = round(truth.estimated_rate, 6)
     result.sample_size = len(truth.sample)
-    result.sample_fabricated = truth.sample_fabricated
-    result.sample_errors = truth.sample_errors
+    result.sample_confirmed = len(truth.confirmed)
+    result.sample_bad = truth.sample_bad
+    result.sample_unanswered = truth.unanswered
     reasons = Counter(prepared.row_reasons)
-    for name, count in truth.mismatches.items():
-        reasons[f"mismatch:{name}"] += count
-    if truth.sample_fabricated:
-        reasons["not_found_or_different_at_source"] += truth.sample_fabricated
+    reasons.update(truth.bad)
     if truth.factor == 0:
         reasons["fabrication_over_threshold"] += 1
     result.reasons = dict(sorted(reasons.items()))

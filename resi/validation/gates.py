@@ -49,9 +49,11 @@ def check_gates(sub: Submission, ctx: EpochContext, params: ValidationParams) ->
     if sub.listings is None or sub.metadata is None:
         missing = "listings.parquet" if sub.listings is None else "metadata.json"
         return GateResult("missing_file", f"{missing} is missing")
+    last_second = ctx.deadline.replace(microsecond=0)
     for name, modified in (("listings.parquet", sub.listings_modified), ("metadata.json", sub.metadata_modified)):
-        if modified is None or modified > ctx.deadline:
-            return GateResult("late_upload", f"{name} last modified {modified}, after the deadline {ctx.deadline}")
+        # S3 keeps whole seconds: an object stamped with the deadline's second may have landed after it.
+        if modified is None or modified >= last_second:
+            return GateResult("late_upload", f"{name} last modified {modified}, not before the deadline {ctx.deadline}")
     try:
         meta = read_metadata(sub.metadata, params.limits)
     except FileRejected as exc:

@@ -15,18 +15,15 @@ from resi.listings.files import ReadLimits
 @dataclass(frozen=True)
 class ValidationParams:
     sample_size: int = 50
-    """Rows the snapshot lacks that are fetched again by id, per miner (all of them when fewer)."""
+    """Pool rows (the snapshot lacks them, or their values differ from it) fetched again by id, per miner."""
     fabrication_threshold: float = 0.05
-    """Estimated share of fabricated rows above which the epoch scores 0."""
+    """Estimated share of false rows (fabricated, stale, contradicted, unprovable) above which the epoch scores 0."""
+    min_answered_share: float = 0.8
+    """Share of the sample the source must have answered for the unsampled pool rows to earn by extrapolation."""
     copy_overlap: float = 0.5
     """Share of a miner's row fingerprints owned by an earlier upload that marks it a copy."""
     invalid_penalty: float = 10.0
     """quality = 1 - penalty x (invalid rows / rows): 10% invalid rows and quality is 0."""
-    price_tolerance: float = 0.10
-    """Relative price difference tolerated against the validator's own scrape (price cuts drift)."""
-    days_on_market_tolerance: int = 2
-    sqft_tolerance: float = 0.02
-    coordinate_tolerance: float = 0.01
     ema_alpha: float = 0.3
     limits: ReadLimits = ReadLimits()
 
@@ -42,3 +39,7 @@ class EpochContext:
     tolerance_percent: float
     source_origin: str
     """Where listings must come from, e.g. ``https://www.realtor.com``."""
+
+    @property
+    def start_ts(self) -> float:
+        return self.start.timestamp()

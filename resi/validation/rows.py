@@ -1,12 +1,14 @@
 """Row checks: each row counts or not, with the reason. The plausibility rules are the miners' own
-(``resi.listings.checks``); on top come the epoch's: zipcode assigned, scraped inside the epoch, a listing
-page of the known source that names this listing and zipcode, and no listing twice in the file."""
+(``resi.listings.checks``); on top come the epoch's: zipcode assigned, scraped inside the epoch and not after
+the file landed (nobody scrapes what they already uploaded), a listing page of the known source that names
+this listing and zipcode, and no listing twice in the file."""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -42,13 +44,15 @@ def url_matches(url: str | None, listing_id: str | None, zipcode: str | None, or
     return bool(match) and match.group(1) == zipcode and match.group(2).replace("-", "") == listing_id
 
 
-def check_rows(table: pa.Table, ctx: EpochContext) -> RowVerdicts:
-    """Every row's verdict, in file order (the first occurrence of a duplicated listing counts)."""
+def check_rows(table: pa.Table, ctx: EpochContext, uploaded: datetime | None = None) -> RowVerdicts:
+    """Every row's verdict, in file order (the first occurrence of a duplicated listing counts). ``uploaded``:
+    when the file landed (S3's last-modified, whole seconds): no row may say it was scraped after that second."""
     reasons: list[str | None] = table_problems(table).to_pylist()
     assigned = pc.is_in(table["zipcode"], pa.array(sorted(ctx.expected), pa.string()))
     scraped = table["scraped_timestamp"]
     head = pc.utf8_slice_codeunits(scraped, 0, 19)
-    window = pc.and_(pc.greater_equal(head, iso_z(ctx.start)[:19]), pc.less_equal(head, iso_z(ctx.deadline)[:19]))
+    last = min(ctx.deadline, uploaded) if uploaded is not None else ctx.deadline
+    window = pc.and_(pc.greater_equal(head, iso_z(ctx.start)[:19]), pc.less_equal(head, iso_z(last)[:19]))
     utc = pc.match_substring_regex(scraped, _UTC_SUFFIX)
     for name, ok in (("unassigned_zipcode", assigned), ("scraped_timestamp_not_utc", utc),
                      ("scraped_outside_epoch", window)):

@@ -1,31 +1,45 @@
-"""The truth check: every valid row against the validator's own scrape of the same zipcodes, then a
-committed random sample of the rows that scrape lacks, fetched again by id.
+"""The truth check: a row earns only when the validator has evidence that it is a real, current listing with
+exactly these values.
 
-The sample's seed is a hash of a block hash after the deadline, the miner's hotkey and its file's sha256:
-a miner cannot know it when it uploads, and cannot change it afterwards without changing the file.
+1. Every valid row is compared with the validator's own scrape of the same zipcodes after the deadline (the
+   snapshot, with the facts the search gave: list, pending and sale dates). A row whose static fields differ
+   from the snapshot's is proven false. A row the snapshot proves (``history.judge_claim``) is credited.
+2. The others form the *pool*: rows the snapshot lacks (sold, withdrawn or invented since) and rows whose
+   status, price or days on market differ from what the snapshot shows at their scrape time (changed during
+   the epoch, or biased). A committed random sample of the pool is fetched again by id, with the listing's
+   history, and judged against it: confirmed, or bad (not found, refused for that row, contradicted, stale).
+   The sample's seed is a hash of a block hash after the deadline, the miner's hotkey and its file's sha256:
+   a miner cannot know it when it uploads, and cannot change it afterwards without changing the file.
+3. When the sample is answered well enough (``min_answered_share`` of it: refetches that failed because the
+   source was down do not count as answered), the unsampled pool rows are credited at the sample's confirmed
+   rate, and the bad share is estimated from the answered sample. Otherwise only proven rows are credited.
+
+Estimated bad share ``r = (proven false in the snapshot + b x pool) / valid rows``, with ``b`` the bad share of
+the answered sample (of the whole sample when too little was answered: an outage never counts against a
+miner). Truth factor: 0 when ``r`` exceeds the threshold, else ``1 - r``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 from collections import Counter
 from dataclasses import dataclass, field
 
-from resi.epochs import parse_iso
-from resi.listings.schema import address_key
+from resi.validation.history import BAD, judge_claim, timeline
 from resi.validation.params import ValidationParams
 
-FETCH_FAILED = "fetch_failed"
-"""Refetch outcome when the source could not answer (neither proof nor disproof)."""
-
-_EXACT = ("bedrooms", "bathrooms", "property_type", "listing_date", "mls_id")
+REFUSED = "refused"
+"""Refetch outcome: the source refused the request for this row while it answered others."""
+UNANSWERED = "unanswered"
+"""Refetch outcome: the source could not be asked (it was down); neither proof nor disproof."""
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    rows: dict[str, dict]
-    """The validator's own scrape: listing id -> row."""
+    facts: dict[str, dict]
+    """Listing id -> what the validator's own scrape says about it."""
     counts: dict[str, int | None]
     """Zipcode -> listings found there; None when scraping that zipcode failed."""
 
@@ -41,105 +55,96 @@ def choose_sample(ids: list[str], seed: int, k: int) -> list[str]:
     return ordered if len(ordered) <= k else sorted(random.Random(seed).sample(ordered, k))
 
 
-def _relative(a: float | None, b: float | None) -> float:
-    if a is None or b is None:
-        return 0.0 if a is None and b is None else float("inf")
-    return abs(a - b) / max(abs(b), 1e-9)
-
-
-def first_difference(claimed: dict, truth: dict, params: ValidationParams) -> str | None:
-    """The first field where ``claimed`` is not ``truth`` beyond what drifts (None when they agree).
-
-    Exact: zipcode, address (up to spelling), city, state, beds, baths, type, list date, MLS id. Within a
-    tolerance: price, sqft, coordinates, days on market (after allowing for the time between the scrapes).
-    The status is not compared: listings go pending and sell during an epoch.
-    """
-    if claimed["zipcode"] != truth["zipcode"]:
-        return "zipcode"
-    if address_key(claimed["address"], claimed["zipcode"]) != address_key(truth["address"], truth["zipcode"]):
-        return "address"
-    for name in ("city", "state"):
-        if str(claimed[name]).lower() != str(truth[name]).lower():
-            return name
-    for name in _EXACT:
-        if claimed[name] != truth[name]:
-            return name
-    if _relative(claimed["price"], truth["price"]) > params.price_tolerance:
-        return "price"
-    if _relative(claimed["sqft"], truth["sqft"]) > params.sqft_tolerance:
-        return "sqft"
-    for name in ("latitude", "longitude"):
-        if claimed[name] is not None and truth[name] is not None and \
-                abs(claimed[name] - truth[name]) > params.coordinate_tolerance:
-            return name
-    if truth["listing_status"] != "sold" and claimed["days_on_market"] is not None and truth["days_on_market"] is not None:
-        elapsed = (parse_iso(truth["scraped_timestamp"]) - parse_iso(claimed["scraped_timestamp"])).days
-        if abs(claimed["days_on_market"] + elapsed - truth["days_on_market"]) > params.days_on_market_tolerance:
-            return "days_on_market"
-    return None
-
-
 @dataclass
 class TruthResult:
-    matched: int = 0
-    mismatches: Counter = field(default_factory=Counter)
-    """Field -> rows found in the snapshot that disagree with it there."""
-    unverified: int = 0
+    matched: set[str] = field(default_factory=set)
+    """Rows the snapshot proves."""
+    bad: Counter = field(default_factory=Counter)
+    """Reason -> rows proven false (in the snapshot or in the sample)."""
+    snapshot_bad: int = 0
+    pool: list[str] = field(default_factory=list)
+    pooled: Counter = field(default_factory=Counter)
+    """Why rows went to the pool: ``not_in_snapshot`` or ``differs:<field>``."""
     sample: list[str] = field(default_factory=list)
-    sample_fabricated: int = 0
-    sample_errors: int = 0
-    credited_ids: set[str] = field(default_factory=set)
-    fabricated_ids: set[str] = field(default_factory=set)
+    confirmed: set[str] = field(default_factory=set)
+    sample_bad: int = 0
+    unanswered: int = 0
+    extrapolated: dict[str, float] = field(default_factory=dict)
+    """Zipcode -> credit given to unsampled pool rows at the sample's confirmed rate."""
     estimated_rate: float = 0.0
     factor: float = 1.0
 
+    def credited(self, rows: dict[str, dict]) -> dict[str, float]:
+        """Zipcode -> credited rows: proven ones plus what the sample lets extrapolate."""
+        out: Counter = Counter()
+        for listing_id in self.matched | self.confirmed:
+            out[rows[listing_id]["zipcode"]] += 1
+        for zipcode, credit in self.extrapolated.items():
+            out[zipcode] += credit
+        return dict(out)
 
-def split_by_snapshot(rows: list[dict], snapshot: Snapshot, params: ValidationParams) -> tuple[TruthResult, list[str]]:
-    """Compare every row whose listing the snapshot has; the partial result and the ids it lacks."""
+
+def split_by_snapshot(rows: dict[str, dict], snapshot: Snapshot, epoch_start: float) -> TruthResult:
+    """Compare every row with the snapshot: proven, proven false, or pooled for a refetch."""
     result = TruthResult()
-    unverified = []
-    for row in rows:
-        truth = snapshot.rows.get(row["listing_id"])
-        if truth is None:
-            unverified.append(row["listing_id"])
+    for listing_id, row in rows.items():
+        facts = snapshot.facts.get(listing_id)
+        if facts is None:
+            result.pool.append(listing_id)
+            result.pooled["not_in_snapshot"] += 1
             continue
-        diff = first_difference(row, truth, params)
-        if diff is None:
-            result.matched += 1
-            result.credited_ids.add(row["listing_id"])
+        verdict = judge_claim(row, facts, epoch_start)
+        if verdict is None:
+            result.matched.add(listing_id)
+        elif verdict[0] == BAD:
+            result.bad[verdict[1]] += 1
+            result.snapshot_bad += 1
         else:
-            result.mismatches[diff] += 1
-            result.fabricated_ids.add(row["listing_id"])
-    result.unverified = len(unverified)
-    return result, unverified
+            result.pool.append(listing_id)
+            result.pooled[f"differs:{verdict[1]}"] += 1
+    return result
 
 
-def judge(result: TruthResult, rows: dict[str, dict], unverified: list[str], sample: list[str],
-          refetched: dict[str, dict | str | None], params: ValidationParams) -> TruthResult:
-    """Finish the truth check with the refetched sample: the estimated fabricated share and the factor.
+def refetch_verdict(row: dict, outcome: dict | str | None, epoch_start: float) -> str | None:
+    """Why a refetched pool row is bad (None when the source confirms it); ``outcome`` is not UNANSWERED."""
+    if outcome is None:
+        return "not_found_at_source"
+    if outcome == REFUSED:
+        return "refused_by_source"
+    verdict = judge_claim(row, outcome, epoch_start, timeline(outcome))
+    if verdict is None:
+        return None
+    return verdict[1] if verdict[0] == BAD else f"mismatch:{verdict[1]}"
 
-    A sampled row is fabricated when the source has no such listing or disagrees with it; one the source
-    could not be asked about counts neither way. The fabricated share of the unverified rows is estimated
-    from the sample; rows found disagreeing with the snapshot count in full.
-    """
-    result.sample = list(sample)
-    for listing_id in sample:
-        fetched = refetched.get(listing_id, FETCH_FAILED)
-        if fetched == FETCH_FAILED:
-            result.sample_errors += 1
-        elif fetched is None or first_difference(rows[listing_id], fetched, params) is not None:
-            result.sample_fabricated += 1
-            result.fabricated_ids.add(listing_id)
+
+def judge(result: TruthResult, rows: dict[str, dict], outcomes: dict[str, dict | str | None], epoch_start: float,
+          params: ValidationParams) -> TruthResult:
+    """Finish the truth check with the refetched sample: credit, the estimated bad share and the factor."""
+    for listing_id in result.sample:
+        outcome = outcomes.get(listing_id, UNANSWERED)
+        if outcome == UNANSWERED:
+            result.unanswered += 1
+            continue
+        reason = refetch_verdict(rows[listing_id], outcome, epoch_start)
+        if reason is None:
+            result.confirmed.add(listing_id)
         else:
-            result.credited_ids.add(listing_id)
-    answered = len(sample) - result.sample_errors
-    sampled = set(sample)
-    if answered > 0:  # the rest of the unverified rows are credited as the sample suggests they are real
-        result.credited_ids.update(i for i in unverified if i not in sampled)
-    estimate = sum(result.mismatches.values())
-    if answered > 0:
-        estimate += result.sample_fabricated / answered * len(unverified)
-    total = result.matched + sum(result.mismatches.values()) + len(unverified)
-    result.estimated_rate = estimate / total if total else 0.0
-    result.factor = 0.0 if result.estimated_rate > params.fabrication_threshold else 1.0 - result.estimated_rate
+            result.bad[reason] += 1
+            result.sample_bad += 1
+    sampled = len(result.sample)
+    answered = sampled - result.unanswered
+    if answered > 0 and answered >= math.ceil(params.min_answered_share * sampled):
+        rate, bad_share = len(result.confirmed) / answered, result.sample_bad / answered
+        chosen = set(result.sample)
+        extrapolated: Counter = Counter()
+        for listing_id in result.pool:
+            if listing_id not in chosen:
+                extrapolated[rows[listing_id]["zipcode"]] += rate
+        result.extrapolated = dict(extrapolated)
+    else:  # the source was down for too much of the sample: only proven rows earn, no outage counts against
+        bad_share = result.sample_bad / sampled if sampled else 0.0
+    total = len(rows)
+    estimate = (result.snapshot_bad + bad_share * len(result.pool)) / total if total else 0.0
+    result.estimated_rate = estimate
+    result.factor = 0.0 if estimate > params.fabrication_threshold else 1.0 - estimate
     return result

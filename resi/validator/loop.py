@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import aiohttp
-import pyarrow as pa
 from loguru import logger
 
 from resi import constants as c
@@ -25,13 +24,13 @@ from resi.epochs import epoch_id as format_epoch_id
 from resi.epochs import iso_z, parse_iso, utcnow
 from resi.neuron import pause
 from resi.scraping.pipeline import Pipeline
-from resi.scraping.source import ListingSource, SourceError
+from resi.scraping.source import Drop, ListingSource, SourceError, SourceRefused
 from resi.storage import StorageError, upload_post
 from resi.validation.copies import Upload, find_copies
 from resi.validation.evaluate import MinerResult, apply_copies, finish, prepare
 from resi.validation.params import EpochContext, ValidationParams
 from resi.validation.scoring import update_ema, weights
-from resi.validation.truth import FETCH_FAILED, Snapshot
+from resi.validation.truth import REFUSED, UNANSWERED, Snapshot
 from resi.validator.downloads import DownloadLimits, submissions
 from resi.validator.state import ValidatorState
 
@@ -63,6 +62,7 @@ class Validator:
         self.config = config
         self._upload_attempts: dict[str, int] = {}
         self._schedule: tuple[datetime, datetime] | None = None
+        self._refetch_cache: tuple[str, dict] | None = None
 
     # --- scheduling -----------------------------------------------------------------------------------------------
 
@@ -84,9 +84,13 @@ class Validator:
             wait = self.config.poll_interval
             try:
                 await self.settle_latest()
-                for epoch_id in self.state.unfinished():  # killed mid-epoch: finish it with its stored inputs
+                unfinished = self.state.unfinished()
+                for epoch_id in unfinished:  # killed mid-epoch, or the source was down: finish it now
                     logger.info(f"epoch {epoch_id}: resuming an unfinished validation")
                     await self.process(epoch_id)
+                if any(not self.state.finished(e) for e in unfinished):
+                    await pause(stop, wait)
+                    continue
                 previous, previous_end, current_end = await self._epochs()
                 ready_at = previous_end + timedelta(seconds=self.config.grace)
                 max_lag = self.config.max_lag or (current_end - previous_end).total_seconds()
@@ -98,8 +102,7 @@ class Validator:
                         logger.warning(f"epoch {previous}: too old to validate now; skipped")
                         self.state.skip(previous, "too old when the validator got to it")
                         continue
-                    else:
-                        await self.process(previous)
+                    elif await self.process(previous) is not None:
                         continue
                 else:
                     wait = min(wait, (current_end + timedelta(seconds=self.config.grace) - now).total_seconds())
@@ -112,7 +115,9 @@ class Validator:
     # --- one epoch ----------------------------------------------------------------------------------------------------
 
     async def process(self, epoch_id: str) -> list[MinerResult] | None:
-        """Validate ``epoch_id`` end to end (idempotent: a finished epoch is never counted again)."""
+        """Validate ``epoch_id`` end to end (idempotent: a finished epoch is never counted again). While the
+        source cannot answer part of the sampled refetches the epoch is not committed (None) and is validated
+        again later; from three quarters of the allowed lag on, it is committed with only proven rows earning."""
         try:
             assignment = await self.api.epoch_assignment(epoch_id)
         except ApiError as exc:
@@ -128,19 +133,27 @@ class Validator:
         snapshot = await self._snapshot(assignment)
         miners = [tuple(m) for m in record["metagraph"]]
         logger.info(f"epoch {epoch_id}: validating {len(miners)} uids, seed block {record['block']}, snapshot of "
-                    f"{len(snapshot.rows)} listings")
+                    f"{len(snapshot.facts)} listings")
         results: list[MinerResult] = []
         uploads: list[Upload] = []
         params = self.config.params
+        unanswered = 0
         async for sub in submissions(self.api, miners, epoch_id, self.config.limits, self.config.download_concurrency):
             prepared = prepare(sub, ctx, params, snapshot, record["block_hash"])
-            refetched = await self._refetch(epoch_id, prepared.sample)
+            refetched = await self._refetch(epoch_id, prepared.sample, snapshot)
             result = finish(prepared, refetched, ctx, snapshot, params)
+            unanswered += result.sample_unanswered
             results.append(result)
             if prepared.gate.passed:
                 uploads.append(Upload(sub.hotkey, sub.listings_modified, prepared.gate.sha256, prepared.prints))
             logger.info(f"epoch {epoch_id}: uid {sub.uid} score {result.score:.4f} "
                         f"({result.gate or 'ok'}; {result.rows_valid}/{result.rows_uploaded} valid rows)")
+        lag = self.config.max_lag or (assignment.epoch_end - assignment.epoch_start).total_seconds()
+        final = (utcnow() - assignment.submission_deadline).total_seconds() >= 0.75 * lag
+        if unanswered and not final:
+            logger.warning(f"epoch {epoch_id}: the listing source did not answer {unanswered} sampled refetches; "
+                           "validating the epoch again later")
+            return None
         apply_copies(results, find_copies(uploads, params.copy_overlap))
         results.sort(key=lambda r: r.uid)
         scores = {uid: (hk, 0.0) for uid, hk in miners}
@@ -152,6 +165,7 @@ class Validator:
                      for r in results]
         if not self.state.commit(epoch_id, documents, ema, target):
             logger.info(f"epoch {epoch_id}: already counted")
+        self._refetch_cache = None
         await self.settle_latest()
         return results
 
@@ -175,38 +189,66 @@ class Validator:
         """The validator's own scrape of the assigned zipcodes (taken once per epoch, kept across restarts)."""
         stored = self.state.snapshot(assignment.epoch_id)
         if stored is None:
-            pipeline = Pipeline(self.source, concurrency=4, zipcode_attempts=3, retry_pause=5.0)
+            pipeline = Pipeline(self.source, concurrency=4, zipcode_attempts=3, retry_pause=5.0, keep_facts=True)
             outcomes = await pipeline.run([z.zipcode for z in assignment.zipcodes], quiet=True)
-            table = pa.concat_tables([o.rows for o in outcomes])
+            facts = {k: v for o in outcomes for k, v in o.facts.items()}
             counts = {o.zipcode: (o.rows.num_rows if o.ok else None) for o in outcomes}
-            self.state.save_snapshot(assignment.epoch_id, table, counts)
-            stored = (table, counts)
-        table, counts = stored
-        return Snapshot({row["listing_id"]: row for row in table.to_pylist()}, counts)
+            self.state.save_snapshot(assignment.epoch_id, facts, counts)
+            stored = (facts, counts)
+        facts, counts = stored
+        return Snapshot(facts, counts)
 
-    async def _refetch(self, epoch_id: str, ids: list[str]) -> dict:
-        """The source's answer for each id (cached per epoch, shared by every miner)."""
-        cache = self.state.refetched(epoch_id)
+    async def _refetch(self, epoch_id: str, ids: list[str], snapshot: Snapshot) -> dict:
+        """The source's answer for each id: facts, None (no such listing), REFUSED (the source refused that
+        request while it answered a listing it has) or UNANSWERED (the source was down: asked again on the next
+        attempt). Answers are cached per epoch in memory and in the state, shared by every miner."""
+        if self._refetch_cache is None or self._refetch_cache[0] != epoch_id:
+            self._refetch_cache = (epoch_id, self.state.refetched(epoch_id))
+        cache = self._refetch_cache[1]
         missing = [i for i in ids if i not in cache]
         semaphore = asyncio.Semaphore(self.config.refetch_concurrency)
-        scraped_at = utcnow()
+        failed: list[str] = []
+        answers: dict[str, dict | str | None] = {}
 
         async def one(listing_id: str) -> None:
             async with semaphore:
                 try:
                     record = await self.source.fetch(listing_id)
+                except SourceRefused:
+                    answers[listing_id] = REFUSED
+                    return
                 except SourceError:
-                    outcome = FETCH_FAILED
-                else:
-                    try:
-                        outcome = None if record is None else self.source.normalize_existing(record, scraped_at)
-                    except Exception:  # a record without what identifies a listing is none
-                        outcome = None
-                self.state.save_refetch(epoch_id, listing_id, outcome)
-                cache[listing_id] = outcome
+                    failed.append(listing_id)
+                    return
+                try:
+                    answers[listing_id] = None if record is None else self.source.facts(record, utcnow())
+                except Drop:  # the source's answer for this id does not describe a listing
+                    answers[listing_id] = REFUSED
 
         await asyncio.gather(*(one(i) for i in missing))
-        return {i: cache[i] for i in ids}
+        if failed:
+            source_up = await self._source_answers(snapshot)
+            for listing_id in failed:
+                answers[listing_id] = REFUSED if source_up else UNANSWERED
+            if not source_up:
+                logger.warning(f"epoch {epoch_id}: the listing source is not answering ({len(failed)} refetches)")
+        for listing_id, outcome in answers.items():
+            if outcome != UNANSWERED:
+                self.state.save_refetch(epoch_id, listing_id, outcome)
+                cache[listing_id] = outcome
+        return {i: cache.get(i, answers.get(i, UNANSWERED)) for i in ids}
+
+    async def _source_answers(self, snapshot: Snapshot) -> bool:
+        """Whether the source answers a request for a listing it is known to have (the canary): if so, a
+        refetch that failed failed because of what it asked for."""
+        canary = min(snapshot.facts, default=None)
+        if canary is None:
+            return False
+        try:
+            await self.source.fetch(canary)
+        except SourceError:
+            return False
+        return True
 
     # --- weights and results -------------------------------------------------------------------------------------
 

@@ -10,13 +10,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import zlib
 from contextlib import closing
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from resi.listings.schema import READ_SCHEMA
 from resi.sqlite import connect
 
 _SCHEMA = """
@@ -26,7 +23,7 @@ CREATE TABLE IF NOT EXISTS epochs (
     detail TEXT, started_at REAL NOT NULL, finished_at REAL
 );
 CREATE TABLE IF NOT EXISTS ema (uid INTEGER PRIMARY KEY, hotkey TEXT NOT NULL, value REAL NOT NULL, epoch_id TEXT);
-CREATE TABLE IF NOT EXISTS snapshots (epoch_id TEXT PRIMARY KEY, rows BLOB NOT NULL, counts TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS snapshot_facts (epoch_id TEXT PRIMARY KEY, facts BLOB NOT NULL, counts TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS refetch (
     epoch_id TEXT NOT NULL, listing_id TEXT NOT NULL, outcome TEXT NOT NULL, PRIMARY KEY (epoch_id, listing_id)
 );
@@ -121,19 +118,17 @@ class ValidatorState:
 
     # --- snapshot and refetches ------------------------------------------------------------------------------------
 
-    def save_snapshot(self, epoch_id: str, rows: pa.Table, counts: dict[str, int | None]) -> None:
-        sink = pa.BufferOutputStream()
-        pq.write_table(rows.cast(READ_SCHEMA), sink, compression="zstd")
+    def save_snapshot(self, epoch_id: str, facts: dict[str, dict], counts: dict[str, int | None]) -> None:
         with closing(self._db()) as db:
-            db.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)",
-                       (epoch_id, sink.getvalue().to_pybytes(), json.dumps(counts)))
+            db.execute("INSERT OR REPLACE INTO snapshot_facts VALUES (?, ?, ?)",
+                       (epoch_id, zlib.compress(json.dumps(facts).encode()), json.dumps(counts)))
 
-    def snapshot(self, epoch_id: str) -> tuple[pa.Table, dict[str, int | None]] | None:
+    def snapshot(self, epoch_id: str) -> tuple[dict[str, dict], dict[str, int | None]] | None:
         with closing(self._db()) as db:
-            row = db.execute("SELECT rows, counts FROM snapshots WHERE epoch_id=?", (epoch_id,)).fetchone()
+            row = db.execute("SELECT facts, counts FROM snapshot_facts WHERE epoch_id=?", (epoch_id,)).fetchone()
         if row is None:
             return None
-        return pq.read_table(pa.BufferReader(row[0])).cast(READ_SCHEMA), json.loads(row[1])
+        return json.loads(zlib.decompress(row[0])), json.loads(row[1])
 
     def refetched(self, epoch_id: str) -> dict[str, dict | str | None]:
         with closing(self._db()) as db:
@@ -150,5 +145,5 @@ class ValidatorState:
             old = [r[0] for r in db.execute("SELECT epoch_id FROM epochs ORDER BY started_at DESC LIMIT -1 OFFSET ?",
                                             (keep_epochs,))]
             for epoch_id in old:
-                db.execute("DELETE FROM snapshots WHERE epoch_id=?", (epoch_id,))
+                db.execute("DELETE FROM snapshot_facts WHERE epoch_id=?", (epoch_id,))
                 db.execute("DELETE FROM refetch WHERE epoch_id=?", (epoch_id,))
