@@ -14,6 +14,7 @@ from resi.api.client import ResiApiClient
 from resi.api.errors import ApiError
 from resi.chain.keys import create_wallet
 from resi.chain.local import SimulatedChainStore
+from resi.epochs import epoch_at, utcnow
 from resi.storage import StorageError, list_objects, upload_post
 from tests.helpers import run
 from tests.servers import ApiServer
@@ -119,33 +120,39 @@ def test_status_update_is_stored_and_checked(net):
     assert "nonce" in errors[0].messages[0] and "not the current epoch" in errors[1].messages[0]
 
 
-def test_miner_upload_lands_under_its_prefix_and_nowhere_else(net):
+def test_miner_upload_lands_under_its_epoch_folder_and_nowhere_else(net):
     miner, other = net.miners[3], net.miners[4]
+    epoch = epoch_at(utcnow())  # the server's epochs are 4 hours
 
     async def go():
         async with net.client(miner) as c, aiohttp.ClientSession() as s:
             access = await c.miner_upload_access()
             again = await c.miner_upload_access()
-            own = access.folder + "epoch=2025-10-01T16-00-00/listings.parquet"
+            own = access.folder + "listings.parquet"
             await upload_post(s, access.url, access.fields, own, b"rows" * 10)
-            try:
-                await upload_post(s, access.url, access.fields, f"data/hotkey={other.hotkey}/x/listings.parquet", b"x")
-                refused = None
-            except StorageError as exc:
-                refused = exc
+            refused = []
+            for key, fields in ((f"data/hotkey={other.hotkey}/epoch={epoch.id}/listings.parquet", access.fields),
+                                (f"data/hotkey={miner.hotkey}/epoch=2025-10-01T16-00-00/listings.parquet", access.fields),
+                                (own, {**access.fields, "Content-Type": "text/html"})):
+                try:
+                    await upload_post(s, access.url, fields, key, b"x")
+                    refused.append(None)
+                except StorageError as exc:
+                    refused.append(exc.status)
             listing = await list_objects(s, access.list_url)
             return access, again, own, refused, listing
 
     access, again, own, refused, listing = run(go())
     assert access is again  # credentials reused while valid
-    assert access.folder == f"data/hotkey={miner.hotkey}/"
-    assert refused is not None and refused.status == 403
+    assert access.folder == f"data/hotkey={miner.hotkey}/epoch={epoch.id}/"
+    assert refused == [403, 403, 403]  # another miner, another epoch, another content type
     assert [o.key for o in listing.objects] == [own]
     policy = json.loads(base64.b64decode(access.fields["policy"]))
     assert ["starts-with", "$key", access.folder] in policy["conditions"]
+    assert {"Content-Type": "application/octet-stream"} in policy["conditions"]
     assert ["content-length-range", 1, 100 * 1024 * 1024] in policy["conditions"]
     expires = time.mktime(time.strptime(policy["expiration"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
-    assert time.time() < expires <= time.time() + 4 * 3600 + 5
+    assert time.time() < expires <= epoch.end.timestamp()  # dead at the epoch's deadline
 
 
 def test_validator_endpoints_happy_path(net):

@@ -54,7 +54,7 @@ def set_site_faults(net, **faults):
 
 
 def files_for(signer, epoch_id: str):
-    rows = [good_row(listing_id=str(i), address=f"{i} Oak St, Princeton, NJ 08540") for i in range(50)]
+    rows = [good_row(listing_id=str(1000 + i), address=f"{i} Oak St, Princeton, NJ 08540") for i in range(50)]
     now = utcnow()
     return build_epoch_files(table_from_rows(rows), hotkey=signer.hotkey, epoch_id=epoch_id, nonce="n",
                              scraper_name="test", scraper_version="1", started_at=now, finished_at=now)
@@ -72,7 +72,8 @@ def test_upload_waits_out_an_s3_outage(tmp_path, local_s3):
         n.start_infrastructure()
         miner = n.register("outage")
         n.start_api()
-        epoch_id = "2025-01-01T00-00-00"
+        wait_epoch_with(10, 90)
+        epoch_id = epoch_at(utcnow(), timedelta(minutes=10)).id  # credentials admit the current epoch only
         files = files_for(miner.signer, epoch_id)
         proxy.up = False
         threading.Timer(4.0, lambda: setattr(proxy, "up", True)).start()
@@ -97,7 +98,8 @@ def test_expired_upload_credentials_are_renewed(tmp_path, local_s3):
     n = make_net(tmp_path, local_s3, "--upload-ttl-seconds", "2", names=("expiry",))
     try:
         signer = n.people["expiry"].signer
-        epoch_id = "2025-01-01T04-00-00"
+        wait_epoch_with(EPOCH_MINUTES, 30)
+        epoch_id = current_epoch().id
         files = files_for(signer, epoch_id)
 
         async def go():

@@ -47,8 +47,8 @@ class Uploader:
                 problem: str
                 try:
                     access = await self.api.miner_upload_access()
-                    if not prefix.startswith(access.folder):
-                        raise UploadFailed(f"the API's folder {access.folder!r} does not hold {prefix!r}", fatal=True)
+                    if not prefix.startswith(access.folder):  # credentials of another epoch: ask again
+                        raise StorageError(f"the API's folder {access.folder!r} does not hold {prefix!r}", status=403)
                     for name, data in ((c.LISTINGS_FILE, files.parquet), (c.METADATA_FILE, files.metadata_json)):
                         await upload_post(session, access.url, access.fields, prefix + name, data, timeout=self.timeout)
                     logger.info(f"uploaded {len(files.parquet)} + {len(files.metadata_json)} bytes to {prefix}")

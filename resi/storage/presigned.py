@@ -101,12 +101,14 @@ async def upload_post(
     content-length-range (400) and an expired policy (403), and this raises :class:`StorageError` then.
     """
     form = aiohttp.FormData()
+    content_type = "application/octet-stream"
     for name, value in fields.items():
+        if name.lower() == "content-type":
+            content_type = str(value)
         if name.lower() not in ("key", "file"):
             form.add_field(name, str(value))
     form.add_field("key", key)
-    form.add_field("file", body, filename=filename or key.rsplit("/", 1)[-1],
-                   content_type="application/octet-stream")
+    form.add_field("file", body, filename=filename or key.rsplit("/", 1)[-1], content_type=content_type)
     try:
         async with session.post(url, data=form, timeout=_timeout(timeout)) as resp:
             if resp.status not in (200, 201, 204):

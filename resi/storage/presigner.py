@@ -14,6 +14,9 @@ from botocore.config import Config
 
 from resi.logs import register_secret
 
+UPLOAD_CONTENT_TYPE = "application/octet-stream"
+"""The one content type an upload policy admits (parquet and JSON alike are stored as bytes)."""
+
 
 @dataclass(frozen=True)
 class S3Settings:
@@ -50,18 +53,19 @@ class S3Presigner:
     def presigned_post(
         self, bucket: str, prefix: str, max_bytes: int, expires_in: int, min_bytes: int = 1
     ) -> dict:
-        """``{"url", "fields"}`` for uploads under ``prefix`` only, of ``min_bytes..max_bytes`` each,
-        valid for ``expires_in`` seconds. The ``key`` field is ``{prefix}${filename}``; clients set their own
-        key under the prefix."""
+        """``{"url", "fields"}`` for uploads under ``prefix`` only, of ``min_bytes..max_bytes`` each, of content
+        type :data:`UPLOAD_CONTENT_TYPE`, valid for ``expires_in`` seconds. The ``key`` field is
+        ``{prefix}${filename}``; clients set their own key under the prefix."""
         conditions = [
             {"acl": "private"},
+            {"Content-Type": UPLOAD_CONTENT_TYPE},
             ["starts-with", "$key", prefix],
             ["content-length-range", min_bytes, max_bytes],
         ]
         return self._client.generate_presigned_post(
             Bucket=bucket,
             Key=prefix + "${filename}",
-            Fields={"acl": "private"},
+            Fields={"acl": "private", "Content-Type": UPLOAD_CONTENT_TYPE},
             Conditions=conditions,
             ExpiresIn=expires_in,
         )

@@ -72,16 +72,25 @@ async def folder_access(request: web.Request) -> web.Response:
     requested = body.expiry if body.expiry is not None else body.timestamp + 86_400
     if requested <= now.timestamp():
         raise HttpError(400, "expiry is in the past")
-    ttl = int(min(requested - now.timestamp(), ctx.config.upload_ttl.total_seconds()))
-    prefix = c.miner_prefix(body.hotkey)
+    # The policy is for the current epoch's folder only and dies at its deadline: S3 itself refuses a late upload.
+    epoch = ctx.current_epoch()
+    ttl = int(min(requested - now.timestamp(), ctx.config.upload_ttl.total_seconds(),
+                  (epoch.end - now).total_seconds()))
+    if ttl < 1:
+        raise HttpError(503, "the epoch is ending: ask again for the next one")
+    prefix = c.miner_epoch_prefix(body.hotkey, epoch.id)
     post = ctx.presigner.presigned_post(ctx.config.data_bucket, prefix, ctx.config.max_upload_bytes, ttl)
     expires = now + timedelta(seconds=ttl)
-    list_url = ctx.presigner.list_url(ctx.config.data_bucket, prefix, int(ctx.config.read_ttl.total_seconds()))
-    return web.json_response(upload_answer(post, prefix, expires, ctx.config.max_upload_bytes, list_url))
+    folder = c.miner_prefix(body.hotkey)
+    list_url = ctx.presigner.list_url(ctx.config.data_bucket, folder, int(ctx.config.read_ttl.total_seconds()))
+    return web.json_response(upload_answer(post, prefix, expires, ctx.config.max_upload_bytes, list_url,
+                                           folder_path=folder))
 
 
-def upload_answer(post: dict, folder: str, expires: datetime, max_bytes: int, list_url: str | None) -> dict:
-    """Both shapes of the spec's upload-credential answer in one body."""
+def upload_answer(post: dict, folder: str, expires: datetime, max_bytes: int, list_url: str | None,
+                  folder_path: str | None = None) -> dict:
+    """Both shapes of the spec's upload-credential answer in one body. ``folder``: the prefix the policy allows
+    (an epoch's folder for miners); ``folder_path``: the spec's ``metadata.folderPath`` (default ``folder``)."""
     answer = {
         "success": True,
         "message": "S3 upload credentials generated successfully",
@@ -91,13 +100,13 @@ def upload_answer(post: dict, folder: str, expires: datetime, max_bytes: int, li
         "folder": folder,
         "expiry": expires.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds"),
         "metadata": {
-            "folderPath": folder,
+            "folderPath": folder_path or folder,
             "expiresAt": iso_z(expires),
             "maxFileSize": f"{max_bytes // (1024 * 1024)}MB",
             "supportedFormats": ["parquet", "json"],
         },
         "structure_info": {
-            "folder_structure": folder + "epoch={epoch_id}/",
+            "folder_structure": (folder_path or folder) + "epoch={epoch_id}/",
             "description": "Upload listings.parquet and metadata.json to epoch={epoch_id}/ under this folder",
         },
     }
