@@ -1,6 +1,6 @@
 """The whole subnet on the local network: honest miners, every kind of cheater, two validators.
 
-``python -m resi.localnet`` itself is run (as a user would), for two validated epochs of one minute."""
+``python -m resi.localnet`` itself is run (as a user would), for three validated epochs of one minute."""
 
 from __future__ import annotations
 
@@ -10,16 +10,25 @@ import subprocess
 import pytest
 
 from resi.chain.local import SimulatedChainStore
+from resi.localnet.cheaters import STRATEGIES
 from tests.helpers import PYTHON
 
-EXPECTED = {  # cheater -> a reason its results must show (and its score is 0)
+EXPECTED = {  # cheater -> the reason its results must show (and its score is 0)
     "nothing": "no_upload",
     "wrong_nonce": "wrong_nonce",
-    "fabricate": "fabrication_over_threshold",
+    "fabricate": "not_found_at_source",
     "pad": "duplicate_address",
     "unassigned": "unassigned_zipcode",
     "copy": "copy_of",
     "bomb": "too_many_rows",
+    "stale": "unassigned_zipcode",
+    "sold": "stale",
+    "sold_active": "stale",
+    "unprovable": "refused_by_source",
+    "bias": "mismatch:price",
+    "late": "no_upload",
+    "dom_shift": "mismatch:days_on_market",
+    "sqft_nudge": "mismatch:sqft",
 }
 
 
@@ -27,18 +36,18 @@ EXPECTED = {  # cheater -> a reason its results must show (and its score is 0)
 def localnet(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("localnet")
     out = subprocess.run(
-        [PYTHON, "-m", "resi.localnet", "--run-dir", str(run_dir), "--epoch-minutes", "1", "--epochs", "2",
+        [PYTHON, "-m", "resi.localnet", "--run-dir", str(run_dir), "--epoch-minutes", "1", "--epochs", "3",
          "--cheaters", "all", "--scale", "0.02", "--block-seconds", "1"],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=900,
     )
     return run_dir, out
 
 
-def test_localnet_runs_two_epochs_and_stops_cleanly(localnet):
+def test_localnet_runs_three_epochs_and_stops_cleanly(localnet):
     run_dir, out = localnet
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert len(summary["epochs"]) == 2 and summary["failed_processes"] == []
+    assert len(summary["epochs"]) == 3 and summary["failed_processes"] == []
     assert "epoch " in out.stdout and "truth check" in out.stdout  # the table was printed
     for epoch in summary["epochs"]:
         assert {"epoch_id", "miners", "validators"} <= set(epoch)
@@ -47,29 +56,46 @@ def test_localnet_runs_two_epochs_and_stops_cleanly(localnet):
         assert all(v["weights_set"] for v in epoch["validators"])
 
 
-def test_every_cheater_gets_the_outcome_the_design_gives_it(localnet):
+def test_every_cheater_scores_zero_with_its_reason(localnet):
     run_dir, _ = localnet
     summary = json.loads((run_dir / "summary.json").read_text())
+    assert set(EXPECTED) == set(STRATEGIES)
     for epoch in summary["epochs"]:
-        honest = [m for m in epoch["miners"] if m["cheater"] is None]
         cheaters = {m["cheater"]: m for m in epoch["miners"] if m["cheater"]}
-        assert all(m["score"] > 0.9 for m in honest), honest
+        assert set(cheaters) == set(EXPECTED)
         for name, reason in EXPECTED.items():
             assert cheaters[name]["score"] == 0, (name, cheaters[name])
             assert any(k.startswith(reason) for k in cheaters[name]["reasons"]), (name, cheaters[name]["reasons"])
-        assert cheaters["stale"]["score"] == 0 and cheaters["stale"]["reasons"]
-        assert sum(m["weight"] for m in honest) >= 0.95
+        honest = [m for m in epoch["miners"] if m["cheater"] is None]
+        assert sum(m["weight"] for m in honest) >= 0.99
+    late_log = (run_dir / "logs" / "cheat-late.log").read_text()
+    assert "refused by S3" in late_log and "ACCEPTED" not in late_log  # the expired policy stopped it at S3
+
+
+def test_the_new_rules_take_nothing_from_honest_miners(localnet):
+    """Before these rules an honest miner was credited with every valid row; now a row earns only when
+    proven. Every honest row is proven (or extrapolated at a confirmed rate of 1), so the score is exactly the
+    one crediting every valid row would give."""
+    run_dir, _ = localnet
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for epoch in summary["epochs"]:
+        for m in (m for m in epoch["miners"] if m["cheater"] is None):
+            assert m["rows_valid"] > 0 and m["rows_credited"] == m["rows_valid"], m
+            assert m["truth_factor"] == 1.0 and m["quality"] == 1.0, m
+            assert m["score"] == round(m["completeness"], 6) and m["score"] > 0.9, m
 
 
 def test_validators_set_identical_weights(localnet):
     run_dir, _ = localnet
+    summary = json.loads((run_dir / "summary.json").read_text())
     records = SimulatedChainStore(run_dir / "chain.db").weights(46)
-    by_validator: dict[str, list] = {}
+    on_chain = {}
     for r in records:
-        by_validator.setdefault(r["hotkey"], []).append((r["uids"], r["weights"]))
-    assert len(by_validator) == 2
-    first, second = by_validator.values()
-    n = min(len(first), len(second))  # one weight vector per validated epoch, the partial first one included
-    assert n >= 2 and first[:n] == second[:n]
+        on_chain.setdefault(r["hotkey"], []).append((r["uids"], r["weights"]))
+    for epoch in summary["epochs"]:
+        first, second = epoch["validators"]
+        assert first["weights"] == second["weights"] and first["weights"]["uids"]
+        vector = (first["weights"]["uids"], first["weights"]["weights"])
+        assert all(vector in on_chain[v["hotkey"]] for v in epoch["validators"])  # and both put it on the chain
     for text in (run_dir / "logs").glob("validator*.log"):
         assert "Traceback" not in text.read_text()

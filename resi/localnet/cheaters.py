@@ -3,32 +3,53 @@ anyone can watch the validators catch it. Nothing in production imports this mod
 
     python -m resi.localnet.cheaters --strategy fabricate [the miner's flags]
 
-Strategies: nothing (never uploads: register it without a process), wrong_nonce, fabricate (10% invented
-rows), pad (30% duplicates and address variants), unassigned (scrapes zipcodes it was not given), copy
-(re-uploads another miner's files later; ``--victim NAME``), bomb (a parquet bomb), stale (re-sends the
-previous epoch's listings).
+Strategies (``docs/scoring.md`` names the rule that stops each):
+- nothing: never uploads (register it without a process)
+- wrong_nonce: a nonce of its own
+- fabricate: 10% invented rows
+- pad: 30% duplicates and address variants
+- unassigned: scrapes zipcodes it was not given
+- copy: re-uploads another miner's files later (``--victim-dir``)
+- bomb: a parquet bomb
+- stale: re-sends the previous epoch's listings
+- sold: uploads the recently sold listings of its zipcodes (sold search), as sold
+- sold_active: the same listings relabelled active
+- unprovable: 10% invented rows with ids the source refuses, so that their refetches fail
+- bias: every price 2% higher
+- late: keeps its upload credentials and posts its files a second after the deadline
+- dom_shift: every days-on-market one day more (a drift the old ±2-day tolerance let through)
+- sqft_nudge: every area 1% larger (the old ±2% tolerance)
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sqlite3
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
+import aiohttp
 import pyarrow as pa
+from loguru import logger
 
+from resi import constants as c
 from resi import market
 from resi.api.models import Assignment
-from resi.epochs import utcnow
+from resi.epochs import parse_iso, utcnow
 from resi.listings.files import EpochFiles, build_epoch_files, read_metadata
 from resi.listings.schema import READ_SCHEMA
 from resi.miner.checkpoint import Checkpoint
 from resi.miner.strategy import Honest, PackageInfo
+from resi.scraping.pipeline import clean_records
+from resi.storage import StorageError, upload_post
 
-STRATEGIES = ("nothing", "wrong_nonce", "fabricate", "pad", "unassigned", "copy", "bomb", "stale")
+STRATEGIES = ("nothing", "wrong_nonce", "fabricate", "pad", "unassigned", "copy", "bomb", "stale", "sold",
+              "sold_active", "unprovable", "bias", "late", "dom_shift", "sqft_nudge")
 
 
 def _files(rows: pa.Table, assignment: Assignment, info: PackageInfo, **overrides) -> EpochFiles:
@@ -57,7 +78,7 @@ class Fabricate(Honest):
         fakes = []
         for i in range(max(1, round(len(real) * self.share))):
             base = dict(rng.choice(real))
-            fake_id = f"{base['zipcode']}9{rng.randint(10**9, 10**10 - 1)}"
+            fake_id = f"1{base['zipcode']}9{rng.randint(10**9, 10**10 - 1)}"  # well formed, never issued
             origin = base["source_url"].split("/realestateandhomes-detail/")[0]
             base.update(listing_id=fake_id, address=f"{9000 + i} Invented Way, {base['city']}, {base['state']} "
                         f"{base['zipcode']}", price=round(base["price"] * rng.uniform(0.8, 1.2), -2),
@@ -155,11 +176,135 @@ def _epochs(checkpoint: Checkpoint) -> list[str]:
         return sorted(r[0] for r in db.execute("SELECT DISTINCT epoch_id FROM zipcodes"))
 
 
-def strategy(name: str, victim_dir: Path | None = None):
+class Sold(Honest):
+    """Scrapes nothing current: uploads the listings of its zipcodes sold in the last day (Realtor's sold
+    search), as sold. Real listings with real values; just not the epoch's current ones."""
+
+    name = "sold"
+    relabel = False
+
+    def __init__(self, source):
+        self.source = source
+
+    def zipcodes(self, assignment):
+        return []
+
+    def package(self, rows, assignment, info):
+        drops: Counter = Counter()
+        tables = []
+        for z in assignment.zipcodes:
+            result = self.source._search(z.zipcode, 1)
+            tables.append(clean_records(result.records, self.source.normalize, utcnow(), z.zipcode, drops))
+        table = pa.concat_tables(tables) if tables else READ_SCHEMA.empty_table()
+        if table.num_rows == 0:
+            return None
+        if self.relabel:
+            out = []
+            for row in table.to_pylist():
+                listed = datetime.fromisoformat(row["listing_date"]) if row["listing_date"] else None
+                scraped = parse_iso(row["scraped_timestamp"])
+                dom = (scraped.date() - listed.date()).days if listed else None
+                out.append(dict(row, listing_status="active", days_on_market=dom))
+            table = pa.Table.from_pylist(out, schema=READ_SCHEMA)
+        return _files(table, assignment, info)
+
+
+class SoldActive(Sold):
+    name = "sold_active"
+    relabel = True
+
+
+class Unprovable(Honest):
+    """Real rows plus 10% invented ones whose ids are of the row rule's form but not of the site's: the site
+    refuses to look them up, so a validator can never prove them false by a "not found"."""
+
+    name = "unprovable"
+
+    def package(self, rows, assignment, info):
+        real = rows.to_pylist()
+        if not real:
+            return None
+        rng = random.Random(assignment.epoch_id + info.hotkey)
+        fakes = []
+        for i in range(max(1, round(len(real) * 0.10))):
+            base = dict(rng.choice(real))
+            fake_id = str(rng.randint(10**11, 10**12 - 1))  # 12 digits: a Realtor-like id the site never issues
+            origin = base["source_url"].split("/realestateandhomes-detail/")[0]
+            base.update(listing_id=fake_id, address=f"{7000 + i} Hidden Ln, {base['city']}, {base['state']} "
+                        f"{base['zipcode']}",
+                        source_url=f"{origin}/realestateandhomes-detail/{7000 + i}-Hidden-Ln_{base['city']}_"
+                                   f"{base['state']}_{base['zipcode']}_M{fake_id}")
+            fakes.append(base)
+        return _files(pa.Table.from_pylist(real + fakes, schema=READ_SCHEMA), assignment, info)
+
+
+def _edited(name: str, edit):
+    class Edited(Honest):
+        def package(self, rows, assignment, info):
+            if rows.num_rows == 0:
+                return None
+            return _files(pa.Table.from_pylist([edit(r) for r in rows.to_pylist()], schema=READ_SCHEMA),
+                          assignment, info)
+
+    Edited.name = name
+    return Edited
+
+
+Bias = _edited("bias", lambda r: dict(r, price=round(r["price"] * 1.02, 2)))
+DomShift = _edited("dom_shift", lambda r: dict(r, days_on_market=None if r["days_on_market"] is None
+                                              else r["days_on_market"] + 1))
+SqftNudge = _edited("sqft_nudge", lambda r: dict(r, sqft=None if r["sqft"] is None else round(r["sqft"] * 1.01)))
+
+
+class Late(Honest):
+    """Takes its upload credentials before the deadline, waits, and posts its files a second after it: the
+    presigned policy expires at the deadline, so S3 refuses (and the gate would call anything that landed
+    in the deadline's second late)."""
+
+    name = "late"
+
+    def __init__(self, api_url: str, signer):
+        self.api_url = api_url
+        self.signer = signer
+
+    def package(self, rows, assignment, info):
+        if rows.num_rows == 0:
+            return None
+        files = _files(rows, assignment, info)
+        asyncio.run(self._post_late(files, assignment))
+        return None  # nothing for the honest upload path: the epoch is over
+
+    async def _post_late(self, files: EpochFiles, assignment: Assignment) -> None:
+        from resi.api.client import ResiApiClient
+
+        async with ResiApiClient(self.api_url, self.signer) as api, aiohttp.ClientSession() as session:
+            access = await api.miner_upload_access(force=True)
+            await asyncio.sleep(max(0.0, (assignment.submission_deadline - utcnow()).total_seconds() + 1.0))
+            prefix = c.miner_epoch_prefix(info_hotkey := self.signer.hotkey, assignment.epoch_id)
+            for name, data in ((c.LISTINGS_FILE, files.parquet), (c.METADATA_FILE, files.metadata_json)):
+                try:
+                    await upload_post(session, access.url, access.fields, prefix + name, data)
+                    logger.warning(f"late upload of {name} for {info_hotkey} was ACCEPTED by S3")
+                except StorageError as exc:
+                    logger.info(f"late upload of {name} refused by S3, as it should be: {exc}")
+
+
+def strategy(name: str, victim_dir: Path | None = None, miner_argv: list[str] | None = None):
+    """The strategy ``name``; some need the miner's own flags (its source, its API and keys)."""
     table = {"wrong_nonce": WrongNonce, "fabricate": Fabricate, "pad": Pad, "unassigned": Unassigned,
-             "bomb": Bomb, "stale": Stale}
+             "bomb": Bomb, "stale": Stale, "unprovable": Unprovable, "bias": Bias, "dom_shift": DomShift,
+             "sqft_nudge": SqftNudge}
     if name == "copy":
         return Copy(victim_dir=victim_dir or Path("."))
+    if name in ("sold", "sold_active", "late"):
+        from resi.chain.keys import load_signer
+        from resi.miner.cli import build_parser
+        from resi.neuron import source_from_args
+
+        args = build_parser().parse_args(miner_argv or [])
+        if name == "late":
+            return Late(args.api_url, load_signer(args.wallet_name, args.wallet_hotkey, args.wallet_path))
+        return (Sold if name == "sold" else SoldActive)(source_from_args(args))
     if name not in table:
         raise SystemExit(f"unknown strategy {name!r}; one of {', '.join(s for s in STRATEGIES if s != 'nothing')}")
     return table[name]()
@@ -182,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     if name is None:
         print(__doc__)
         return 2
-    return miner_main(argv, strategy=strategy(name, victim))
+    return miner_main(argv, strategy=strategy(name, victim, argv))
 
 
 if __name__ == "__main__":

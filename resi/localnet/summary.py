@@ -26,7 +26,7 @@ def _truth(miner: dict) -> str:
     if miner.get("copy"):
         return miner["copy"]
     if miner.get("truth_factor", 0) == 0:
-        return f"fabricated ~{miner.get('estimated_fabrication', 0):.0%}"
+        return f"false rows ~{miner.get('estimated_fabrication', 0):.0%}"
     return f"ok ({miner.get('sample_size', 0)} refetched)"
 
 
@@ -43,6 +43,8 @@ def epoch_summary(net: LocalNetwork, epoch_id: str, documents: dict[str, dict]) 
         miners.append({
             "name": p.name, "uid": p.uid, "hotkey": p.signer.hotkey, "cheater": p.strategy,
             "rows_uploaded": m.get("rows_uploaded", 0), "rows_valid": m.get("rows_valid", 0),
+            "rows_credited": m.get("rows_credited", 0), "completeness": m.get("completeness", 0.0),
+            "quality": m.get("quality", 0.0), "truth_factor": m.get("truth_factor", 0.0),
             "truth_check": _truth(m) if m else "not evaluated", "score": m.get("score", 0.0),
             "weight": m.get("weight", 0.0), "reasons": m.get("reasons", {}),
         })
