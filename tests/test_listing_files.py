@@ -75,7 +75,9 @@ def test_plausibility_rules():
             ("range:price", good_row(price=float("nan"))), ("range:price", good_row(price=float("inf"))),
             ("range:latitude", good_row(latitude=float("nan")))]
     more += [("format:listing_id", good_row(listing_id=bad)) for bad in ("  ", "0123456", "12a456", "123", "1" * 21,
-                                                                         "9" * 300_000, "١٢٣٤٥")]
+                                                                         "١٢٣٤٥")]
+    more += [("length:listing_id", good_row(listing_id="9" * 300_000)), ("length:address", good_row(address="x" * 513)),
+             ("length:city", good_row(city="y" * 257))]
     for reason, row in [*cases.items(), *more]:
         assert row_problem(row) == reason, (reason, row_problem(row))
     # The vectorized form gives each row its own first problem.

@@ -39,11 +39,18 @@ def _real(column, fmt: str, length: int):
     return pc.fill_null(pc.equal(pc.strftime(parsed, format=fmt), head), False)
 
 
+MAX_TEXT = {"address": 512, "source_url": 2048}
+"""Characters a text field may have (256 for the others): nothing real is longer."""
+
+
 def _checks(t: pa.Table):
     """(reason, mask) pairs in the order they are reported."""
     for field in LISTING_SCHEMA:
         if not field.nullable:
             yield f"null:{field.name}", pc.is_null(t[field.name])
+    for field in LISTING_SCHEMA:
+        if pa.types.is_string(field.type):
+            yield f"length:{field.name}", pc.greater(pc.utf8_length(t[field.name]), MAX_TEXT.get(field.name, 256))
     for name, (low, high) in LIMITS.items():
         col = t[name]
         outside = pc.or_(pc.less(col, low), pc.greater(col, high))
