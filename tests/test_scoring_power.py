@@ -38,11 +38,12 @@ def epoch(rng: random.Random, n: int, false_share: float, kind: str, drift: floa
         return None if i in gone else facts(r)
 
     valid = {r["listing_id"]: r for r in rows}
-    result = split_by_snapshot(valid, snapshot, START.timestamp())
-    result.sample = choose_sample(result.pool, sample_seed(f"0x{rng.getrandbits(64):x}", "hk", "sha"), P.sample_size)
+    result, pool = split_by_snapshot(valid, snapshot, START.timestamp())
+    sample = choose_sample(pool, sample_seed(f"0x{rng.getrandbits(64):x}", "hk", "sha"), P.sample_size)
+    result.sample_rows = {i: valid[i] for i in sample}
     index = {r["listing_id"]: i for i, r in enumerate(rows)}
-    outcomes = {i: answer(index[i], valid[i]) for i in result.sample}
-    return judge(result, valid, outcomes, START.timestamp(), P), valid
+    outcomes = {i: answer(index[i], valid[i]) for i in sample}
+    return judge(result, outcomes, START.timestamp(), P), valid
 
 
 def test_a_ten_percent_fabricator_scores_zero():
@@ -63,7 +64,7 @@ def test_an_honest_miner_under_normal_drift_keeps_its_score():
     kept = 0
     for _ in range(TRIALS):
         truth, valid = epoch(rng, 1000, 0.0, "", 0.10, 0.10)
-        kept += truth.factor > 0.98 and sum(truth.credited(valid).values()) > 0.98 * len(valid)
+        kept += truth.factor > 0.98 and sum(truth.credited().values()) > 0.98 * len(valid)
     assert kept >= 0.99 * TRIALS
 
 

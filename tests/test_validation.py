@@ -283,34 +283,32 @@ def test_sample_is_committed_to_block_hotkey_and_file():
 def _truth(rows, answer, snapshot=SNAP, params=P):
     """The truth check of ``rows``; ``answer(listing_id, row)`` is the refetch outcome of a sampled row."""
     valid = {r["listing_id"]: r for r in rows}
-    result = split_by_snapshot(valid, snapshot, START.timestamp())
-    result.sample = choose_sample(result.pool, sample_seed("0x1", "hk", "s"), params.sample_size)
-    return judge(result, valid, {i: answer(i, valid[i]) for i in result.sample}, START.timestamp(), params)
+    result, pool = split_by_snapshot(valid, snapshot, START.timestamp())
+    result.sample_rows = {i: valid[i] for i in choose_sample(pool, sample_seed("0x1", "hk", "s"), params.sample_size)}
+    return judge(result, {i: answer(i, valid[i]) for i in result.sample}, START.timestamp(), params)
 
 
 def test_rows_gone_from_the_snapshot_earn_once_the_source_confirms_them():
     gone = [row(50 + i) for i in range(3)]  # sold since the scrape: the source still has them
     truth = _truth(honest_rows() + gone, lambda i, r: facts(r))
-    assert truth.factor == 1.0 and truth.estimated_rate == 0 and sum(truth.credited({r["listing_id"]: r for r in
-                                                                                     honest_rows() + gone}).values()) == 13
+    assert truth.factor == 1.0 and truth.estimated_rate == 0 and sum(truth.credited().values()) == 13
 
 
 def test_unsampled_pool_rows_earn_at_the_samples_confirmed_rate():
     gone = [row(50 + i) for i in range(20)]
     rows = honest_rows() + gone
-    valid = {r["listing_id"]: r for r in rows}
     truth = _truth(rows, lambda i, r: facts(r), params=ValidationParams(sample_size=4))
     assert len(truth.sample) == 4 and truth.confirmed == set(truth.sample)
-    assert truth.credited(valid) == {"08540": 25.0, "19103": 5.0}  # 16 unsampled rows, all extrapolated at rate 1
+    assert truth.credited() == {"08540": 25.0, "19103": 5.0}  # 16 unsampled rows, all extrapolated at rate 1
     half = _truth(rows, lambda i, r: facts(r) if int(i) % 2 else None, params=ValidationParams(sample_size=4))
-    assert sum(half.credited(valid).values()) == 10 + len(half.confirmed) + 16 * len(half.confirmed) / 4
+    assert sum(half.credited().values()) == 10 + len(half.confirmed) + 16 * len(half.confirmed) / 4
 
 
 def test_rows_whose_refetch_the_source_refuses_are_not_proven():
     fakes = [row(200 + i) for i in range(2)]
     truth = _truth(honest_rows() + fakes, lambda i, r: REFUSED)
     assert truth.bad == {"refused_by_source": 2} and truth.factor == 0.0 and not truth.confirmed
-    assert truth.credited({r["listing_id"]: r for r in honest_rows() + fakes}) == {"08540": 5, "19103": 5}
+    assert truth.credited() == {"08540": 5, "19103": 5}
 
 
 def test_fabricated_rows_are_found_by_the_sample():
@@ -337,7 +335,7 @@ def test_an_outage_costs_no_score_but_earns_nothing_unproven():
     rows = honest_rows() + extra
     truth = _truth(rows, lambda i, r: UNANSWERED)
     assert truth.unanswered == 10 and truth.factor == 1.0 and truth.extrapolated == {}
-    assert truth.credited({r["listing_id"]: r for r in rows}) == {"08540": 5, "19103": 5}
+    assert truth.credited() == {"08540": 5, "19103": 5}
     mostly = _truth(rows, lambda i, r: UNANSWERED if int(i) % 4 else facts(r))  # 3 of 10 answered: under 80%
     assert mostly.extrapolated == {} and mostly.factor == 1.0 and len(mostly.confirmed) == 3
 
@@ -402,7 +400,7 @@ def test_evaluate_an_honest_miner_and_a_copy():
     sub = submission(honest_rows())
     prepared = prepare(sub, CTX, P, SNAP, "0x1")
     assert isinstance(prepared, Prepared) and prepared.sample == []
-    result = finish(prepared, {}, CTX, SNAP, P)
+    result = finish(prepared, {}, CTX, SNAP.counts, P)
     assert result.score == 1.0 and result.rows_valid == 10 and result.reasons == {}
     apply_copies([result], {"hk1": "copy_of:other"})
     assert result.score == 0.0 and result.copy == "copy_of:other" and result.reasons == {"copy_of": 1}
@@ -412,8 +410,8 @@ def test_evaluate_a_padder_and_a_gated_miner():
     padded = honest_rows() + [row(i, address=f"{i} oak street, Princeton, NJ 08540", listing_id=str(5000 + i),
                                   source_url=f"{ORIGIN}/realestateandhomes-detail/x_08540_M{5000 + i}")
                               for i in range(3)]
-    result = finish(prepare(submission(padded), CTX, P, SNAP, "0x1"), {}, CTX, SNAP, P)
+    result = finish(prepare(submission(padded), CTX, P, SNAP, "0x1"), {}, CTX, SNAP.counts, P)
     assert result.reasons == {"duplicate_address": 3} and result.quality == 0.0 and result.score == 0.0
-    gated = finish(prepare(submission(honest_rows(), nonce="x"), CTX, P, SNAP, "0x1"), {}, CTX, SNAP, P)
+    gated = finish(prepare(submission(honest_rows(), nonce="x"), CTX, P, SNAP, "0x1"), {}, CTX, SNAP.counts, P)
     assert gated.gate == "wrong_nonce" and gated.score == 0.0 and gated.reasons == {"wrong_nonce": 1}
     assert Counter(gated.reasons)["wrong_nonce"] == 1

@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from aiohttp import web
 
 from resi.api.models import MinerSpecificAccess
-from resi.validator.downloads import DownloadLimits, submissions
+from resi.validator.downloads import DownloadLimits, Outage, submissions
 from tests.helpers import run
 
 LIST = """<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
@@ -53,6 +54,10 @@ def storage_app(sizes: dict[str, int], slow: set[str]) -> web.Application:
     return app
 
 
+async def answers() -> bool:
+    return True  # S3 and the API answer: a failure is the miner's own
+
+
 def test_a_slow_or_huge_miner_does_not_hold_up_the_others():
     async def go():
         runner = web.AppRunner(storage_app({"huge": 10**9}, {"slow"}))
@@ -65,7 +70,7 @@ def test_a_slow_or_huge_miner_does_not_hold_up_the_others():
         seen = []
         start = time.monotonic()
         try:
-            async for sub in submissions(FakeApi(base), miners, "E", limits, concurrency=3):
+            async for sub in submissions(FakeApi(base), miners, "E", limits, concurrency=3, reachable=answers):
                 seen.append((sub.hotkey, sub.fetch_error, time.monotonic() - start))
         finally:
             await runner.cleanup()
@@ -78,3 +83,26 @@ def test_a_slow_or_huge_miner_does_not_hold_up_the_others():
     finished = {hk: t for hk, _, t in seen}
     assert max(finished[f"m{i}"] for i in range(2, 8)) < finished["slow"]  # the others did not wait for it
     assert finished["slow"] < 5  # and the slow one cost its own budget only
+
+
+def test_a_failure_while_storage_is_unreachable_is_an_outage_not_the_miners_fault():
+    async def cut_off() -> bool:
+        return False
+
+    async def go():
+        runner = web.AppRunner(storage_app({}, {"slow"}))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        seen = []
+        try:
+            with pytest.raises(Outage, match="unreachable"):
+                async for sub in submissions(FakeApi(base), [(0, "m0"), (1, "slow"), (2, "m2")], "E",
+                                             DownloadLimits(per_miner_timeout=1.0), concurrency=3, reachable=cut_off):
+                    seen.append(sub.hotkey)
+        finally:
+            await runner.cleanup()
+        return seen
+
+    assert "slow" not in run(go())  # nobody was handed a download_timeout

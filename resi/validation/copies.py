@@ -12,15 +12,17 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import pyarrow as pa
 
 
-def fingerprints(table: pa.Table) -> frozenset[int]:
+def fingerprints(table: pa.Table) -> np.ndarray:
+    """The distinct row fingerprints of a file, sorted (uint64)."""
     out = set()
     for listing_id, stamp in zip(table["listing_id"].to_pylist(), table["scraped_timestamp"].to_pylist()):
         digest = hashlib.blake2b(f"{listing_id}|{stamp}".encode(), digest_size=8).digest()
         out.add(int.from_bytes(digest, "big"))
-    return frozenset(out)
+    return np.array(sorted(out), np.uint64)
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class Upload:
     modified: datetime
     """When its listings.parquet landed (the object's last-modified time)."""
     sha256: str
-    prints: frozenset[int]
+    prints: np.ndarray
 
 
 def find_copies(uploads: list[Upload], overlap: float) -> dict[str, str]:
@@ -41,11 +43,12 @@ def find_copies(uploads: list[Upload], overlap: float) -> dict[str, str]:
     copies: dict[str, str] = {}
     for upload in ordered:
         original = by_sha.get(upload.sha256)
-        if original is None and upload.prints:
-            owners = Counter(owner[p].hotkey for p in upload.prints if p in owner)
+        prints = upload.prints.tolist()
+        if original is None and prints:
+            owners = Counter(owner[p].hotkey for p in prints if p in owner)
             if owners:
                 top, shared = owners.most_common(1)[0]
-                if shared / len(upload.prints) > overlap:
+                if shared / len(prints) > overlap:
                     original = next(u for u in ordered if u.hotkey == top)
         if original is not None:
             if original.modified == upload.modified:
@@ -55,6 +58,6 @@ def find_copies(uploads: list[Upload], overlap: float) -> dict[str, str]:
                 copies[upload.hotkey] = f"copy_of:{original.hotkey}"
             continue
         by_sha.setdefault(upload.sha256, upload)
-        for p in upload.prints:
+        for p in prints:
             owner.setdefault(p, upload)
     return copies

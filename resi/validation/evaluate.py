@@ -1,17 +1,23 @@
 """One miner's epoch, from downloaded bytes to a score, in two pure steps around the refetch.
 
 ``prepare`` gates the files, checks every row, compares the valid rows with the snapshot and picks the
-committed sample of the pool; the caller fetches that sample again (IO); ``finish`` turns the answers into
-the score and its reasons. Copies are judged across miners afterwards (``apply_copies``).
+committed sample of the pool; it never raises (whatever a file does to the code that reads it becomes the
+miner's gate reason) and what it returns is small: counts, the sampled rows and the row fingerprints, no
+table. Validators run it in a child process with a memory and a time limit (``resi/validator/sandbox.py``).
+The caller fetches the sample again (IO); ``finish`` turns the answers into the score and its reasons.
+Copies are judged across miners afterwards (``apply_copies``).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
 
 from resi.validation.copies import fingerprints
-from resi.validation.gates import GateResult, Submission, check_gates
+from resi.validation.gates import Submission, check_gates
 from resi.validation.params import EpochContext, ValidationParams
 from resi.validation.rows import check_rows
 from resi.validation.scoring import completeness, epoch_score, quality
@@ -20,13 +26,24 @@ from resi.validation.truth import Snapshot, TruthResult, choose_sample, judge, s
 
 @dataclass
 class Prepared:
-    submission: Submission
-    gate: GateResult
+    """What judging one miner's files yields before the refetch."""
+
+    hotkey: str
+    uid: int
+    gate: str | None = None
+    """Why the files score 0 (None when they passed the gates)."""
+    gate_detail: str = ""
+    sha256: str | None = None
+    modified: datetime | None = None
+    """When its listings.parquet landed."""
     rows_uploaded: int = 0
     row_reasons: Counter = field(default_factory=Counter)
-    valid: dict[str, dict] = field(default_factory=dict)
     truth: TruthResult | None = None
-    prints: frozenset[int] = frozenset()
+    prints: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
+
+    @property
+    def passed(self) -> bool:
+        return self.gate is None
 
     @property
     def sample(self) -> list[str]:
@@ -63,43 +80,56 @@ class MinerResult:
 
 def prepare(sub: Submission, ctx: EpochContext, params: ValidationParams, snapshot: Snapshot,
             block_hash: str) -> Prepared:
+    """Gates, row checks, the snapshot comparison and the sample; never raises."""
+    try:
+        return _prepare(sub, ctx, params, snapshot, block_hash)
+    except MemoryError:
+        return Prepared(sub.hotkey, sub.uid, "memory_limit_exceeded", "judging the file needed more memory than allowed")
+    except Exception as exc:  # a file that breaks the reader in a way nobody foresaw: the miner's loss only
+        return Prepared(sub.hotkey, sub.uid, "judging_failed", f"{type(exc).__name__}: {str(exc)[:200]}")
+
+
+def _prepare(sub: Submission, ctx: EpochContext, params: ValidationParams, snapshot: Snapshot,
+             block_hash: str) -> Prepared:
     gate = check_gates(sub, ctx, params)
-    prepared = Prepared(sub, gate)
+    prepared = Prepared(sub.hotkey, sub.uid, gate.reason, gate.detail, gate.sha256, sub.listings_modified)
     if not gate.passed:
         return prepared
     table = gate.table
     verdicts = check_rows(table, ctx, sub.listings_modified)
     prepared.rows_uploaded = table.num_rows
     prepared.row_reasons = verdicts.counts()
-    prepared.valid = {row["listing_id"]: row for row in table.filter(verdicts.valid_mask).to_pylist()}
-    truth = split_by_snapshot(prepared.valid, snapshot, ctx.start_ts)
-    truth.sample = choose_sample(truth.pool, sample_seed(block_hash, sub.hotkey, gate.sha256), params.sample_size)
+    valid = {row["listing_id"]: row for row in table.filter(verdicts.valid_mask).to_pylist()}
+    truth, pool = split_by_snapshot(valid, snapshot, ctx.start_ts)
+    sample = choose_sample(pool, sample_seed(block_hash, sub.hotkey, gate.sha256), params.sample_size)
+    truth.sample_rows = {listing_id: valid[listing_id] for listing_id in sample}
     prepared.truth = truth
     prepared.prints = fingerprints(table)
     return prepared
 
 
-def finish(prepared: Prepared, refetched: dict, ctx: EpochContext, snapshot: Snapshot,
+def finish(prepared: Prepared, refetched: dict, ctx: EpochContext, counts: dict[str, int | None],
            params: ValidationParams) -> MinerResult:
-    sub = prepared.submission
-    result = MinerResult(uid=sub.uid, hotkey=sub.hotkey)
-    if not prepared.gate.passed:
-        result.gate, result.gate_detail = prepared.gate.reason, prepared.gate.detail
-        result.reasons = {prepared.gate.reason: 1}
+    """The miner's epoch score from its prepared judging and the refetched sample. ``counts``: the snapshot's
+    listings per zipcode."""
+    result = MinerResult(uid=prepared.uid, hotkey=prepared.hotkey)
+    if not prepared.passed:
+        result.gate, result.gate_detail = prepared.gate, prepared.gate_detail
+        result.reasons = {prepared.gate: 1}
         return result
-    truth = judge(prepared.truth, prepared.valid, refetched, ctx.start_ts, params)
-    credited = truth.credited(prepared.valid)
+    truth = judge(prepared.truth, refetched, ctx.start_ts, params)
+    credited = truth.credited()
     invalid = sum(prepared.row_reasons.values())
     result.rows_uploaded = prepared.rows_uploaded
-    result.rows_valid = len(prepared.valid)
+    result.rows_valid = truth.valid
     result.rows_credited = round(sum(credited.values()), 6)
-    result.rows_proven = len(truth.matched) + len(truth.confirmed)
-    result.rows_pooled = len(truth.pool)
-    result.completeness = round(completeness(credited, ctx.expected, snapshot.counts), 6)
+    result.rows_proven = truth.proven
+    result.rows_pooled = truth.pool_size
+    result.completeness = round(completeness(credited, ctx.expected, counts), 6)
     result.quality = round(quality(prepared.rows_uploaded, invalid, params.invalid_penalty), 6)
     result.truth_factor = round(truth.factor, 6)
     result.estimated_fabrication = round(truth.estimated_rate, 6)
-    result.sample_size = len(truth.sample)
+    result.sample_size = len(truth.sample_rows)
     result.sample_confirmed = len(truth.confirmed)
     result.sample_bad = truth.sample_bad
     result.sample_unanswered = truth.unanswered

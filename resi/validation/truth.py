@@ -57,15 +57,21 @@ def choose_sample(ids: list[str], seed: int, k: int) -> list[str]:
 
 @dataclass
 class TruthResult:
-    matched: set[str] = field(default_factory=set)
-    """Rows the snapshot proves."""
+    """The truth check of one miner: counts by zipcode and the sampled rows only (one miner's rows are never
+    kept beyond its judging)."""
+
+    matched_by_zip: Counter = field(default_factory=Counter)
+    """Zipcode -> rows the snapshot proves."""
     bad: Counter = field(default_factory=Counter)
     """Reason -> rows proven false (in the snapshot or in the sample)."""
     snapshot_bad: int = 0
-    pool: list[str] = field(default_factory=list)
+    valid: int = 0
+    pool_by_zip: Counter = field(default_factory=Counter)
+    """Zipcode -> rows the snapshot could not prove."""
     pooled: Counter = field(default_factory=Counter)
     """Why rows went to the pool: ``not_in_snapshot`` or ``differs:<field>``."""
-    sample: list[str] = field(default_factory=list)
+    sample_rows: dict[str, dict] = field(default_factory=dict)
+    """The sampled pool rows (listing id -> row), in sample order."""
     confirmed: set[str] = field(default_factory=set)
     sample_bad: int = 0
     unanswered: int = 0
@@ -74,35 +80,51 @@ class TruthResult:
     estimated_rate: float = 0.0
     factor: float = 1.0
 
-    def credited(self, rows: dict[str, dict]) -> dict[str, float]:
+    @property
+    def sample(self) -> list[str]:
+        return list(self.sample_rows)
+
+    @property
+    def pool_size(self) -> int:
+        return sum(self.pool_by_zip.values())
+
+    @property
+    def proven(self) -> int:
+        return sum(self.matched_by_zip.values()) + len(self.confirmed)
+
+    def credited(self) -> dict[str, float]:
         """Zipcode -> credited rows: proven ones plus what the sample lets extrapolate."""
-        out: Counter = Counter()
-        for listing_id in self.matched | self.confirmed:
-            out[rows[listing_id]["zipcode"]] += 1
+        out: Counter = Counter(self.matched_by_zip)
+        for listing_id in self.confirmed:
+            out[self.sample_rows[listing_id]["zipcode"]] += 1
         for zipcode, credit in self.extrapolated.items():
             out[zipcode] += credit
         return dict(out)
 
 
-def split_by_snapshot(rows: dict[str, dict], snapshot: Snapshot, epoch_start: float) -> TruthResult:
-    """Compare every row with the snapshot: proven, proven false, or pooled for a refetch."""
-    result = TruthResult()
+def split_by_snapshot(rows: dict[str, dict], snapshot: Snapshot, epoch_start: float) -> tuple[TruthResult, list[str]]:
+    """Compare every row with the snapshot: proven, proven false, or pooled for a refetch; the result and the
+    pool's ids."""
+    result = TruthResult(valid=len(rows))
+    pool = []
     for listing_id, row in rows.items():
         facts = snapshot.facts.get(listing_id)
         if facts is None:
-            result.pool.append(listing_id)
+            pool.append(listing_id)
+            result.pool_by_zip[row["zipcode"]] += 1
             result.pooled["not_in_snapshot"] += 1
             continue
         verdict = judge_claim(row, facts, epoch_start)
         if verdict is None:
-            result.matched.add(listing_id)
+            result.matched_by_zip[row["zipcode"]] += 1
         elif verdict[0] == BAD:
             result.bad[verdict[1]] += 1
             result.snapshot_bad += 1
         else:
-            result.pool.append(listing_id)
+            pool.append(listing_id)
+            result.pool_by_zip[row["zipcode"]] += 1
             result.pooled[f"differs:{verdict[1]}"] += 1
-    return result
+    return result, pool
 
 
 def refetch_verdict(row: dict, outcome: dict | str | None, epoch_start: float) -> str | None:
@@ -117,34 +139,31 @@ def refetch_verdict(row: dict, outcome: dict | str | None, epoch_start: float) -
     return verdict[1] if verdict[0] == BAD else f"mismatch:{verdict[1]}"
 
 
-def judge(result: TruthResult, rows: dict[str, dict], outcomes: dict[str, dict | str | None], epoch_start: float,
+def judge(result: TruthResult, outcomes: dict[str, dict | str | None], epoch_start: float,
           params: ValidationParams) -> TruthResult:
     """Finish the truth check with the refetched sample: credit, the estimated bad share and the factor."""
-    for listing_id in result.sample:
+    for listing_id, row in result.sample_rows.items():
         outcome = outcomes.get(listing_id, UNANSWERED)
         if outcome == UNANSWERED:
             result.unanswered += 1
             continue
-        reason = refetch_verdict(rows[listing_id], outcome, epoch_start)
+        reason = refetch_verdict(row, outcome, epoch_start)
         if reason is None:
             result.confirmed.add(listing_id)
         else:
             result.bad[reason] += 1
             result.sample_bad += 1
-    sampled = len(result.sample)
+    sampled = len(result.sample_rows)
     answered = sampled - result.unanswered
     if answered > 0 and answered >= math.ceil(params.min_answered_share * sampled):
         rate, bad_share = len(result.confirmed) / answered, result.sample_bad / answered
-        chosen = set(result.sample)
-        extrapolated: Counter = Counter()
-        for listing_id in result.pool:
-            if listing_id not in chosen:
-                extrapolated[rows[listing_id]["zipcode"]] += rate
-        result.extrapolated = dict(extrapolated)
+        unsampled = Counter(result.pool_by_zip)
+        unsampled.subtract(Counter(row["zipcode"] for row in result.sample_rows.values()))
+        result.extrapolated = {z: n * rate for z, n in sorted(unsampled.items()) if n > 0 and rate > 0}
     else:  # the source was down for too much of the sample: only proven rows earn, no outage counts against
         bad_share = result.sample_bad / sampled if sampled else 0.0
-    total = len(rows)
-    estimate = (result.snapshot_bad + bad_share * len(result.pool)) / total if total else 0.0
+    total = result.valid
+    estimate = (result.snapshot_bad + bad_share * result.pool_size) / total if total else 0.0
     result.estimated_rate = estimate
     result.factor = 0.0 if estimate > params.fabrication_threshold else 1.0 - estimate
     return result

@@ -17,6 +17,7 @@ from resi.neuron import add_source_args, run_until_signal, source_from_args, sta
 from resi.validation.params import ValidationParams
 from resi.validator.downloads import DownloadLimits
 from resi.validator.loop import Validator, ValidatorConfig
+from resi.validator.sandbox import SandboxLimits
 from resi.validator.state import ValidatorState
 
 DESCRIPTION = """RESI subnet 46 validator: after every epoch, fetch each miner's upload, gate and check it, compare
@@ -52,10 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="byte cap of a metadata.json, in KB")
     v.add_argument("--validator.max_rows", dest="max_rows", type=int, default=200_000,
                    help="rows a listings.parquet may have (checked from its footer)")
-    v.add_argument("--validator.max_decoded_mb", dest="max_decoded_mb", type=float, default=512.0,
+    v.add_argument("--validator.max_decoded_mb", dest="max_decoded_mb", type=float, default=256.0,
                    help="decoded size a listings.parquet may have, in MB (checked from its footer, then per batch)")
     v.add_argument("--validator.refetch_concurrency", dest="refetch_concurrency", type=int, default=4,
                    help="listings fetched again at once for the truth check")
+    v.add_argument("--validator.judge_memory_mb", dest="judge_memory_mb", type=int, default=1024,
+                   help="memory the child process that judges one miner's files may use beyond its own footprint, "
+                   "in MB; a file that needs more scores memory_limit_exceeded")
+    v.add_argument("--validator.judge_timeout", dest="judge_timeout", type=float, default=120.0,
+                   help="seconds judging one miner's files may take (judging_timeout past it)")
     s = p.add_argument_group("scoring (consensus values: change only with the subnet)")
     defaults = ValidationParams()
     s.add_argument("--scoring.sample_size", dest="sample_size", type=int, default=defaults.sample_size,
@@ -87,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         limits=DownloadLimits(max_listings_bytes=int(args.max_listings_mb * MB),
                               max_metadata_bytes=int(args.max_metadata_kb * 1024),
                               per_miner_timeout=args.download_timeout),
+        sandbox=SandboxLimits(memory_mb=args.judge_memory_mb, seconds=args.judge_timeout),
         params=params,
     )
     chain = open_chain(shared.chain_spec, shared.netuid, hotkey=signer.hotkey,

@@ -1,14 +1,14 @@
 """Fetching miners' epoch folders through presigned URLs, with bounded concurrency, byte caps and deadlines.
 
 Each miner gets its own time budget: a slow or huge miner times out (and scores 0 for the epoch) without
-holding up the others. ``submissions`` yields them one at a time, downloading at most ``concurrency`` ahead,
+holding up the others; an outage of S3 or the API is told apart from a miner's own failure by a probe. ``submissions`` yields them one at a time, downloading at most ``concurrency`` ahead,
 so memory holds the miner being evaluated plus the few in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -82,9 +82,17 @@ async def _fetch_bounded(api: ResiApiClient, session: aiohttp.ClientSession, uid
     return Submission(hotkey, uid, fetch_error=last)
 
 
+class Outage(Exception):
+    """S3 or the API could not be reached: not a miner's fault. The epoch is validated again later."""
+
+
 async def submissions(api: ResiApiClient, miners: list[tuple[int, str]], epoch_id: str, limits: DownloadLimits,
-                      concurrency: int) -> AsyncIterator[Submission]:
-    """Every miner's submission, as downloads finish; never more than ``concurrency`` downloaded ahead."""
+                      concurrency: int, reachable: Callable[[], Awaitable[bool]]) -> AsyncIterator[Submission]:
+    """Every miner's submission, as downloads finish; never more than ``concurrency`` downloaded ahead.
+
+    When a miner's download fails or times out, ``reachable()`` asks S3 and the API something that must work:
+    if they answer, the failure was that miner's own (``download_failed``/``download_timeout``); if not, the
+    validator is the one cut off, and :class:`Outage` ends the iteration (nothing is judged on it)."""
     queue: asyncio.Queue = asyncio.Queue(maxsize=1)
     semaphore = asyncio.Semaphore(max(1, concurrency))
     done = object()
@@ -93,15 +101,23 @@ async def submissions(api: ResiApiClient, miners: list[tuple[int, str]], epoch_i
         async def one(uid: int, hotkey: str) -> None:
             async with semaphore:
                 sub = await _fetch_bounded(api, session, uid, hotkey, epoch_id, limits)
+                if sub.fetch_error in ("download_failed", "download_timeout") and not await reachable():
+                    raise Outage(f"S3 or the API is unreachable (uid {uid}: {sub.fetch_error})")
                 await queue.put(sub)
 
         async def all_of_them() -> None:
-            await asyncio.gather(*(one(uid, hk) for uid, hk in miners))
+            try:
+                await asyncio.gather(*(one(uid, hk) for uid, hk in miners))
+            except Exception as exc:  # handed to the consumer, which raises it
+                await queue.put(exc)
+                return
             await queue.put(done)
 
         producer = asyncio.create_task(all_of_them())
         try:
             while (item := await queue.get()) is not done:
+                if isinstance(item, Exception):
+                    raise item
                 yield item
         finally:
             producer.cancel()

@@ -1,12 +1,17 @@
 """The validator's loop: after each epoch's deadline (plus a grace period), once per epoch, also across
 restarts: fix the epoch's inputs, take its own snapshot of the assigned zipcodes, fetch and judge every
-miner, fold the scores into the EMA, set weights, upload and keep ``validation_results.json``.
+miner (in a sandboxed child process), fold the scores into the EMA, set weights, keep and upload
+``validation_results.json`` (beside the loop: its rate limit never holds it up).
+
+An outage (S3, the API, the chain or the listing source cannot be reached) is never a miner's fault: the
+attempt stops, nothing is committed, and the epoch is validated again later within ``max_lag``. An attempt
+that ends without a clean outcome (an unexpected error, the validator killed in the middle) counts; after
+``max_attempts`` of them in a row the epoch is skipped, so no input can stop the validator for good.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,18 +26,23 @@ from resi.api.errors import ApiError
 from resi.api.models import Assignment
 from resi.chain.base import Chain, ChainError
 from resi.epochs import epoch_id as format_epoch_id
-from resi.epochs import iso_z, parse_iso, utcnow
+from resi.epochs import parse_iso, utcnow
 from resi.neuron import pause
 from resi.scraping.pipeline import Pipeline
 from resi.scraping.source import Drop, ListingSource, SourceError, SourceRefused
-from resi.storage import StorageError, upload_post
+from resi.storage import StorageError, list_objects
 from resi.validation.copies import Upload, find_copies
-from resi.validation.evaluate import MinerResult, apply_copies, finish, prepare
+from resi.validation.evaluate import MinerResult, apply_copies, finish
 from resi.validation.params import EpochContext, ValidationParams
 from resi.validation.scoring import update_ema, weights
 from resi.validation.truth import REFUSED, UNANSWERED, Snapshot
-from resi.validator.downloads import DownloadLimits, submissions
+from resi.validator.downloads import DownloadLimits, Outage, submissions
+from resi.validator.results import ResultsPublisher
+from resi.validator.sandbox import Sandbox, SandboxLimits
 from resi.validator.state import ValidatorState
+
+OUTAGES = (Outage, ApiError, ChainError, SourceError)
+"""What stops an attempt without it being anyone's fault: retried later."""
 
 
 @dataclass(frozen=True)
@@ -47,20 +57,26 @@ class ValidatorConfig:
     refetch_concurrency: int = 4
     poll_interval: float = 60.0
     weight_attempts: int = 3
+    max_attempts: int = 5
+    """Attempts in a row at one epoch that end without a clean outcome before it is skipped."""
+    snapshot_failure_share: float = 0.1
+    """Share of the assigned zipcodes whose scrape may fail for the snapshot to be used."""
     limits: DownloadLimits = DownloadLimits()
+    sandbox: SandboxLimits = SandboxLimits()
     params: ValidationParams = field(default_factory=ValidationParams)
 
 
 class Validator:
     def __init__(self, hotkey: str, api: ResiApiClient, chain: Chain, source: ListingSource, state: ValidatorState,
-                 config: ValidatorConfig):
+                 config: ValidatorConfig, sandbox: Sandbox | None = None):
         self.hotkey = hotkey
         self.api = api
         self.chain = chain
         self.source = source
         self.state = state
         self.config = config
-        self._upload_attempts: dict[str, int] = {}
+        self.sandbox = sandbox or Sandbox(config.sandbox)
+        self.results = ResultsPublisher(api, state, config.data_dir / "results", hotkey, config.params)
         self._schedule: tuple[datetime, datetime] | None = None
         self._refetch_cache: tuple[str, dict] | None = None
 
@@ -80,44 +96,76 @@ class Validator:
         return format_epoch_id(start - (end - start)), start, end
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            wait = self.config.poll_interval
-            try:
-                await self.settle_latest()
-                unfinished = self.state.unfinished()
-                for epoch_id in unfinished:  # killed mid-epoch, or the source was down: finish it now
-                    logger.info(f"epoch {epoch_id}: resuming an unfinished validation")
-                    await self.process(epoch_id)
-                if any(not self.state.finished(e) for e in unfinished):
-                    await pause(stop, wait)
-                    continue
-                previous, previous_end, current_end = await self._epochs()
-                ready_at = previous_end + timedelta(seconds=self.config.grace)
-                max_lag = self.config.max_lag or (current_end - previous_end).total_seconds()
-                now = utcnow()
-                if not self.state.finished(previous):
-                    if now < ready_at:
-                        wait = min(wait, (ready_at - now).total_seconds())
-                    elif (now - previous_end).total_seconds() > max_lag and self.state.epoch(previous) is None:
-                        logger.warning(f"epoch {previous}: too old to validate now; skipped")
-                        self.state.skip(previous, "too old when the validator got to it")
-                        continue
-                    elif await self.process(previous) is not None:
-                        continue
-                else:
-                    wait = min(wait, (current_end + timedelta(seconds=self.config.grace) - now).total_seconds())
-            except (ApiError, ChainError, SourceError) as exc:
-                logger.error(f"validator: {exc}; retrying in {wait:g} s")
-            except Exception:
-                logger.exception("unexpected error in the validator loop; continuing")
-            await pause(stop, max(1.0, wait))
+        uploads = asyncio.create_task(self.results.run(stop, self._until_next_epoch))
+        try:
+            while not stop.is_set():
+                wait = self.config.poll_interval
+                try:
+                    wait = min(wait, await self.step())
+                except Outage as exc:
+                    logger.error(f"validator: {exc}; validating again in {wait:g} s")
+                except OUTAGES as exc:
+                    logger.error(f"validator: {exc}; trying again in {wait:g} s")
+                except Exception:
+                    logger.exception("unexpected error in the validator loop; continuing")
+                await pause(stop, max(1.0, wait))
+        finally:
+            uploads.cancel()
+            await asyncio.gather(uploads, return_exceptions=True)
+            await self.sandbox.close()
+
+    def _max_lag(self, epoch_length: timedelta) -> float:
+        return self.config.max_lag or epoch_length.total_seconds()
+
+    def _until_next_epoch(self) -> float:
+        if self._schedule is None:
+            return 0.0
+        due = self._schedule[1] + timedelta(seconds=self.config.grace)
+        return (due - utcnow()).total_seconds()
+
+    async def step(self) -> float:
+        """One pass: settle what is done, finish or start what is due; seconds until something is due."""
+        await self.settle()
+        for epoch_id in self.state.unfinished():  # killed mid-epoch, or an outage stopped it: finish it now
+            logger.info(f"epoch {epoch_id}: resuming an unfinished validation")
+            if await self.process(epoch_id) is None and not self.state.finished(epoch_id):
+                return self.config.poll_interval
+        previous, previous_end, current_end = await self._epochs()
+        ready_at = previous_end + timedelta(seconds=self.config.grace)
+        now = utcnow()
+        if self.state.finished(previous):
+            return (current_end + timedelta(seconds=self.config.grace) - now).total_seconds()
+        if now < ready_at:
+            return (ready_at - now).total_seconds()
+        if (now - previous_end).total_seconds() > self._max_lag(current_end - previous_end) \
+                and self.state.epoch(previous) is None:
+            logger.warning(f"epoch {previous}: too old to validate now; skipped")
+            self.state.skip(previous, "too old when the validator got to it")
+            return 0.0
+        return 0.0 if await self.process(previous) is not None else self.config.poll_interval
 
     # --- one epoch ----------------------------------------------------------------------------------------------------
 
     async def process(self, epoch_id: str) -> list[MinerResult] | None:
-        """Validate ``epoch_id`` end to end (idempotent: a finished epoch is never counted again). While the
-        source cannot answer part of the sampled refetches the epoch is not committed (None) and is validated
-        again later; from three quarters of the allowed lag on, it is committed with only proven rows earning."""
+        """Validate ``epoch_id`` end to end (idempotent: a finished epoch is never counted again). None when
+        nothing was committed: an outage stopped it (raised), the source left part of the sample unanswered (it
+        is validated again later; from three quarters of the allowed lag on, committed with only proven rows
+        earning), or it was skipped."""
+        attempts = self.state.start_attempt(epoch_id)
+        if attempts > self.config.max_attempts:
+            logger.error(f"epoch {epoch_id}: {attempts - 1} attempts in a row ended without an outcome; skipped")
+            self.state.skip(epoch_id, f"{attempts - 1} attempts ended without an outcome")
+            self.state.end_attempt(epoch_id)
+            return None
+        try:
+            results = await self._process(epoch_id)
+        except OUTAGES:
+            self.state.end_attempt(epoch_id)  # nobody's fault: does not count against the epoch
+            raise
+        self.state.end_attempt(epoch_id)
+        return results
+
+    async def _process(self, epoch_id: str) -> list[MinerResult] | None:
         try:
             assignment = await self.api.epoch_assignment(epoch_id)
         except ApiError as exc:
@@ -126,29 +174,40 @@ class Validator:
                 self.state.skip(epoch_id, "no assignment")
                 return None
             raise
+        lag = self._max_lag(assignment.epoch_end - assignment.epoch_start)
+        if (utcnow() - assignment.submission_deadline).total_seconds() > lag:
+            logger.warning(f"epoch {epoch_id}: not validated within {lag:g} s of its deadline; skipped")
+            self.state.skip(epoch_id, "not validated within the allowed lag")
+            return None
         record = await self._begin(assignment)
         ctx = EpochContext(epoch_id=epoch_id, nonce=assignment.nonce, start=assignment.epoch_start,
                            deadline=assignment.submission_deadline, expected=assignment.expected(),
                            tolerance_percent=assignment.tolerance_percent, source_origin=self.source.origin)
         snapshot = await self._snapshot(assignment)
+        params = self.config.params
+        self.sandbox.set_epoch(ctx, params, snapshot, record["block_hash"])
         miners = [tuple(m) for m in record["metagraph"]]
         logger.info(f"epoch {epoch_id}: validating {len(miners)} uids, seed block {record['block']}, snapshot of "
                     f"{len(snapshot.facts)} listings")
         results: list[MinerResult] = []
         uploads: list[Upload] = []
-        params = self.config.params
         unanswered = 0
-        async for sub in submissions(self.api, miners, epoch_id, self.config.limits, self.config.download_concurrency):
-            prepared = prepare(sub, ctx, params, snapshot, record["block_hash"])
+        async for sub in submissions(self.api, miners, epoch_id, self.config.limits, self.config.download_concurrency,
+                                     self._reachable):
+            prepared = await self.sandbox.prepare(sub)
             refetched = await self._refetch(epoch_id, prepared.sample, snapshot)
-            result = finish(prepared, refetched, ctx, snapshot, params)
+            try:
+                result = finish(prepared, refetched, ctx, snapshot.counts, params)
+            except Exception as exc:  # whatever the child answered, it costs this miner only
+                logger.exception(f"epoch {epoch_id}: uid {sub.uid}: scoring failed")
+                result = MinerResult(sub.uid, sub.hotkey, gate="judging_failed", gate_detail=type(exc).__name__,
+                                     reasons={"judging_failed": 1})
             unanswered += result.sample_unanswered
             results.append(result)
-            if prepared.gate.passed:
-                uploads.append(Upload(sub.hotkey, sub.listings_modified, prepared.gate.sha256, prepared.prints))
+            if prepared.passed and result.gate is None:
+                uploads.append(Upload(sub.hotkey, sub.listings_modified, prepared.sha256, prepared.prints))
             logger.info(f"epoch {epoch_id}: uid {sub.uid} score {result.score:.4f} "
                         f"({result.gate or 'ok'}; {result.rows_valid}/{result.rows_uploaded} valid rows)")
-        lag = self.config.max_lag or (assignment.epoch_end - assignment.epoch_start).total_seconds()
         final = (utcnow() - assignment.submission_deadline).total_seconds() >= 0.75 * lag
         if unanswered and not final:
             logger.warning(f"epoch {epoch_id}: the listing source did not answer {unanswered} sampled refetches; "
@@ -166,7 +225,7 @@ class Validator:
         if not self.state.commit(epoch_id, documents, ema, target):
             logger.info(f"epoch {epoch_id}: already counted")
         self._refetch_cache = None
-        await self.settle_latest()
+        await self.settle()
         return results
 
     async def _begin(self, assignment: Assignment) -> dict:
@@ -186,11 +245,17 @@ class Validator:
         return self.state.begin(assignment.epoch_id, block, block_hash, [(n.uid, n.hotkey) for n in graph.neurons])
 
     async def _snapshot(self, assignment: Assignment) -> Snapshot:
-        """The validator's own scrape of the assigned zipcodes (taken once per epoch, kept across restarts)."""
+        """The validator's own scrape of the assigned zipcodes (taken once per epoch, kept across restarts).
+        Never used empty: when more than ``snapshot_failure_share`` of the zipcodes could not be scraped it is
+        not kept, and the attempt stops (SourceError)."""
         stored = self.state.snapshot(assignment.epoch_id)
         if stored is None:
             pipeline = Pipeline(self.source, concurrency=4, zipcode_attempts=3, retry_pause=5.0, keep_facts=True)
             outcomes = await pipeline.run([z.zipcode for z in assignment.zipcodes], quiet=True)
+            failed = [o.zipcode for o in outcomes if not o.ok]
+            if not outcomes or len(failed) > self.config.snapshot_failure_share * len(outcomes):
+                raise SourceError(f"the listing source failed {len(failed)} of {len(outcomes)} zipcodes of the "
+                                  f"snapshot ({outcomes[0].error if failed and outcomes else 'none assigned'})")
             facts = {k: v for o in outcomes for k, v in o.facts.items()}
             counts = {o.zipcode: (o.rows.num_rows if o.ok else None) for o in outcomes}
             self.state.save_snapshot(assignment.epoch_id, facts, counts)
@@ -250,30 +315,34 @@ class Validator:
             return False
         return True
 
+    async def _reachable(self) -> bool:
+        """Whether the API and S3 answer what must work (the validator's own access and the miners' list)."""
+        try:
+            access = await self.api.validator_access()
+            url = next(u.list_all_miners for u in access.urls.values() if u.list_all_miners)
+            async with aiohttp.ClientSession() as session:
+                await list_objects(session, url, max_pages=1, timeout=15)
+        except (ApiError, StorageError, StopIteration):
+            return False
+        return True
+
     # --- weights and results -------------------------------------------------------------------------------------
 
-    async def settle_latest(self) -> None:
-        """Set the weights, write and upload the results of the newest counted epoch, where not done yet."""
-        record = self.state.latest_done()
-        if record is None:
+    async def settle(self) -> None:
+        """Set the weights of the newest counted epoch if not set yet, write its results, and offer the upload
+        of recent results not uploaded yet."""
+        recent = self.state.recent_done(5)
+        if not recent:
             return
-        epoch_id = record["epoch_id"]
-        results_path = self.config.data_dir / "results" / f"{epoch_id}.json"
-        if record["weights_set"] and results_path.exists() and (
-                record["results_uploaded"] or self._upload_attempts.get(epoch_id, 0) >= 3):
-            return
-        weights_set = record["weights_set"] or await self._set_weights(epoch_id, record["weights"])
-        document = {
-            "epoch_id": epoch_id, "validator": self.hotkey, "block": record["block"], "block_hash": record["block_hash"],
-            "params": {k: v for k, v in self.config.params.__dict__.items() if k != "limits"},
-            "weights": record["weights"], "weights_set": weights_set, "miners": record["results"],
-            "written_at": iso_z(utcnow()),
-        }
-        results_path.parent.mkdir(parents=True, exist_ok=True)
-        results_path.write_text(json.dumps(document, indent=2))
-        if not record["results_uploaded"] and self._upload_attempts.get(epoch_id, 0) < 3:
-            self._upload_attempts[epoch_id] = self._upload_attempts.get(epoch_id, 0) + 1
-            await self._upload_results(epoch_id, results_path.read_bytes())
+        latest = recent[0]
+        changed = not latest["weights_set"]
+        if changed:
+            latest["weights_set"] = await self._set_weights(latest["epoch_id"], latest["weights"])
+        for record in recent:
+            if (record is latest and changed) or not self.results.path(record["epoch_id"]).exists():
+                self.results.write(record)
+            if not record["results_uploaded"]:
+                self.results.offer(record["epoch_id"])
 
     async def _set_weights(self, epoch_id: str, target: dict) -> bool:
         uids, values = target["uids"], target["weights"]
@@ -296,15 +365,3 @@ class Validator:
             logger.warning(f"epoch {epoch_id}: setting weights failed ({message}), attempt {attempt + 1}")
             await asyncio.sleep(random.uniform(1, 3) * (attempt + 1))
         return False
-
-    async def _upload_results(self, epoch_id: str, body: bytes) -> None:
-        try:
-            access = await self.api.validator_upload_access(epoch_id)
-            async with aiohttp.ClientSession() as session:
-                await upload_post(session, access.url, access.fields, access.folder + c.VALIDATION_RESULTS_FILE, body)
-        except (ApiError, StorageError) as exc:
-            logger.warning(f"epoch {epoch_id}: results not uploaded ({exc}); kept at {self.config.data_dir / 'results'}")
-            return
-        self.state.mark(epoch_id, results_uploaded=True)
-        logger.info(f"epoch {epoch_id}: results uploaded to {access.folder}{c.VALIDATION_RESULTS_FILE}")
-

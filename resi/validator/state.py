@@ -11,7 +11,8 @@ import json
 import sqlite3
 import time
 import zlib
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from resi.sqlite import connect
@@ -27,22 +28,49 @@ CREATE TABLE IF NOT EXISTS snapshot_facts (epoch_id TEXT PRIMARY KEY, facts BLOB
 CREATE TABLE IF NOT EXISTS refetch (
     epoch_id TEXT NOT NULL, listing_id TEXT NOT NULL, outcome TEXT NOT NULL, PRIMARY KEY (epoch_id, listing_id)
 );
+CREATE TABLE IF NOT EXISTS attempts (epoch_id TEXT PRIMARY KEY, count INTEGER NOT NULL);
 """
 
 PROCESSING, DONE, SKIPPED = "processing", "done", "skipped"
 
 
 class ValidatorState:
+    """One connection, opened on first use (nothing happens in the constructor)."""
+
     def __init__(self, path: Path):
         self.path = path
+        self._conn: sqlite3.Connection | None = None
 
-    def _db(self) -> sqlite3.Connection:
-        return connect(self.path, _SCHEMA)
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        if self._conn is None:
+            self._conn = connect(self.path, _SCHEMA)
+        yield self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # --- attempts ---------------------------------------------------------------------------------------------
+
+    def start_attempt(self, epoch_id: str) -> int:
+        """Count an attempt at ``epoch_id`` that has not ended cleanly yet; how many there are in a row. A
+        validator that dies while validating (killed, out of memory) leaves the count up."""
+        with self._db() as db:
+            db.execute("INSERT INTO attempts VALUES (?, 1) ON CONFLICT(epoch_id) DO UPDATE SET count=count+1",
+                       (epoch_id,))
+            return db.execute("SELECT count FROM attempts WHERE epoch_id=?", (epoch_id,)).fetchone()[0]
+
+    def end_attempt(self, epoch_id: str) -> None:
+        """The attempt ended cleanly (done, or stopped by an outage that was nobody's fault)."""
+        with self._db() as db:
+            db.execute("DELETE FROM attempts WHERE epoch_id=?", (epoch_id,))
 
     # --- epochs ---------------------------------------------------------------------------------------------------
 
     def epoch(self, epoch_id: str) -> dict | None:
-        with closing(self._db()) as db:
+        with self._db() as db:
             row = db.execute("SELECT status, block, block_hash, metagraph, results, weights, weights_set, "
                              "results_uploaded, detail FROM epochs WHERE epoch_id=?", (epoch_id,)).fetchone()
         if row is None:
@@ -54,14 +82,14 @@ class ValidatorState:
 
     def begin(self, epoch_id: str, block: int, block_hash: str, metagraph: list[tuple[int, str]]) -> dict:
         """Fix the epoch's inputs (the first call wins: a restart reuses them)."""
-        with closing(self._db()) as db:
+        with self._db() as db:
             db.execute("INSERT OR IGNORE INTO epochs (epoch_id, status, block, block_hash, metagraph, started_at)"
                        " VALUES (?, ?, ?, ?, ?, ?)",
                        (epoch_id, PROCESSING, block, block_hash, json.dumps(metagraph), time.time()))
         return self.epoch(epoch_id)
 
     def skip(self, epoch_id: str, detail: str) -> None:
-        with closing(self._db()) as db:
+        with self._db() as db:
             db.execute("INSERT INTO epochs (epoch_id, status, detail, started_at, finished_at) VALUES (?, ?, ?, ?, ?)"
                        " ON CONFLICT(epoch_id) DO UPDATE SET status=excluded.status, detail=excluded.detail,"
                        " finished_at=excluded.finished_at WHERE epochs.status != 'done'",
@@ -74,7 +102,7 @@ class ValidatorState:
     def commit(self, epoch_id: str, results: list[dict], ema: dict[int, tuple[str, float]],
                weights: tuple[list[int], list[float]]) -> bool:
         """Mark the epoch done and replace the EMA, atomically; False (and nothing changed) if already done."""
-        with closing(self._db()) as db:
+        with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 status = db.execute("SELECT status FROM epochs WHERE epoch_id=?", (epoch_id,)).fetchone()
@@ -94,7 +122,7 @@ class ValidatorState:
         return True
 
     def mark(self, epoch_id: str, *, weights_set: bool | None = None, results_uploaded: bool | None = None) -> None:
-        with closing(self._db()) as db:
+        with self._db() as db:
             if weights_set is not None:
                 db.execute("UPDATE epochs SET weights_set=? WHERE epoch_id=?", (int(weights_set), epoch_id))
             if results_uploaded is not None:
@@ -102,46 +130,51 @@ class ValidatorState:
 
     def unfinished(self) -> list[str]:
         """Epochs begun but not counted (the validator stopped in the middle), oldest first."""
-        with closing(self._db()) as db:
+        with self._db() as db:
             return [r[0] for r in db.execute("SELECT epoch_id FROM epochs WHERE status=? ORDER BY started_at",
                                              (PROCESSING,))]
 
     def latest_done(self) -> dict | None:
-        with closing(self._db()) as db:
-            row = db.execute("SELECT epoch_id FROM epochs WHERE status=? ORDER BY finished_at DESC LIMIT 1",
-                             (DONE,)).fetchone()
-        return self.epoch(row[0]) if row else None
+        done = self.recent_done(1)
+        return done[0] if done else None
+
+    def recent_done(self, limit: int) -> list[dict]:
+        """The newest ``limit`` counted epochs, newest first."""
+        with self._db() as db:
+            rows = db.execute("SELECT epoch_id FROM epochs WHERE status=? ORDER BY finished_at DESC LIMIT ?",
+                              (DONE, limit)).fetchall()
+        return [self.epoch(r[0]) for r in rows]
 
     def ema(self) -> dict[int, tuple[str, float]]:
-        with closing(self._db()) as db:
+        with self._db() as db:
             return {uid: (hk, value) for uid, hk, value in db.execute("SELECT uid, hotkey, value FROM ema")}
 
     # --- snapshot and refetches ------------------------------------------------------------------------------------
 
     def save_snapshot(self, epoch_id: str, facts: dict[str, dict], counts: dict[str, int | None]) -> None:
-        with closing(self._db()) as db:
+        with self._db() as db:
             db.execute("INSERT OR REPLACE INTO snapshot_facts VALUES (?, ?, ?)",
                        (epoch_id, zlib.compress(json.dumps(facts).encode()), json.dumps(counts)))
 
     def snapshot(self, epoch_id: str) -> tuple[dict[str, dict], dict[str, int | None]] | None:
-        with closing(self._db()) as db:
+        with self._db() as db:
             row = db.execute("SELECT facts, counts FROM snapshot_facts WHERE epoch_id=?", (epoch_id,)).fetchone()
         if row is None:
             return None
         return json.loads(zlib.decompress(row[0])), json.loads(row[1])
 
     def refetched(self, epoch_id: str) -> dict[str, dict | str | None]:
-        with closing(self._db()) as db:
+        with self._db() as db:
             rows = db.execute("SELECT listing_id, outcome FROM refetch WHERE epoch_id=?", (epoch_id,)).fetchall()
         return {listing_id: json.loads(outcome) for listing_id, outcome in rows}
 
     def save_refetch(self, epoch_id: str, listing_id: str, outcome: dict | str | None) -> None:
-        with closing(self._db()) as db:
+        with self._db() as db:
             db.execute("INSERT OR REPLACE INTO refetch VALUES (?, ?, ?)", (epoch_id, listing_id, json.dumps(outcome)))
 
     def prune(self, keep_epochs: int = 50) -> None:
         """Drop snapshots and refetch answers of all but the newest ``keep_epochs`` epochs."""
-        with closing(self._db()) as db:
+        with self._db() as db:
             old = [r[0] for r in db.execute("SELECT epoch_id FROM epochs ORDER BY started_at DESC LIMIT -1 OFFSET ?",
                                             (keep_epochs,))]
             for epoch_id in old:

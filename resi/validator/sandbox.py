@@ -1,0 +1,230 @@
+"""Judging miners' files in a child process, so that whatever a file makes the decoder do happens there.
+
+Files come from miners: a page header can make pyarrow allocate gigabytes, a bug in a decoder can crash the
+process. The validator hands each miner's bytes to a child process (``python -m resi.validator.sandbox``, one at
+a time, reused across miners) that runs :func:`resi.validation.evaluate.prepare`:
+
+- the child limits its own address space (``RLIMIT_AS``: its footprint after start-up plus ``memory_mb``) and
+  uses the system allocator, so an allocation past the limit fails in the child, where ``prepare`` turns it
+  into the miner's reason ``memory_limit_exceeded``;
+- a child that takes longer than ``seconds`` is killed (``judging_timeout``); one that dies (killed, crashed)
+  gives ``judging_crashed``; either way the next miner gets a new child;
+- the child's answer is JSON plus the fingerprints as raw bytes, never pickle: a child compromised by a file
+  cannot run code in the validator, and its answer is only ever applied to the miner it was asked about.
+
+The epoch's inputs (context, parameters, snapshot facts, block hash) go to every new child once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pickle
+import struct
+import sys
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+from loguru import logger
+
+from resi.validation.evaluate import Prepared, prepare
+from resi.validation.gates import Submission
+from resi.validation.params import EpochContext, ValidationParams
+from resi.validation.truth import Snapshot, TruthResult
+
+_FRAME = struct.Struct("!I")
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    memory_mb: int = 1024
+    """Address space the child may use beyond its footprint after start-up (interpreter, pyarrow)."""
+    seconds: float = 120.0
+    """Time one miner's judging may take."""
+
+
+# --- the wire between the two processes ---------------------------------------------------------------------
+
+
+def _truth_to_wire(truth: TruthResult) -> dict:
+    return {"matched_by_zip": dict(truth.matched_by_zip), "bad": dict(truth.bad), "snapshot_bad": truth.snapshot_bad,
+            "valid": truth.valid, "pool_by_zip": dict(truth.pool_by_zip), "pooled": dict(truth.pooled),
+            "sample_rows": truth.sample_rows}
+
+
+def _truth_from_wire(data: dict) -> TruthResult:
+    return TruthResult(matched_by_zip=Counter(data["matched_by_zip"]), bad=Counter(data["bad"]),
+                       snapshot_bad=int(data["snapshot_bad"]), valid=int(data["valid"]),
+                       pool_by_zip=Counter(data["pool_by_zip"]), pooled=Counter(data["pooled"]),
+                       sample_rows=dict(data["sample_rows"]))
+
+
+def to_wire(prepared: Prepared) -> tuple[bytes, bytes]:
+    """(JSON, fingerprint bytes) of a prepared judging."""
+    body = {"gate": prepared.gate, "gate_detail": prepared.gate_detail, "sha256": prepared.sha256,
+            "rows_uploaded": prepared.rows_uploaded, "row_reasons": dict(prepared.row_reasons),
+            "truth": _truth_to_wire(prepared.truth) if prepared.truth is not None else None}
+    return json.dumps(body).encode(), np.ascontiguousarray(prepared.prints, np.uint64).tobytes()
+
+
+def from_wire(sub: Submission, body: bytes, prints: bytes) -> Prepared:
+    """The child's answer about ``sub`` (identity and upload time are the parent's, never the child's)."""
+    data = json.loads(body)
+    return Prepared(
+        sub.hotkey, sub.uid, data["gate"], str(data["gate_detail"])[:500], data["sha256"], sub.listings_modified,
+        int(data["rows_uploaded"]), Counter(data["row_reasons"]),
+        _truth_from_wire(data["truth"]) if data["truth"] is not None else None,
+        np.frombuffer(prints, np.uint64).copy(),
+    )
+
+
+async def _send(writer: asyncio.StreamWriter, payload: bytes) -> None:
+    writer.write(_FRAME.pack(len(payload)) + payload)
+    await writer.drain()
+
+
+async def _receive(reader: asyncio.StreamReader) -> bytes:
+    (size,) = _FRAME.unpack(await reader.readexactly(_FRAME.size))
+    if size > MAX_ANSWER_BYTES:
+        raise ValueError(f"answer of {size} bytes")
+    return await reader.readexactly(size)
+
+
+# --- the parent's side ----------------------------------------------------------------------------------------
+
+
+class Sandbox:
+    """Judges submissions in a child process; :meth:`prepare` never raises for anything about the file."""
+
+    def __init__(self, limits: SandboxLimits = SandboxLimits()):
+        self.limits = limits
+        self._epoch: bytes | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self.started = 0
+        """Children started so far (a new one after every crash or timeout)."""
+
+    def set_epoch(self, ctx: EpochContext, params: ValidationParams, snapshot: Snapshot, block_hash: str) -> None:
+        """What every judging of the epoch needs; a running child gets it before its next miner."""
+        self._epoch = pickle.dumps(("epoch", ctx, params, snapshot, block_hash), protocol=pickle.HIGHEST_PROTOCOL)
+        self._sent_epoch = False
+
+    async def _child(self) -> asyncio.subprocess.Process:
+        if self._proc is None or self._proc.returncode is not None:
+            env = dict(os.environ, ARROW_DEFAULT_MEMORY_POOL="system", MALLOC_ARENA_MAX="2",
+                       RESI_SANDBOX_MEMORY_MB=str(self.limits.memory_mb))
+            self._proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "resi.validator.sandbox", stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, env=env, preexec_fn=_die_with_parent,
+            )
+            self.started += 1
+            self._sent_epoch = False
+        if not self._sent_epoch:
+            await _send(self._proc.stdin, self._epoch)
+            self._sent_epoch = True
+        return self._proc
+
+    async def prepare(self, sub: Submission) -> Prepared:
+        """``prepare`` of ``sub`` in the child, or a gate reason if the child could not finish it."""
+        if self._epoch is None:
+            raise RuntimeError("set_epoch first")
+        try:
+            proc = await self._child()
+            await _send(proc.stdin, pickle.dumps(("judge", sub), protocol=pickle.HIGHEST_PROTOCOL))
+            body, prints = await asyncio.wait_for(self._answer(proc), timeout=self.limits.seconds)
+            return from_wire(sub, body, prints)
+        except asyncio.TimeoutError:
+            await self._kill()
+            logger.warning(f"uid {sub.uid}: judging its files took over {self.limits.seconds:g} s; child stopped")
+            return Prepared(sub.hotkey, sub.uid, "judging_timeout", f"over {self.limits.seconds:g} s")
+        except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError, ValueError, KeyError, TypeError) as exc:
+            code = await self._kill()
+            logger.warning(f"uid {sub.uid}: the judging child died (exit {code}, {type(exc).__name__})")
+            return Prepared(sub.hotkey, sub.uid, "judging_crashed", f"the judging process ended (exit code {code})")
+
+    @staticmethod
+    async def _answer(proc: asyncio.subprocess.Process) -> tuple[bytes, bytes]:
+        return await _receive(proc.stdout), await _receive(proc.stdout)
+
+    async def _kill(self) -> int | None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return None
+        if proc.returncode is None:
+            try:
+                proc.kill()
+            except ProcessLookupError:
+                pass
+        try:
+            return await asyncio.wait_for(proc.wait(), timeout=10)
+        except asyncio.TimeoutError:
+            return None
+
+    async def close(self) -> None:
+        await self._kill()
+
+
+def _die_with_parent() -> None:
+    from resi.processes import die_with_parent
+
+    die_with_parent()
+
+
+# --- the child's side -----------------------------------------------------------------------------------------
+
+
+def _limit_memory(budget_mb: int) -> None:
+    """Cap this process's address space at its current size plus ``budget_mb`` (Linux)."""
+    import resource
+
+    try:
+        with open("/proc/self/status") as status:
+            size_kb = next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))
+    except (OSError, StopIteration, ValueError):
+        return
+    limit = size_kb * 1024 + budget_mb * 1024 * 1024
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _read_frame(stream) -> bytes | None:
+    head = stream.read(_FRAME.size)
+    if len(head) < _FRAME.size:
+        return None
+    (size,) = _FRAME.unpack(head)
+    return stream.read(size)
+
+
+def _write_frame(stream, payload: bytes) -> None:
+    stream.write(_FRAME.pack(len(payload)) + payload)
+
+
+def main() -> int:
+    """The child: read the epoch, then judge submissions one by one until stdin closes."""
+    import pyarrow  # noqa: F401 - loaded before the limit is measured: it belongs to the footprint
+
+    _limit_memory(int(os.environ.get("RESI_SANDBOX_MEMORY_MB", "1024")))
+    inp = sys.stdin.buffer
+    out = os.fdopen(os.dup(1), "wb")  # the answers' own channel; anything else printed goes to stderr
+    os.dup2(2, 1)
+    epoch = None
+    while (frame := _read_frame(inp)) is not None:
+        message = pickle.loads(frame)  # from the parent: trusted
+        if message[0] == "epoch":
+            epoch = message[1:]
+            continue
+        ctx, params, snapshot, block_hash = epoch
+        prepared = prepare(message[1], ctx, params, snapshot, block_hash)
+        body, prints = to_wire(prepared)
+        _write_frame(out, body)
+        _write_frame(out, prints)
+        out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
