@@ -16,14 +16,19 @@ from loguru import logger
 _MASK = "***"
 _secrets: set[str] = set()
 
+_KEYS = r"x-amz-signature|x-amz-credential|x-amz-security-token|signature|awsaccesskeyid|policy"
 _PATTERNS = [
     # Presigned URL signatures and credentials (query string or form field).
-    re.compile(r"(?i)(x-amz-signature=|x-amz-credential=|x-amz-security-token=|signature=|awsaccesskeyid=)[^&\s\"']+"),
+    re.compile(rf"(?i)((?:{_KEYS})=)[^&\s\"']+"),
     # user:password@ in URLs (proxies).
     re.compile(r"(?i)(\w+://)[^/\s:@]+:[^/\s@]+@"),
-    # "secret"/"password"/"mnemonic" = value in dicts, JSON and key=value text.
-    re.compile(r"(?i)([\"']?(?:secret[_-]?key|secret|password|mnemonic|private[_-]?key)[\"']?\s*[:=]\s*[\"']?)[^\"'\s,}]+"),
+    # "secret"/"password"/"mnemonic" = value, and the presigned fields, in dicts, JSON and key=value text.
+    re.compile(rf"(?i)([\"']?(?:secret[_-]?key|secret|password|mnemonic|private[_-]?key|{_KEYS})[\"']?\s*[:=]\s*"
+               r"[\"']?)[^\"'\s,}]+"),
 ]
+_WORD = r"[a-z]{3,8}"
+_MNEMONIC = re.compile(rf"\b{_WORD}(?:\s+{_WORD}){{11}}(?:(?:\s+{_WORD}){{3}}){{0,4}}\b")
+"""12 to 24 lowercase words in a row (BIP-39 phrases use 12, 15, 18, 21 or 24 words of 3 to 8 letters)."""
 
 
 def register_secret(value: str | None) -> None:
@@ -39,7 +44,7 @@ def scrub(text: str) -> str:
     text = _PATTERNS[0].sub(lambda m: m.group(1) + _MASK, text)
     text = _PATTERNS[1].sub(lambda m: m.group(1) + _MASK + "@", text)
     text = _PATTERNS[2].sub(lambda m: m.group(1) + _MASK, text)
-    return text
+    return _MNEMONIC.sub(_MASK, text)
 
 
 def _patch(record) -> None:

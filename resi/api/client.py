@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import aiohttp
@@ -71,6 +72,9 @@ class ResiApiClient:
         self._last_ts: dict[str, int] = {}
         self._upload_access: UploadAccess | None = None
         self._validator_access: ValidatorAccess | None = None
+        self.clock_offset = 0.0
+        """Seconds the API's clock is ahead of this machine's (measured from responses' ``Date``)."""
+        self._skew_logged = False
 
     # --- plumbing ------------------------------------------------------------------------------------------
 
@@ -98,8 +102,9 @@ class ResiApiClient:
         return self.signer
 
     def _timestamp(self, commitment_key: str) -> int:
-        """Now, but never the same value twice for one commitment (a repeat would look like a replay)."""
-        ts = max(int(self._clock()), self._last_ts.get(commitment_key, 0) + 1)
+        """Now (the API's time), but never the same value twice for one commitment (a repeat would look
+        like a replay)."""
+        ts = max(int(self.now()), self._last_ts.get(commitment_key, 0) + 1)
         self._last_ts[commitment_key] = ts
         return ts
 
@@ -118,10 +123,34 @@ class ResiApiClient:
         reset = headers.get("X-RateLimit-Reset")
         if reset is not None:
             try:
-                return max(0.0, float(reset) - self._clock())
+                return max(0.0, float(reset) - self.now())
             except ValueError:
                 pass
         return None
+
+    def now(self) -> float:
+        """The API's time as this client knows it: the local clock corrected by the measured offset."""
+        return self._clock() + self.clock_offset
+
+    def _note_date(self, headers: Any) -> bool:
+        """Measure the clock offset from a response's ``Date`` header (whole seconds); True when it moved by
+        more than the header's precision (a request signed with the old one may be retried)."""
+        value = headers.get("Date")
+        if not value:
+            return False
+        try:
+            server = parsedate_to_datetime(value).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return False
+        measured = server + 0.5 - self._clock()  # the header truncates to the second
+        offset = measured if abs(measured) >= 2 else 0.0
+        moved = abs(offset - self.clock_offset) >= 2
+        self.clock_offset = offset
+        if abs(offset) > 30 and not self._skew_logged:
+            self._skew_logged = True
+            logger.warning(f"this machine's clock is {offset:+.0f} s off the Resi API's; signing with the API's "
+                           "time. Fix the clock: sudo timedatectl set-ntp true")
+        return moved
 
     async def _call(
         self,
@@ -131,12 +160,20 @@ class ResiApiClient:
         model: type[M],
         build: Callable[[], dict[str, Any]] | None = None,
         as_query: bool = False,
+        max_wait: float | None = None,
     ) -> M:
-        """One endpoint call with pacing, re-signing retries, 429 waits and a typed result."""
+        """One endpoint call with pacing, re-signing retries, 429 waits and a typed result. No rate-limit
+        wait is longer than ``max_wait`` (default ``max_rate_wait``): past it, the 429 ApiError is raised."""
         endpoint = f"{method} {path}"
+        bound = self.max_rate_wait if max_wait is None else min(max_wait, self.max_rate_wait)
         last: ApiError | None = None
+        skew_retry = True
         for attempt in range(self.max_attempts):
-            await self._pacer.acquire(key)
+            try:
+                await self._pacer.acquire(key, max_wait=bound)
+            except lim.WaitTooLong as exc:
+                raise ApiError(429, [f"rate limit: the next call is allowed in {exc.seconds:.0f} s, over the "
+                                     f"{bound:g} s this caller waits"], endpoint, exc.seconds) from None
             payload = build() if build is not None else None
             kwargs: dict[str, Any] = {"timeout": aiohttp.ClientTimeout(total=self.timeout)}
             if payload is not None:
@@ -148,10 +185,11 @@ class ResiApiClient:
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 last = ApiError(None, [f"{type(exc).__name__}: {exc}".rstrip(": ")], endpoint)
             else:
+                moved = self._note_date(headers)
                 remaining, reset = headers.get("X-RateLimit-Remaining"), headers.get("X-RateLimit-Reset")
                 if remaining == "0" and reset is not None:
                     try:
-                        self._pacer.block_for(key, float(reset) - self._clock())
+                        self._pacer.block_for(key, float(reset) - self.now())
                     except ValueError:
                         pass
                 body = _decode(raw)
@@ -163,13 +201,16 @@ class ResiApiClient:
                     except ValidationError as exc:
                         raise MalformedResponse(endpoint, _first_error(exc)) from None
                 last = ApiError.from_body(status, body, endpoint, self._rate_wait(headers) if status == 429 else None)
+                if status == 400 and moved and skew_retry and build is not None:
+                    skew_retry = False  # "Invalid timestamp" from a skewed clock: signed again with the API's time
+                    continue
                 if not last.retryable:
                     raise last
             if attempt + 1 >= self.max_attempts:
                 break
             if last.status == 429:
                 wait = last.retry_after if last.retry_after is not None else self._backoff(attempt + 2)
-                if wait > self.max_rate_wait:
+                if wait > bound:
                     raise last
                 self._pacer.block_for(key, wait)
                 logger.warning(f"{endpoint}: rate limited, waiting {wait:.1f} s")
@@ -190,7 +231,7 @@ class ResiApiClient:
         return build
 
     def _fresh(self, cached: datetime | None) -> bool:
-        return cached is not None and cached.timestamp() - self.credential_margin > self._clock()
+        return cached is not None and cached.timestamp() - self.credential_margin > self.now()
 
     # --- public endpoints -------------------------------------------------------------------------------------
 
@@ -275,8 +316,9 @@ class ResiApiClient:
 
     async def validator_upload_access(
         self, epoch_id: str, purpose: str = "epoch_validation_results", estimated_mb: float = 25,
-        retention_days: int = 90,
+        retention_days: int = 90, max_wait: float | None = None,
     ) -> UploadAccess:
+        """Credentials to upload an epoch's results; ``max_wait`` bounds any rate-limit wait (then 429)."""
         signer = self._require_signer()
         build = self._signed(
             "validator-upload", signing.validator_upload,
@@ -284,7 +326,8 @@ class ResiApiClient:
                              "purpose": purpose, "estimatedDataSizeMb": estimated_mb,
                              "retentionDays": retention_days},
         )
-        return await self._call(lim.VALIDATOR_UPLOAD, "POST", "/api/v1/s3-access/validator-upload", UploadAccess, build)
+        return await self._call(lim.VALIDATOR_UPLOAD, "POST", "/api/v1/s3-access/validator-upload", UploadAccess, build,
+                                max_wait=max_wait)
 
     async def validator_access(self, force: bool = False) -> ValidatorAccess:
         """Presigned list URLs over every miner's data, reused until shortly before they expire."""

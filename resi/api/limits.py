@@ -57,6 +57,14 @@ def parse_limits(text: str) -> dict[str, RateLimit]:
     return out
 
 
+class WaitTooLong(Exception):
+    """The next call is allowed only after longer than the caller is willing to wait."""
+
+    def __init__(self, seconds: float):
+        super().__init__(f"{seconds:.0f} s")
+        self.seconds = seconds
+
+
 class Pacer:
     """Client side: waits before a call so that no ``window`` holds more than ``limit`` calls.
 
@@ -77,7 +85,9 @@ class Pacer:
         self._blocked_until: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def acquire(self, key: str) -> None:
+    async def acquire(self, key: str, max_wait: float | None = None) -> None:
+        """Wait until a call to ``key`` is within its limit; :class:`WaitTooLong` at once if that would take
+        longer than ``max_wait`` seconds."""
         limit = self.limits.get(key)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
@@ -92,6 +102,8 @@ class Pacer:
                         wait = max(wait, calls[0] + limit.window - now)
                 if wait <= 0:
                     break
+                if max_wait is not None and wait > max_wait:
+                    raise WaitTooLong(wait)
                 await self._sleep(wait + 0.01)
             if limit is not None:
                 self._calls[key].append(self._clock())

@@ -9,6 +9,7 @@ comes in two shapes (``uploadUrl``/``fields``/``metadata`` and ``url``/``fields`
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -25,6 +26,9 @@ from pydantic.alias_generators import to_camel
 
 from resi import constants as c
 from resi.epochs import parse_iso
+
+
+EPOCH_ID = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}")
 
 
 def _both(name: str) -> AliasChoices:
@@ -56,6 +60,8 @@ class StrictRequest(WireModel):
 
 
 Timestamp = Annotated[int, Field(ge=c.TIMESTAMP_MIN, le=c.TIMESTAMP_MAX, strict=True)]
+MAX_COUNT = 1_000_000_000
+"""Counts a request may carry: far beyond any real one, well inside what the store holds (64-bit)."""
 Status = Literal["IN_PROGRESS", "COMPLETED", "FAILED", "TIMEOUT"]
 
 
@@ -78,7 +84,7 @@ class SignedQuery(StrictRequest):
 
 class ZipcodeCompletion(StrictRequest):
     zipcode: str = Field(pattern=r"^\d{5}$")
-    listings_scraped: int = Field(ge=0, strict=True)
+    listings_scraped: int = Field(ge=0, le=MAX_COUNT, strict=True)
     completed_at: str | None = Field(default=None, max_length=64)
 
 
@@ -86,7 +92,7 @@ class StatusUpdateRequest(SignedRequest):
     epoch_id: str = Field(min_length=1, max_length=64)
     nonce: str = Field(min_length=1, max_length=128)
     status: Status
-    listings_scraped: int | None = Field(default=None, ge=0, strict=True)
+    listings_scraped: int | None = Field(default=None, ge=0, le=MAX_COUNT, strict=True)
     zipcodes_completed: list[ZipcodeCompletion] | None = Field(default=None, max_length=1000)
     s3_upload_complete: bool = False
     s3_upload_timestamp: str | None = Field(default=None, max_length=64)
@@ -103,7 +109,7 @@ class ValidatorUploadRequest(SignedRequest):
     epoch_id: str = Field(min_length=1, max_length=64)
     purpose: str = Field(default="epoch_validation_results", max_length=128)
     estimated_data_size_mb: float = Field(default=25, ge=0, le=100_000)
-    retention_days: int = Field(default=90, ge=0, le=3650)
+    retention_days: int = Field(default=90, ge=0, le=3650, strict=True)
 
 
 class ValidatorAccessRequest(SignedRequest):
@@ -166,6 +172,14 @@ class Assignment(WireModel):
     @classmethod
     def _time(cls, value: Any) -> Any:
         return parse_iso(value) if isinstance(value, str) else value
+
+    @field_validator("epoch_id")
+    @classmethod
+    def _epoch_id(cls, value: str) -> str:
+        """Epoch ids become folder and file names: only the documented form is taken."""
+        if not EPOCH_ID.fullmatch(value):
+            raise ValueError(f"not an epoch id: {value[:40]!r}")
+        return value
 
     def expected(self) -> dict[str, int]:
         return {z.zipcode: z.expected_listings for z in self.zipcodes}

@@ -135,7 +135,8 @@ async def serve(args: argparse.Namespace) -> int:
             await ctx.metagraph.get()
         except ChainError as exc:
             logger.warning(f"chain not readable yet ({exc}); requests will retry it")
-        runner = web.AppRunner(build_app(ctx), access_log=None)
+        # keepalive_timeout also closes a connection whose first request head is not complete in time
+        runner = web.AppRunner(build_app(ctx), access_log=None, keepalive_timeout=config.header_timeout)
         await runner.setup()
         site = web.TCPSite(runner, args.host, args.port)
         await site.start()

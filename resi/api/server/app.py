@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from aiohttp import web
 from loguru import logger
 
@@ -30,6 +32,9 @@ async def errors(request: web.Request, handler) -> web.StreamResponse:
     ctx = request.app[CTX]
     ctx.requests += 1
     try:
+        declared = request.content_length
+        if declared is not None and declared > ctx.config.max_body_bytes:  # refused before a byte is read
+            raise HttpError(413, f"request body of {declared} bytes; at most {ctx.config.max_body_bytes}")
         response = await handler(request)
     except HttpError as exc:
         response = error_response(exc.status, exc.messages, exc.headers)
@@ -38,6 +43,9 @@ async def errors(request: web.Request, handler) -> web.StreamResponse:
             raise
         response = error_response(exc.status, [exc.reason or "error"], {k: v for k, v in exc.headers.items()
                                                                        if k.lower() == "allow"})
+    except sqlite3.Error as exc:  # the state store cannot be read or written (a full disk...): not the client's fault
+        logger.error(f"state store error on {request.method} {request.path}: {exc}")
+        response = error_response(503, ["Service temporarily unavailable (state store)"], {"Retry-After": "30"})
     except Exception:
         logger.exception(f"unhandled error on {request.method} {request.path}")
         response = error_response(500, ["Internal Server Error"])

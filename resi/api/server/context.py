@@ -42,6 +42,8 @@ class ServerConfig:
     metagraph_ttl: float = 60.0
     metagraph_min_refresh: float = 2.0
     max_body_bytes: int = 64 * 1024
+    header_timeout: float = 10.0
+    """Seconds a connection has to send a complete request head (then it is closed: slow clients)."""
 
     @property
     def selection(self) -> asg.SelectionParams:
@@ -93,6 +95,7 @@ class ServerContext:
         self.started = time.time()
         self.requests = 0
         self.errors = 0
+        self.charged = 0
 
     def current_epoch(self) -> Epoch:
         return epoch_at(utcnow(), self.config.epoch_length)

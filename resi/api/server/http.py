@@ -7,7 +7,7 @@ refused before anything is charged to the hotkey it names; a replay is refused w
 
 from __future__ import annotations
 
-import json
+import asyncio
 import time
 from http import HTTPStatus
 from typing import TypeVar
@@ -16,6 +16,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from resi import constants as c
+from resi import jsonsafe
 from resi.api.server.context import ServerContext
 from resi.api.signing import verify_commitment
 from resi.chain.base import ChainError, Neuron
@@ -51,15 +52,21 @@ def _validation_messages(exc: ValidationError) -> list[str]:
     return out
 
 
+BODY_TIMEOUT = 15.0
+"""Seconds a client has to send a body once its headers are in."""
+
+
 async def read_body(request: web.Request, model: type[M]) -> M:
     try:
-        raw = await request.read()
+        raw = await asyncio.wait_for(request.read(), timeout=BODY_TIMEOUT)
     except web.HTTPRequestEntityTooLarge:
         raise HttpError(413, "request body too large") from None
+    except asyncio.TimeoutError:
+        raise HttpError(408, f"the body did not arrive within {BODY_TIMEOUT:g} s") from None
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise HttpError(400, "body must be a JSON object") from None
+        data = jsonsafe.loads(raw, max_depth=8)
+    except jsonsafe.JsonRejected as exc:
+        raise HttpError(400, f"body must be a JSON object ({exc})") from None
     if not isinstance(data, dict):
         raise HttpError(400, "body must be a JSON object")
     try:
@@ -87,6 +94,9 @@ def charge(ctx: ServerContext, request: web.Request, limit_key: str, who: str) -
         return
     now = time.time()
     allowed, remaining, reset = ctx.store.charge(f"{limit_key}:{who}", rule.limit, rule.window, now)
+    ctx.charged += 1
+    if ctx.charged % 1000 == 0:
+        ctx.store.prune(now, max(r.window for r in ctx.config.rate_limits.values()))
     headers = {
         "X-RateLimit-Limit": str(rule.limit),
         "X-RateLimit-Remaining": str(remaining),

@@ -28,9 +28,9 @@ CREATE TABLE IF NOT EXISTS statuses (
     listings_scraped INTEGER, s3_upload_complete INTEGER NOT NULL, body TEXT NOT NULL, received_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS statuses_epoch ON statuses (epoch_id, hotkey);
-CREATE TABLE IF NOT EXISTS rate_windows (
-    key TEXT PRIMARY KEY, window_start REAL NOT NULL, count INTEGER NOT NULL
-);
+CREATE TABLE IF NOT EXISTS rate_events (key TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS rate_events_key ON rate_events (key, at);
+CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS seen (
     hotkey TEXT NOT NULL, commitment TEXT NOT NULL, seen_at REAL NOT NULL, PRIMARY KEY (hotkey, commitment)
 );
@@ -49,7 +49,8 @@ class StateStore:
         self._db.close()
 
     def ping(self) -> None:
-        self._db.execute("SELECT 1").fetchone()
+        """Raise unless the store can be written (a full disk fails here, not on the next client's request)."""
+        self._db.execute("INSERT OR REPLACE INTO health VALUES (1, ?)", (time.time(),))
 
     # --- epochs ---------------------------------------------------------------------------------------------------
 
@@ -105,25 +106,26 @@ class StateStore:
     # --- rate limits and replays ------------------------------------------------------------------------------------
 
     def charge(self, key: str, limit: int, window: float, now: float) -> tuple[bool, int, float]:
-        """Count one request against ``key``'s fixed window: (allowed, remaining, reset time)."""
-        start = now - (now % window)
+        """Count one request against ``key`` if fewer than ``limit`` were counted in the ``window`` seconds
+        before ``now`` (a sliding window: no window of that length ever holds more): (allowed, remaining,
+        when the oldest counted request leaves the window)."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            row = self._db.execute("SELECT window_start, count FROM rate_windows WHERE key=?", (key,)).fetchone()
-            count = row[1] if row is not None and row[0] == start else 0
-            allowed = count < limit
+            times = [r[0] for r in self._db.execute(
+                "SELECT at FROM rate_events WHERE key=? AND at > ? ORDER BY at", (key, now - window))]
+            allowed = len(times) < limit
             if allowed:
-                count += 1
-                self._db.execute(
-                    "INSERT INTO rate_windows VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE"
-                    " SET window_start=excluded.window_start, count=excluded.count",
-                    (key, start, count),
-                )
+                self._db.execute("INSERT INTO rate_events VALUES (?, ?)", (key, now))
+                times.append(now)
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
-        return allowed, max(0, limit - count), start + window
+        return allowed, max(0, limit - len(times)), (times[0] if times else now) + window
+
+    def prune(self, now: float, longest_window: float) -> int:
+        """Forget rate events no window can count any more; how many."""
+        return self._db.execute("DELETE FROM rate_events WHERE at <= ?", (now - longest_window,)).rowcount
 
     def first_use(self, hotkey: str, commitment: str, now: float, keep: float) -> bool:
         """Record a signed commitment; False if it was already used (a replay). Forgets entries older than ``keep``."""
