@@ -19,6 +19,14 @@ Strategies (``docs/scoring.md`` names the rule that stops each):
 - late: keeps its upload credentials and posts its files a second after the deadline
 - dom_shift: every days-on-market one day more (a drift the old ±2-day tolerance let through)
 - sqft_nudge: every area 1% larger (the old ±2% tolerance)
+
+Hostile files (each aimed at the validator itself, not at the score):
+- nested_metadata: a metadata.json of 60 KB of nested lists
+- expanding_column: one 300 KB address, dictionary-encoded, on every row (gigabytes once written out)
+- nan_values: every price NaN
+- bad_utf8: city names that are not UTF-8
+- impossible_times: scraped at second 99, listed on February 31
+- huge_ids: listing ids of 300 KB
 """
 
 from __future__ import annotations
@@ -35,21 +43,31 @@ from pathlib import Path
 
 import aiohttp
 import pyarrow as pa
+import pyarrow.parquet as pq
 from loguru import logger
 
 from resi import constants as c
 from resi import market
 from resi.api.models import Assignment
-from resi.epochs import parse_iso, utcnow
-from resi.listings.files import EpochFiles, build_epoch_files, read_metadata
-from resi.listings.schema import READ_SCHEMA
+from resi.constants import SCHEMA_VERSION
+from resi.epochs import iso_z, parse_iso, utcnow
+from resi.listings.files import (
+    EpochFiles,
+    EpochMetadata,
+    ScraperInfo,
+    build_epoch_files,
+    read_metadata,
+    sha256_hex,
+)
+from resi.listings.schema import LISTING_SCHEMA, READ_SCHEMA
 from resi.miner.checkpoint import Checkpoint
 from resi.miner.strategy import Honest, PackageInfo
 from resi.scraping.pipeline import clean_records
 from resi.storage import StorageError, upload_post
 
 STRATEGIES = ("nothing", "wrong_nonce", "fabricate", "pad", "unassigned", "copy", "bomb", "stale", "sold",
-              "sold_active", "unprovable", "bias", "late", "dom_shift", "sqft_nudge")
+              "sold_active", "unprovable", "bias", "late", "dom_shift", "sqft_nudge", "nested_metadata",
+              "expanding_column", "nan_values", "bad_utf8", "impossible_times", "huge_ids")
 
 
 def _files(rows: pa.Table, assignment: Assignment, info: PackageInfo, **overrides) -> EpochFiles:
@@ -289,11 +307,101 @@ class Late(Honest):
                     logger.info(f"late upload of {name} refused by S3, as it should be: {exc}")
 
 
+def _raw_files(table: pa.Table, assignment: Assignment, info: PackageInfo, metadata: bytes | None = None) -> EpochFiles:
+    """Files around an arbitrary arrow table (any types, any encoding), with metadata that is right about it."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    data = sink.getvalue().to_pybytes()
+    counts = Counter(str(z) for z in table["zipcode"].to_pylist())
+    meta = EpochMetadata(hotkey=info.hotkey, epoch_id=assignment.epoch_id, nonce=assignment.nonce,
+                         schema_version=SCHEMA_VERSION, row_count=table.num_rows, zipcode_counts=dict(counts),
+                         parquet_sha256=sha256_hex(data), scraper=ScraperInfo(name="hostile", version="1"),
+                         started_at=iso_z(info.started_at), finished_at=iso_z(utcnow()))
+    if metadata is not None:
+        return _Prebuilt(data, meta, metadata)
+    return EpochFiles(data, meta)
+
+
+@dataclass(frozen=True)
+class _Prebuilt(EpochFiles):
+    raw_metadata: bytes = b""
+
+    @property
+    def metadata_json(self) -> bytes:
+        return self.raw_metadata
+
+
+class Hostile(Honest):
+    """Real rows, then one column (or the metadata) made hostile to the reader."""
+
+    name = "hostile"
+
+    def package(self, rows, assignment, info):
+        if rows.num_rows == 0:
+            return None
+        return self.hostile(rows.cast(LISTING_SCHEMA), assignment, info)
+
+
+class NestedMetadata(Hostile):
+    name = "nested_metadata"
+
+    def hostile(self, rows, assignment, info):
+        return _raw_files(rows, assignment, info, metadata=b"[" * 30_000 + b"]" * 30_000)
+
+
+class ExpandingColumn(Hostile):
+    """20,000 rows whose address is one 300 KB value, dictionary-encoded: a file of a few KB, 6 GB once every
+    row's address is written out."""
+
+    name = "expanding_column"
+
+    def hostile(self, rows, assignment, info):
+        n = 20_000
+        rows = rows.take(pa.array([i % rows.num_rows for i in range(n)]))
+        big = pa.DictionaryArray.from_arrays(pa.array([0] * n, pa.int32()), pa.array(["9 " + "x" * 300_000]))
+        return _raw_files(rows.set_column(rows.schema.get_field_index("address"), "address", big), assignment, info)
+
+
+class NanValues(Hostile):
+    name = "nan_values"
+
+    def hostile(self, rows, assignment, info):
+        nan = pa.array([float("nan")] * rows.num_rows, pa.float64())
+        return _raw_files(rows.set_column(rows.schema.get_field_index("price"), "price", nan), assignment, info)
+
+
+class BadUtf8(Hostile):
+    name = "bad_utf8"
+
+    def hostile(self, rows, assignment, info):
+        bad = pa.array([b"Princ\xff\xfeton"] * rows.num_rows, pa.binary()).view(pa.string())
+        return _raw_files(rows.set_column(rows.schema.get_field_index("city"), "city", bad), assignment, info)
+
+
+class ImpossibleTimes(Hostile):
+    name = "impossible_times"
+
+    def hostile(self, rows, assignment, info):
+        out = [dict(r, scraped_timestamp=r["scraped_timestamp"][:17] + "99.000Z",
+                    listing_date=r["listing_date"][:5] + "02-31" if r["listing_date"] else "2025-02-31")
+               for r in rows.to_pylist()]
+        return _raw_files(pa.Table.from_pylist(out, schema=LISTING_SCHEMA), assignment, info)
+
+
+class HugeIds(Hostile):
+    name = "huge_ids"
+
+    def hostile(self, rows, assignment, info):
+        out = [dict(r, listing_id="1" + str(i) * 300_000) for i, r in enumerate(rows.to_pylist()[:20])]
+        return _raw_files(pa.Table.from_pylist(out, schema=LISTING_SCHEMA), assignment, info)
+
+
 def strategy(name: str, victim_dir: Path | None = None, miner_argv: list[str] | None = None):
     """The strategy ``name``; some need the miner's own flags (its source, its API and keys)."""
     table = {"wrong_nonce": WrongNonce, "fabricate": Fabricate, "pad": Pad, "unassigned": Unassigned,
              "bomb": Bomb, "stale": Stale, "unprovable": Unprovable, "bias": Bias, "dom_shift": DomShift,
-             "sqft_nudge": SqftNudge}
+             "sqft_nudge": SqftNudge, "nested_metadata": NestedMetadata, "expanding_column": ExpandingColumn,
+             "nan_values": NanValues, "bad_utf8": BadUtf8, "impossible_times": ImpossibleTimes, "huge_ids": HugeIds}
     if name == "copy":
         return Copy(victim_dir=victim_dir or Path("."))
     if name in ("sold", "sold_active", "late"):
