@@ -27,7 +27,6 @@ from pydantic.alias_generators import to_camel
 from resi import constants as c
 from resi.epochs import parse_iso
 
-
 EPOCH_ID = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}")
 
 

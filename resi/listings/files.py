@@ -24,7 +24,6 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from resi import jsonsafe
-
 from resi.constants import LISTINGS_FILE, METADATA_FILE, SCHEMA_VERSION
 from resi.epochs import iso_z
 from resi.listings.schema import LISTING_SCHEMA, READ_SCHEMA
