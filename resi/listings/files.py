@@ -246,7 +246,7 @@ def read_listings(data: bytes, limits: ReadLimits = ReadLimits()) -> pa.Table:
                 raise FileRejected("too_many_rows", f"more than {limits.max_rows} rows decoded")
             batches.append(batch)
         table = pa.Table.from_batches(batches, schema=pf.schema_arrow) if batches else None
-    except FileRejected:
+    except (FileRejected, MemoryError):  # out of memory is the process's limit speaking, not a broken file
         raise
     except Exception as exc:
         raise FileRejected("parquet_unreadable", str(exc)[:300]) from None

@@ -130,9 +130,15 @@ class Sandbox:
         """``prepare`` of ``sub`` in the child, or a gate reason if the child could not finish it."""
         if self._epoch is None:
             raise RuntimeError("set_epoch first")
+        request = pickle.dumps(("judge", sub), protocol=pickle.HIGHEST_PROTOCOL)
         try:
             proc = await self._child()
-            await _send(proc.stdin, pickle.dumps(("judge", sub), protocol=pickle.HIGHEST_PROTOCOL))
+            try:
+                await _send(proc.stdin, request)
+            except (BrokenPipeError, ConnectionResetError):  # gone before this miner's turn: not its doing
+                await self._kill()
+                proc = await self._child()
+                await _send(proc.stdin, request)
             body, prints = await asyncio.wait_for(self._answer(proc), timeout=self.limits.seconds)
             return from_wire(sub, body, prints)
         except asyncio.TimeoutError:
