@@ -24,11 +24,11 @@ _PATTERNS = [
     re.compile(r"(?i)(\w+://)[^/\s:@]+:[^/\s@]+@"),
     # "secret"/"password"/"mnemonic" = value, and the presigned fields, in dicts, JSON and key=value text.
     re.compile(rf"(?i)([\"']?(?:secret[_-]?key|secret|password|mnemonic|private[_-]?key|{_KEYS})[\"']?\s*[:=]\s*"
-               r"[\"']?)[^\"'\s,}]+"),
+               r"[\"']?)[^\"'\s,}&]+"),
 ]
 _WORD = r"[a-z]{3,8}"
-_MNEMONIC = re.compile(rf"\b{_WORD}(?:\s+{_WORD}){{11}}(?:(?:\s+{_WORD}){{3}}){{0,4}}\b")
-"""12 to 24 lowercase words in a row (BIP-39 phrases use 12, 15, 18, 21 or 24 words of 3 to 8 letters)."""
+_MNEMONIC = re.compile(rf"\b{_WORD}(?:\s+{_WORD}){{11,}}\b")
+"""12 or more lowercase words of 3 to 8 letters in a row: a BIP-39 phrase (12 to 24 such words), masked whole."""
 
 
 def register_secret(value: str | None) -> None:

@@ -12,7 +12,9 @@ from resi.storage.seaweed import LocalS3
 class ApiServer:
     """``python -m resi.api.server`` against the session's SeaweedFS, with buckets of its own."""
 
-    def __init__(self, workdir: Path, chain_path: Path, s3: LocalS3, *extra: str):
+    def __init__(self, workdir: Path, chain_path: Path, s3: LocalS3, *extra: str, prefix: tuple[str, ...] = ()):
+        """``prefix``: a command the server runs under (``prlimit --fsize=...``)."""
+        self.prefix = list(prefix)
         self.workdir = workdir
         self.chain_path = chain_path
         self.s3 = s3
@@ -32,7 +34,7 @@ class ApiServer:
             "--validator-bucket", self.validator_bucket, "--metagraph-ttl", "1", *self.extra,
         )
         env = {"RESI_S3_ACCESS_KEY": self.s3.access_key, "RESI_S3_SECRET_KEY": self.s3.secret_key}
-        self.process = ManagedProcess("api", args, self.workdir / "api.log", env).start()
+        self.process = ManagedProcess("api", [*self.prefix, *args], self.workdir / "api.log", env).start()
         try:
             wait_http(self.url + "/healthcheck", 60, self.process.proc)
         except RuntimeError as exc:

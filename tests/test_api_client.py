@@ -225,3 +225,19 @@ def test_client_paces_itself_under_the_servers_limit(tmp_path, local_s3):
         assert run(go()) >= 4.0
     finally:
         n.server.stop()
+
+
+def test_a_caller_bounds_every_rate_limit_wait(wallets):
+    from resi.api import limits as lim
+
+    async def go():
+        async with scripted(ok({"success": True, "url": "http://s3", "fields": {}, "folder": "validators/x/"})) as (url, seen):
+            async with ResiApiClient(url, wallets("v"), rate_limits={lim.VALIDATOR_UPLOAD: RateLimit(1, 3600)}) as client:
+                await client.validator_upload_access("2025-10-01T16-00-00")
+                started = time.monotonic()
+                with pytest.raises(ApiError) as err:
+                    await client.validator_upload_access("2025-10-01T20-00-00", max_wait=5)
+                return time.monotonic() - started, err.value, seen
+
+    waited, error, seen = run(go())
+    assert waited < 1 and error.status == 429 and error.retry_after > 3000 and len(seen) == 1

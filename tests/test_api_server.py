@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -291,3 +292,153 @@ def test_restart_keeps_epoch_nonce_and_assignment(tmp_path, local_s3):
         assert after == before
     finally:
         n.server.stop()
+
+
+# --- the server never answers 500 ------------------------------------------------------------------------------
+
+
+def _status_body(signer, ts=None, **changes):
+    ts = ts or int(time.time())
+    body = {"hotkey": signer.hotkey, "timestamp": ts, "epochId": "2020-01-01T00-00-00", "nonce": "n",
+            "status": "IN_PROGRESS",
+            "signature": signing.sign_commitment(signer, signing.miner_status(signer.hotkey, "2020-01-01T00-00-00", ts))}
+    body.update(changes)
+    return body
+
+
+def test_deeply_nested_json_is_400_with_a_message(net):
+    url = net.server.url + "/api/v1/zipcode-assignments/status"
+    for payload in (b"[" * 60_000, b'{"hotkey": ' + b"[" * 30_000 + b"]" * 30_000 + b"}",
+                    b'{"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": {"j": 1}}}}}}}}}}'):
+        status, body, _ = raw("POST", url, data=payload, headers={"Content-Type": "application/json"})
+        assert status == 400 and "nested deeper" in body["detail"], (status, body)
+
+
+def test_integers_beyond_what_the_store_holds_are_400(net):
+    url = net.server.url + "/api/v1/zipcode-assignments/status"
+    miner = net.miners[5]
+    for changes in ({"listingsScraped": 2**70}, {"zipcodesCompleted": [{"zipcode": "08540", "listingsScraped": 10**30}]},
+                    {"timestamp": 10**40}, {"listingsScraped": 2**63}):
+        status, body, _ = raw("POST", url, json=_status_body(miner, **changes))
+        assert status == 400 and body["message"], (changes, status, body)
+    status, _, _ = raw("GET", net.server.url + "/api/v1/zipcode-assignments/current",
+                       params={"hotkey": miner.hotkey, "signature": "ab" * 64, "timestamp": "9" * 400})
+    assert status == 400
+
+
+def test_a_declared_length_over_the_cap_is_413_before_any_body_is_read(net):
+    import socket
+
+    with socket.create_connection(("127.0.0.1", net.server.port), timeout=5) as sock:
+        sock.sendall(b"POST /api/v1/zipcode-assignments/status HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                     b"\r\nContent-Length: 1000000000\r\n\r\n")  # and never a byte of the body
+        started = time.monotonic()
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 413") and time.monotonic() - started < 3
+
+
+@pytest.fixture(scope="module")
+def strict(tmp_path_factory, local_s3):
+    n = Net(tmp_path_factory.mktemp("strictnet"), local_s3, "--rate-limits", "assignment=5/3", "--header-timeout", "1")
+    yield n
+    n.server.stop()
+
+
+def test_a_client_that_sends_its_head_slowly_is_cut_off(strict):
+    import socket
+
+    with socket.create_connection(("127.0.0.1", strict.server.port), timeout=10) as sock:
+        sock.sendall(b"GET /healthcheck HTTP/1.1\r\nHost: x\r\n")  # the head never ends
+        started = time.monotonic()
+        closed = sock.recv(4096)
+        waited = time.monotonic() - started
+    assert closed == b"" and 0.5 < waited < 8  # closed by the server after its header timeout
+
+
+def test_no_window_admits_more_than_the_limit(strict):
+    """5 calls per 3 s, asked 10 times a second for 8 s: fixed windows let 10 through around each window edge;
+    here no 3-second span holds more than 5 accepted calls."""
+    miner = strict.miners[0]
+    url = strict.server.url + "/api/v1/zipcode-assignments/current"
+
+    async def go():
+        accepted = []
+        oldest = int(time.time()) - 250  # every request signs its own timestamp: none is a replay
+        async with aiohttp.ClientSession() as s:
+            end = time.monotonic() + 8
+            for i in range(1000):
+                if time.monotonic() > end:
+                    break
+                sent = time.monotonic()
+                async with s.get(url, params=signed_query(miner, signing.assignment_current, ts=oldest + i)) as r:
+                    if r.status == 200:
+                        accepted.append(sent)
+                    else:
+                        assert r.status == 429, r.status
+                await asyncio.sleep(0.1)
+        return accepted
+
+    accepted = run(go())
+    assert len(accepted) >= 10  # the limit refills as the window slides
+    for i, t in enumerate(accepted):
+        in_window = [u for u in accepted[: i + 1] if u > t - 3 + 0.2]
+        assert len(in_window) <= 5, (i, in_window)
+
+
+def test_rate_events_older_than_every_window_are_pruned(tmp_path):
+    from resi.api.server.state import StateStore
+
+    store = StateStore(tmp_path / "state.db")
+    for i in range(50):
+        store.charge("k", 100, 60, 1000.0 + i)
+    assert store.prune(now=1100.0, longest_window=60) == 41  # at 1040 and before: beyond any window
+    assert store.charge("k", 9, 60, 1100.0)[0] is False  # the 9 still in the window count
+    store.close()
+
+
+def test_a_full_disk_under_the_state_is_unhealthy_and_never_500(tmp_path, local_s3):
+    """The server runs with a file-size limit (``prlimit --fsize``): once its state files reach it, every write
+    fails as on a full disk. The health check says so and clients get 503, never 500."""
+    n = Net.__new__(Net)
+    Net.__init__(n, tmp_path, local_s3)  # the chain and keys; the server below replaces the default one
+    n.server.stop()
+    n.server = ApiServer(tmp_path / "full", tmp_path / "chain.db", local_s3, "--listings-scale", "0.05",
+                         "--target-listings", "500", prefix=("prlimit", f"--fsize={256 * 1024}")).start()
+    try:
+        url = n.server.url
+        assert raw("GET", url + "/healthcheck")[0] == 200
+        statuses, health = [], None
+        oldest = int(time.time()) - 250
+        for i in range(400):
+            miner = n.miners[i % len(n.miners)]
+            statuses.append(raw("GET", url + "/api/v1/zipcode-assignments/current",
+                                params=signed_query(miner, signing.assignment_current, ts=oldest + i))[0])
+            if statuses[-1] == 503:
+                health = raw("GET", url + "/healthcheck")
+                break
+        assert 500 not in statuses and statuses[-1] == 503, statuses
+        status, body, _ = health
+        assert status == 503 and body["database"] == "unavailable" and body["status"] == "error"
+        assert raw("POST", url + "/api/v1/zipcode-assignments/status", json=_status_body(n.miners[0]))[0] == 503
+    finally:
+        n.server.stop()
+
+
+def test_a_client_seven_minutes_off_signs_with_the_apis_time_and_says_so_once(net):
+    from loguru import logger
+
+    lines = []
+    sink = logger.add(lines.append, level="WARNING", format="{message}")
+    try:
+        async def go():
+            async with ResiApiClient(net.server.url, net.miners[2], clock=lambda: time.time() - 420) as c:
+                first = await c.current_assignment()  # refused as "Invalid timestamp", then signed right
+                second = await c.current_assignment()
+                return first, second, c.clock_offset
+
+        first, second, offset = run(go())
+    finally:
+        logger.remove(sink)
+    assert first.epoch_id == second.epoch_id and 415 <= offset <= 425
+    skew = [line for line in lines if "clock is" in line]
+    assert len(skew) == 1 and any(f"+{s} s" in skew[0] for s in (419, 420, 421)) and "timedatectl" in skew[0]

@@ -34,3 +34,17 @@ def test_configured_logging_scrubs_messages_and_exceptions(tmp_path):
     for text in (sink.getvalue(), log_file.read_text()):
         assert secret not in text and "***" in text
     setup_logging()
+
+
+def test_scrub_masks_presigned_fields_in_dicts_and_json_and_bare_mnemonics():
+    fields = {"key": "data/x", "policy": "eyJleHBpcmF0aW9u", "x-amz-signature": "0a1b2c3d4e5f"}
+    text = scrub(f"fields {fields} json {{\"X-Amz-Signature\": \"9f8e7d6c\", \"X-Amz-Credential\": \"AKIA/2025\"}}")
+    for secret in ("eyJleHBpcmF0aW9u", "0a1b2c3d4e5f", "9f8e7d6c", "AKIA/2025"):
+        assert secret not in text, (secret, text)
+    phrase = "abandon ability able about above absent absorb abstract absurd abuse access accident"
+    for words in (phrase, phrase + " account accuse achieve acid acoustic acquire across act action actor actress"):
+        scrubbed = scrub(f"Restored from {words}.")
+        assert scrubbed.startswith("Restored ") and "***" in scrubbed
+        assert not any(word in scrubbed for word in words.split()), scrubbed
+    plain = "epoch 2025-10-01T16-00-00: uid 7 score 0.97 (ok; 9812 of 9840 rows valid), weights set on 12 uids"
+    assert scrub(plain) == plain

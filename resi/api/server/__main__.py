@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate-limits", default="", help="overrides, e.g. 'status=5/60,assignment=10/60' "
                    f"(endpoints: {', '.join(DEFAULT_LIMITS)})")
     p.add_argument("--metagraph-ttl", type=float, default=60.0, help="seconds between metagraph refreshes")
+    p.add_argument("--header-timeout", type=float, default=10.0,
+                   help="seconds a connection has to send a complete request head; slower ones are closed")
     p.add_argument("--upload-ttl-seconds", type=float, default=None,
                    help="lifetime of upload credentials (default: two epochs, at most four hours)")
     p.add_argument("--logging.debug", dest="debug", action="store_true", help="log at DEBUG level")
@@ -90,6 +92,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         status_grace=min(timedelta(minutes=30), epoch_length / 2),
         rate_limits=limits,
         metagraph_ttl=args.metagraph_ttl,
+        header_timeout=args.header_timeout,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 
 from aiohttp import web
 from loguru import logger
@@ -44,6 +45,7 @@ async def errors(request: web.Request, handler) -> web.StreamResponse:
         response = error_response(exc.status, [exc.reason or "error"], {k: v for k, v in exc.headers.items()
                                                                        if k.lower() == "allow"})
     except sqlite3.Error as exc:  # the state store cannot be read or written (a full disk...): not the client's fault
+        ctx.store_failed_at = time.monotonic()
         logger.error(f"state store error on {request.method} {request.path}: {exc}")
         response = error_response(503, ["Service temporarily unavailable (state store)"], {"Retry-After": "30"})
     except Exception:

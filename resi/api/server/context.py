@@ -96,6 +96,17 @@ class ServerContext:
         self.requests = 0
         self.errors = 0
         self.charged = 0
+        self.store_failed_at: float | None = None
+        """When a request last found the state store unable to read or write (monotonic seconds)."""
+
+    def store_ok(self, within: float = 60.0) -> bool:
+        """The store takes a write now, and no request found it failing in the last ``within`` seconds."""
+        try:
+            self.store.ping()
+        except Exception:
+            self.store_failed_at = time.monotonic()
+            return False
+        return self.store_failed_at is None or time.monotonic() - self.store_failed_at > within
 
     def current_epoch(self) -> Epoch:
         return epoch_at(utcnow(), self.config.epoch_length)

@@ -20,11 +20,7 @@ VERSION = "1.0.0"
 
 async def healthcheck(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    database_ok = True
-    try:
-        ctx.store.ping()
-    except Exception:
-        database_ok = False
+    database_ok = ctx.store_ok()
     start = time.perf_counter()
     try:
         await asyncio.wait_for(asyncio.to_thread(ctx.presigner.check, ctx.config.data_bucket), timeout=10)
