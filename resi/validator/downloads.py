@@ -82,6 +82,9 @@ async def _fetch_bounded(api: ResiApiClient, session: aiohttp.ClientSession, uid
     return Submission(hotkey, uid, fetch_error=last)
 
 
+FAILURES = ("download_failed", "download_timeout")
+
+
 class Outage(Exception):
     """S3 or the API could not be reached: not a miner's fault. The epoch is validated again later."""
 
@@ -91,8 +94,9 @@ async def submissions(api: ResiApiClient, miners: list[tuple[int, str]], epoch_i
     """Every miner's submission, as downloads finish; never more than ``concurrency`` downloaded ahead.
 
     When a miner's download fails or times out, ``reachable()`` asks S3 and the API something that must work:
-    if they answer, the failure was that miner's own (``download_failed``/``download_timeout``); if not, the
-    validator is the one cut off, and :class:`Outage` ends the iteration (nothing is judged on it)."""
+    if they do not answer, the validator is the one cut off, and :class:`Outage` ends the iteration (nothing is
+    judged on it). If they answer, the miner's download is tried once more (an outage may have ended in
+    between): only a miner whose own files still fail while S3 and the API answer gets ``download_failed``."""
     queue: asyncio.Queue = asyncio.Queue(maxsize=1)
     semaphore = asyncio.Semaphore(max(1, concurrency))
     done = object()
@@ -101,8 +105,13 @@ async def submissions(api: ResiApiClient, miners: list[tuple[int, str]], epoch_i
         async def one(uid: int, hotkey: str) -> None:
             async with semaphore:
                 sub = await _fetch_bounded(api, session, uid, hotkey, epoch_id, limits)
-                if sub.fetch_error in ("download_failed", "download_timeout") and not await reachable():
-                    raise Outage(f"S3 or the API is unreachable (uid {uid}: {sub.fetch_error})")
+                for retry in (True, False):
+                    if sub.fetch_error not in FAILURES:
+                        break
+                    if not await reachable():
+                        raise Outage(f"S3 or the API is unreachable (uid {uid}: {sub.fetch_error})")
+                    if retry:  # they answer now: perhaps they were back just in time; the miner's files get a try
+                        sub = await _fetch_bounded(api, session, uid, hotkey, epoch_id, limits)
                 await queue.put(sub)
 
         async def all_of_them() -> None:

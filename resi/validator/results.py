@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,6 +37,8 @@ class ResultsPublisher:
         self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=queue_size)
         self._queued: set[str] = set()
         self._attempts: dict[str, int] = {}
+        self._not_before = 0.0
+        """Monotonic time before which the API's upload limit is known to be used up."""
 
     def path(self, epoch_id: str) -> Path:
         return self.folder / f"{epoch_id}.json"
@@ -58,7 +61,8 @@ class ResultsPublisher:
 
     def offer(self, epoch_id: str) -> None:
         """Queue an upload unless it is queued, done, given up, or the queue is full (offered again later)."""
-        if epoch_id in self._queued or self._attempts.get(epoch_id, 0) >= self.max_attempts:
+        if epoch_id in self._queued or self._attempts.get(epoch_id, 0) >= self.max_attempts \
+                or time.monotonic() < self._not_before:
             return
         try:
             self._queue.put_nowait(epoch_id)
@@ -92,8 +96,10 @@ class ResultsPublisher:
             access = await self.api.validator_upload_access(epoch_id, max_wait=max_wait)
         except ApiError as exc:
             if exc.status == 429:
+                wait = exc.retry_after or 60.0
+                self._not_before = time.monotonic() + wait
                 logger.warning(f"epoch {epoch_id}: results upload waits for the API's limit to reset (in "
-                               f"{exc.retry_after or 0:.0f} s, after the next epoch is due); offered again then")
+                               f"{wait:.0f} s, after the next epoch is due); offered again then")
                 return False
             return self._failed(epoch_id, exc)
         try:
