@@ -23,7 +23,7 @@ def _rows(path, query):
 
 
 def test_killed_validator_sets_the_same_weights(tmp_path, local_s3):
-    net = LocalNetwork(NetworkConfig(run_dir=tmp_path, epoch_minutes=1.0, listings_scale=0.02, block_seconds=1),
+    net = LocalNetwork(NetworkConfig(run_dir=tmp_path, epoch_minutes=0.5, listings_scale=0.02, block_seconds=1),
                        s3=local_s3)
     try:
         net.start_infrastructure()

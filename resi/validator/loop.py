@@ -130,19 +130,28 @@ class Validator:
             logger.info(f"epoch {epoch_id}: resuming an unfinished validation")
             if await self.process(epoch_id) is None and not self.state.finished(epoch_id):
                 return self.config.poll_interval
-        previous, previous_end, current_end = await self._epochs()
-        ready_at = previous_end + timedelta(seconds=self.config.grace)
+        _, previous_end, current_end = await self._epochs()
+        length = current_end - previous_end
+        grace = timedelta(seconds=self.config.grace)
+        lag = self._max_lag(length)
         now = utcnow()
-        if self.state.finished(previous):
-            return (current_end + timedelta(seconds=self.config.grace) - now).total_seconds()
-        if now < ready_at:
-            return (ready_at - now).total_seconds()
-        if (now - previous_end).total_seconds() > self._max_lag(current_end - previous_end) \
-                and self.state.epoch(previous) is None:
-            logger.warning(f"epoch {previous}: too old to validate now; skipped")
-            self.state.skip(previous, "too old when the validator got to it")
-            return 0.0
-        return 0.0 if await self.process(previous) is not None else self.config.poll_interval
+        ends = []  # every epoch that ended within the lag (and the one just past it), oldest first
+        end = previous_end
+        while (now - end).total_seconds() <= lag + length.total_seconds() and len(ends) < 64:
+            ends.insert(0, end)
+            end -= length
+        for end in ends:
+            epoch_id = format_epoch_id(end - length)
+            if self.state.finished(epoch_id):
+                continue
+            if now < end + grace:
+                return (end + grace - now).total_seconds()
+            if (now - end).total_seconds() > lag and self.state.epoch(epoch_id) is None:
+                logger.warning(f"epoch {epoch_id}: too old to validate now; skipped")
+                self.state.skip(epoch_id, "too old when the validator got to it")
+                continue
+            return 0.0 if await self.process(epoch_id) is not None else self.config.poll_interval
+        return (current_end + grace - now).total_seconds()
 
     # --- one epoch ----------------------------------------------------------------------------------------------------
 
