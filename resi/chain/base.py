@@ -12,8 +12,18 @@ class Neuron:
     hotkey: str
     coldkey: str
     stake: float
-    """Total stake in TAO (alpha valued in TAO on dynamic subnets)."""
+    """Total stake in the subnet's own unit (alpha on a dynamic subnet; TAO on the root subnet)."""
     validator_permit: bool
+    last_update: int = 0
+    """Block at which this uid last set weights (0: never)."""
+    registered_at: int = 0
+    incentive: float = 0.0
+    """Share of the subnet's miner emission (0..1)."""
+    emission: float = 0.0
+    """Emission per tempo, in the subnet's unit."""
+    rank: float = 0.0
+    trust: float = 0.0
+    dividends: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -36,14 +46,42 @@ class Metagraph:
 
 
 @dataclass(frozen=True)
+class SubnetParams:
+    """The subnet hyperparameters a validator's weights must fit."""
+
+    tempo: int = 360
+    weights_rate_limit: int = 100
+    """Blocks between two weight settings of one hotkey."""
+    weights_version_key: int = 0
+    """Weights with an older version key are refused."""
+    min_allowed_weights: int = 1
+    max_weights_limit: float = 1.0
+    """Largest share one uid may get, 0..1."""
+    commit_reveal: bool = False
+    reveal_period_epochs: int = 1
+    immunity_period: int = 4096
+    max_uids: int = 256
+    max_validators: int = 64
+
+
+@dataclass(frozen=True)
 class WeightsResult:
     success: bool
     message: str
     block: int | None = None
+    """The block the weights were submitted at (their inclusion is confirmed later)."""
 
 
 class ChainError(RuntimeError):
     """The chain could not be reached or refused an operation; the message says which and why."""
+
+
+class WeightsRefused(ChainError):
+    """The chain refused a weight setting; ``reason`` is the chain's own error name (``SettingWeightsTooFast``...)."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
 
 
 @runtime_checkable
@@ -53,6 +91,8 @@ class Chain(Protocol):
     netuid: int
 
     async def metagraph(self) -> Metagraph: ...
+
+    async def params(self) -> SubnetParams: ...
 
     async def block(self) -> int: ...
 
@@ -67,7 +107,8 @@ class Chain(Protocol):
         ...
 
     async def set_weights(self, uids: list[int], weights: list[float], version_key: int) -> WeightsResult:
-        """Set weights as this chain's own hotkey (given at construction)."""
+        """Set weights as this chain's own hotkey (given at construction), fitted to the subnet's
+        hyperparameters; :class:`WeightsRefused` with the chain's reason when it refuses them."""
         ...
 
     async def close(self) -> None: ...

@@ -1,11 +1,30 @@
-"""The simulated chain: a SQLite file that several processes share.
+"""The simulated chain: a SQLite file that several processes share, with subtensor's rules where scoring
+depends on them.
 
 Why a file and not a service: every process of a local network (API server, miners, validators, the
-``register``/``show`` commands) opens the same path; SQLite in WAL mode gives them consistent reads and
-atomic writes with nothing to start, stop or port-allocate. Blocks are derived from the wall clock
-(``genesis + n * block_seconds``), so every process agrees on the block without a block producer.
+``register``/``show`` commands, the chain node) opens the same path; SQLite in WAL mode gives them consistent
+reads and atomic writes with nothing to start, stop or port-allocate. Block numbers follow the wall clock
+(``genesis + n * block_seconds``); each block's hash is made, with fresh randomness chained to its parent's,
+the first time anyone asks for it after the block exists, so nobody can tell a future block's hash from the
+file. The rules, as subtensor applies them:
 
-    python -m resi.chain.local register --chain PATH --hotkey SS58 --coldkey SS58 [--stake TAO] [--validator]
+- weights are u16, max-upscaled (the largest is 65535); a vector is refused with subtensor's error name, in
+  its order: ``CommitRevealEnabled`` (the subnet takes commits only), ``WeightVecNotEqualSize``,
+  ``UidsLengthExceedUidsInSubNet``, ``HotKeyNotRegisteredInSubNet``, ``IncorrectWeightVersionKey``,
+  ``SettingWeightsTooFast`` (within ``WeightsSetRateLimit`` blocks of the uid's ``LastUpdate``),
+  ``NeuronNoValidatorPermit`` (a single self weight excepted), ``DuplicateUids``, ``UidVecContainInvalidOne``
+  (an unregistered uid), ``WeightVecLengthIsLow`` (fewer than ``min(MinAllowedWeights, subnet size)``),
+  ``MaxWeightExceeded`` (one share over ``MaxWeightsLimit``);
+- validator permits go to the ``max_validators`` largest stakes of at least ``MIN_VALIDATOR_STAKE``;
+- a full subnet (``max_uids``) takes a new registration in place of the uid with the lowest emission whose
+  immunity period has passed; a weight set before its uid was (re)registered counts for nobody;
+- commit-reveal: a commit is rate limited like weights (``CommittingWeightsTooFast``) and is the uid's
+  update; a hash commit is revealed in exactly the epoch ``RevealPeriodEpochs`` after it (``RevealTooEarly``,
+  ``ExpiredWeightCommit``, ``InvalidRevealCommitHashNotMatch``); timelocked commits are kept with their drand
+  round (nothing offline can reveal them).
+
+    python -m resi.chain.local register --chain PATH --hotkey SS58 --coldkey SS58 [--stake N] [--validator]
+    python -m resi.chain.local params --chain PATH [--weights-rate-limit N] [--commit-reveal on|off] ...
     python -m resi.chain.local show --chain PATH
 """
 
@@ -20,37 +39,73 @@ import secrets
 import sqlite3
 import sys
 import time
+from collections.abc import Callable
 from contextlib import closing
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
-from resi.chain.base import ChainError, Metagraph, Neuron, WeightsResult
+from resi.chain.base import ChainError, Metagraph, Neuron, SubnetParams, WeightsRefused, WeightsResult
 from resi.constants import NETUID
 
 DEFAULT_BLOCK_SECONDS = 12.0
-MAX_UIDS = 256
+U16_MAX = 65_535
+DEFAULT_PARAMS = SubnetParams()
+MIN_VALIDATOR_STAKE = 1_000.0
+"""Stake (in the subnet's unit) below which no validator permit is given."""
+EMISSION_PER_TEMPO = 1.0
+"""What a tempo emits to a subnet's neurons, in its unit: half to miners by incentive, half to the validators
+that set weights by dividends (their stake shares)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (number INTEGER PRIMARY KEY, hash TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS subnets (netuid INTEGER PRIMARY KEY, params TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS neurons (
     netuid INTEGER NOT NULL, uid INTEGER NOT NULL, hotkey TEXT NOT NULL, coldkey TEXT NOT NULL,
     stake REAL NOT NULL, validator_permit INTEGER NOT NULL, registered_block INTEGER NOT NULL,
-    PRIMARY KEY (netuid, uid), UNIQUE (netuid, hotkey)
+    last_update INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (netuid, uid), UNIQUE (netuid, hotkey)
 );
 CREATE TABLE IF NOT EXISTS weights (
     id INTEGER PRIMARY KEY AUTOINCREMENT, netuid INTEGER NOT NULL, block INTEGER NOT NULL,
     hotkey TEXT NOT NULL, uid INTEGER NOT NULL, uids TEXT NOT NULL, weights TEXT NOT NULL,
     version_key INTEGER NOT NULL, created_at REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS weights_uid ON weights (netuid, uid, id);
+CREATE TABLE IF NOT EXISTS commits (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, netuid INTEGER NOT NULL, hotkey TEXT NOT NULL, kind TEXT NOT NULL,
+    commit_hash TEXT NOT NULL, block INTEGER NOT NULL, reveal_round INTEGER, payload BLOB, revealed INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS nonces (address TEXT PRIMARY KEY, nonce INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS extrinsics (
+    block INTEGER NOT NULL, idx INTEGER NOT NULL, hash TEXT NOT NULL, data TEXT NOT NULL, events TEXT NOT NULL,
+    PRIMARY KEY (block, idx)
+);
 """
+
+
+def epoch_index(block: int, netuid: int, tempo: int) -> int:
+    """Subtensor's epoch of ``block`` on ``netuid`` (epochs of ``tempo + 1`` blocks, offset by the netuid)."""
+    return (block + netuid + 1) // (tempo + 1)
+
+
+def max_upscale_u16(values: list[float]) -> list[int]:
+    """Subtensor's ``vec_u16_max_upscale_to_u16``: the largest becomes 65535, the others in proportion."""
+    top = max(values) if values else 0
+    if top <= 0:
+        return [0 for _ in values]
+    return [int(round(v * U16_MAX / top)) for v in values]
 
 
 class SimulatedChainStore:
     """Synchronous access to the chain file; each call is one short transaction."""
 
-    def __init__(self, path: str | Path, block_seconds: float = DEFAULT_BLOCK_SECONDS, create: bool = False):
+    def __init__(self, path: str | Path, block_seconds: float = DEFAULT_BLOCK_SECONDS, create: bool = False,
+                 clock: Callable[[], float] = time.time):
         """``create``: make the file (with ``block_seconds``) if it does not exist; otherwise a missing file is
-        a ChainError, so that a typo in a path never starts a second, empty chain."""
+        a ChainError, so that a typo in a path never starts a second, empty chain. ``clock``: the wall clock
+        blocks follow (a test's own, to step through blocks)."""
         self.path = Path(path)
+        self.clock = clock
         self._default_block_seconds = block_seconds
         self._create = create
         self._meta: dict[str, str] | None = None
@@ -62,147 +117,409 @@ class SimulatedChainStore:
                                  "`python -m resi.chain.local register --chain PATH ...`")
             self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA busy_timeout=30000")
-        return conn
-
-    def _ensure(self, conn: sqlite3.Connection) -> dict[str, str]:
         if self._meta is None:
+            conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
             conn.execute("BEGIN IMMEDIATE")
-            rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-            if "genesis" not in rows:
-                rows = {
-                    "genesis": repr(time.time()),
-                    "block_seconds": repr(float(self._default_block_seconds)),
-                    "hash_secret": secrets.token_hex(32),
-                }
-                conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", rows.items())
+            made = {"genesis": repr(self.clock()), "block_seconds": repr(float(self._default_block_seconds))}
+            conn.executemany("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", made.items())
             conn.execute("COMMIT")
-            self._meta = rows
-        return self._meta
+            self._meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())  # whoever made it first
+        return conn
+
+    def stamp(self) -> tuple[int, ...]:
+        """Changes whenever any process writes to the chain (the file's and its WAL's size and mtime): what a
+        reader may cache holds while the stamp stays the same."""
+        out: list[int] = []
+        for path in (self.path, self.path.with_name(self.path.name + "-wal")):
+            try:
+                st = path.stat()
+                out += [st.st_mtime_ns, st.st_size]
+            except FileNotFoundError:
+                out += [0, 0]
+        return tuple(out)
+
+    def _tx(self):
+        """A connection inside ``BEGIN IMMEDIATE`` (committed by :meth:`_commit`)."""
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")
+        return conn
+
+    # --- blocks -------------------------------------------------------------------------------------------------
 
     @property
     def block_seconds(self) -> float:
-        with closing(self._connect()) as conn:
-            return float(self._ensure(conn)["block_seconds"])
+        with closing(self._connect()):
+            return float(self._meta["block_seconds"])
+
+    @property
+    def genesis(self) -> float:
+        with closing(self._connect()):
+            return float(self._meta["genesis"])
 
     def block(self, now: float | None = None) -> int:
-        with closing(self._connect()) as conn:
-            meta = self._ensure(conn)
-        elapsed = (time.time() if now is None else now) - float(meta["genesis"])
-        return max(0, int(elapsed // float(meta["block_seconds"])))
+        elapsed = (self.clock() if now is None else now) - self.genesis
+        return max(0, int(elapsed // self.block_seconds))
+
+    def block_timestamp(self, block: int) -> float:
+        """Unix time block ``block`` was (or will be) produced."""
+        return self.genesis + block * self.block_seconds
 
     def first_block_at(self, moment: float) -> int:
         """Block ``n`` is produced at ``genesis + n * block_seconds``: the first one at or after ``moment``."""
-        with closing(self._connect()) as conn:
-            meta = self._ensure(conn)
-        genesis, seconds = float(meta["genesis"]), float(meta["block_seconds"])
-        return max(0, math.ceil((moment - genesis) / seconds))
+        return max(0, math.ceil((moment - self.genesis) / self.block_seconds))
 
     def block_hash(self, block: int) -> str:
-        if block < 0 or block > self.block():
-            raise ChainError(f"block {block} does not exist yet (head is {self.block()})")
+        head = self.block()
+        if block < 0 or block > head:
+            raise ChainError(f"block {block} does not exist yet (head is {head})")
         with closing(self._connect()) as conn:
-            secret = self._ensure(conn)["hash_secret"]
-        return "0x" + hashlib.sha256(f"{secret}:{block}".encode()).hexdigest()
-
-    def register(
-        self,
-        hotkey: str,
-        coldkey: str,
-        *,
-        netuid: int = NETUID,
-        stake: float = 0.0,
-        validator: bool = False,
-        uid: int | None = None,
-    ) -> int:
-        """Register ``hotkey`` and return its uid. ``uid`` replaces whoever holds that uid (deregistration)."""
-        block = self.block()
-        with closing(self._connect()) as conn:
-            self._ensure(conn)
+            row = conn.execute("SELECT hash FROM blocks WHERE number=?", (block,)).fetchone()
+            if row is not None:
+                return row[0]
             conn.execute("BEGIN IMMEDIATE")
             try:
-                existing = conn.execute(
-                    "SELECT uid FROM neurons WHERE netuid=? AND hotkey=?", (netuid, hotkey)
-                ).fetchone()
-                if existing is not None and (uid is None or uid == existing[0]):
-                    conn.execute(
-                        "UPDATE neurons SET coldkey=?, stake=?, validator_permit=? WHERE netuid=? AND uid=?",
-                        (coldkey, stake, int(validator), netuid, existing[0]),
-                    )
-                    conn.execute("COMMIT")
-                    return int(existing[0])
-                if existing is not None:
-                    conn.execute("DELETE FROM neurons WHERE netuid=? AND uid=?", (netuid, existing[0]))
-                if uid is None:
-                    used = {r[0] for r in conn.execute("SELECT uid FROM neurons WHERE netuid=?", (netuid,))}
-                    free = [u for u in range(MAX_UIDS) if u not in used]
-                    if not free:
-                        raise ChainError(f"netuid {netuid} is full ({MAX_UIDS} uids)")
-                    uid = free[0]
-                elif not 0 <= uid < MAX_UIDS:
-                    raise ChainError(f"uid {uid} is outside 0..{MAX_UIDS - 1}")
-                conn.execute("DELETE FROM neurons WHERE netuid=? AND uid=?", (netuid, uid))
-                conn.execute(
-                    "INSERT INTO neurons VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (netuid, uid, hotkey, coldkey, stake, int(validator), block),
-                )
+                last = conn.execute("SELECT number, hash FROM blocks ORDER BY number DESC LIMIT 1").fetchone()
+                number, parent = (last[0], last[1]) if last else (-1, "0x" + "00" * 32)
+                made = []
+                while number < block:
+                    number += 1
+                    digest = hashlib.blake2b(bytes.fromhex(parent[2:]) + secrets.token_bytes(32)
+                                             + number.to_bytes(8, "little"), digest_size=32).hexdigest()
+                    parent = "0x" + digest
+                    made.append((number, parent))
+                conn.executemany("INSERT OR IGNORE INTO blocks VALUES (?, ?)", made)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            return conn.execute("SELECT hash FROM blocks WHERE number=?", (block,)).fetchone()[0]
+
+    def block_number_of(self, block_hash: str) -> int | None:
+        """The number of a block by its hash (None for a hash this chain never made)."""
+        with closing(self._connect()) as conn:
+            row = conn.execute("SELECT number FROM blocks WHERE hash=?", (block_hash,)).fetchone()
+        return None if row is None else int(row[0])
+
+    # --- subnet hyperparameters ----------------------------------------------------------------------------------
+
+    def params(self, netuid: int = NETUID) -> SubnetParams:
+        with closing(self._connect()) as conn:
+            row = conn.execute("SELECT params FROM subnets WHERE netuid=?", (netuid,)).fetchone()
+        if row is None:
+            return DEFAULT_PARAMS
+        known = {f.name for f in fields(SubnetParams)}
+        return replace(DEFAULT_PARAMS, **{k: v for k, v in json.loads(row[0]).items() if k in known})
+
+    def set_params(self, netuid: int = NETUID, **changes) -> SubnetParams:
+        params = replace(self.params(netuid), **changes)
+        with closing(self._connect()) as conn:
+            conn.execute("INSERT OR REPLACE INTO subnets VALUES (?, ?)", (netuid, json.dumps(asdict(params))))
+        return params
+
+    # --- neurons -------------------------------------------------------------------------------------------------
+
+    def register(self, hotkey: str, coldkey: str, *, netuid: int = NETUID, stake: float = 0.0,
+                 validator: bool = False, uid: int | None = None) -> int:
+        """Register ``hotkey`` and return its uid. ``validator``: stake at least what a validator permit needs.
+        ``uid`` takes that uid, replacing whoever holds it. A full subnet replaces the uid with the lowest
+        emission whose immunity period has passed (ChainError when every uid is still immune)."""
+        if validator:
+            stake = max(stake, MIN_VALIDATOR_STAKE)
+        params = self.params(netuid)
+        block = self.block()
+        graph = {n.uid: n for n in self.neurons(netuid)}
+        conn = self._tx()
+        try:
+            existing = conn.execute("SELECT uid FROM neurons WHERE netuid=? AND hotkey=?", (netuid, hotkey)).fetchone()
+            if existing is not None and (uid is None or uid == existing[0]):
+                conn.execute("UPDATE neurons SET coldkey=?, stake=? WHERE netuid=? AND uid=?",
+                             (coldkey, stake, netuid, existing[0]))
+                conn.execute("COMMIT")
+                return int(existing[0])
+            if existing is not None:
+                conn.execute("DELETE FROM neurons WHERE netuid=? AND uid=?", (netuid, existing[0]))
+            if uid is None:
+                free = [u for u in range(params.max_uids) if u not in graph]
+                if free:
+                    uid = free[0]
+                else:
+                    prunable = [n for n in graph.values() if block - n.registered_at > params.immunity_period]
+                    if not prunable:
+                        raise ChainError(f"netuid {netuid} is full ({params.max_uids} uids), all still immune")
+                    uid = min(prunable, key=lambda n: (n.emission, n.registered_at, n.uid)).uid
+            elif not 0 <= uid < params.max_uids:
+                raise ChainError(f"uid {uid} is outside 0..{params.max_uids - 1}")
+            conn.execute("DELETE FROM neurons WHERE netuid=? AND uid=?", (netuid, uid))
+            conn.execute("INSERT INTO neurons VALUES (?, ?, ?, ?, ?, 0, ?, 0)", (netuid, uid, hotkey, coldkey, stake, block))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.close()
         return uid
 
-    def neurons(self, netuid: int = NETUID) -> list[Neuron]:
-        with closing(self._connect()) as conn:
-            self._ensure(conn)
-            rows = conn.execute(
-                "SELECT uid, hotkey, coldkey, stake, validator_permit FROM neurons WHERE netuid=? ORDER BY uid",
-                (netuid,),
-            ).fetchall()
-        return [Neuron(uid=r[0], hotkey=r[1], coldkey=r[2], stake=r[3], validator_permit=bool(r[4])) for r in rows]
+    def _rows(self, conn: sqlite3.Connection, netuid: int) -> list[tuple]:
+        return conn.execute("SELECT uid, hotkey, coldkey, stake, registered_block, last_update FROM neurons "
+                            "WHERE netuid=? ORDER BY uid", (netuid,)).fetchall()
 
-    def record_weights(
-        self, netuid: int, hotkey: str, uids: list[int], weights: list[float], version_key: int
-    ) -> int:
-        """Record a weight vector set by ``hotkey``; ChainError unless it holds a validator permit."""
-        if len(uids) != len(weights) or len(set(uids)) != len(uids):
-            raise ChainError("uids and weights must be parallel lists of distinct uids")
-        if any(not (w >= 0) for w in weights) or not any(w > 0 for w in weights):
-            raise ChainError("weights must be non-negative and not all zero")
-        block = self.block()
+    def _latest_weights(self, conn: sqlite3.Connection, netuid: int, rows: list[tuple]) -> dict[int, tuple]:
+        """uid -> (block, uids, u16 values) of the weights its current hotkey set last."""
+        out = {}
+        for uid, hotkey, _, _, registered, _ in rows:
+            row = conn.execute("SELECT block, uids, weights FROM weights WHERE netuid=? AND uid=? AND hotkey=? "
+                               "AND block>=? ORDER BY id DESC LIMIT 1", (netuid, uid, hotkey, registered)).fetchone()
+            if row is not None:
+                out[uid] = (row[0], json.loads(row[1]), json.loads(row[2]))
+        return out
+
+    def neurons(self, netuid: int = NETUID) -> list[Neuron]:
+        """The metagraph's neurons: permits from the largest stakes, incentive and emission from the weights the
+        permitted validators set (stake-weighted shares of their normalized vectors). As in Yuma, a weight set
+        before its uid was (re)registered is outdated: it counts for nobody."""
+        params = self.params(netuid)
         with closing(self._connect()) as conn:
-            self._ensure(conn)
-            row = conn.execute(
-                "SELECT uid, validator_permit FROM neurons WHERE netuid=? AND hotkey=?", (netuid, hotkey)
-            ).fetchone()
-            if row is None:
-                raise ChainError(f"hotkey {hotkey} is not registered on netuid {netuid}")
-            if not row[1]:
-                raise ChainError(f"hotkey {hotkey} has no validator permit on netuid {netuid}")
-            conn.execute(
-                "INSERT INTO weights (netuid, block, hotkey, uid, uids, weights, version_key, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (netuid, block, hotkey, row[0], json.dumps(list(map(int, uids))),
-                 json.dumps([float(w) for w in weights]), int(version_key), time.time()),
-            )
+            rows = self._rows(conn, netuid)
+            latest = self._latest_weights(conn, netuid, rows)
+        eligible = sorted((r for r in rows if r[3] >= MIN_VALIDATOR_STAKE), key=lambda r: (-r[3], r[0]))
+        permitted = {r[0] for r in eligible[: params.max_validators]}
+        incentive: dict[int, float] = {}
+        voting = {uid: latest[uid] for uid in permitted if uid in latest}
+        total_stake = sum(r[3] for r in rows if r[0] in voting)
+        registered_at = {r[0]: r[4] for r in rows}
+        for r in rows:
+            if r[0] not in voting or total_stake <= 0:
+                continue
+            set_at, uids, values = voting[r[0]]
+            current = [(u, v) for u, v in zip(uids, values) if u in registered_at and registered_at[u] <= set_at]
+            norm = sum(v for _, v in current)
+            for u, v in current:
+                if norm > 0:
+                    incentive[u] = incentive.get(u, 0.0) + r[3] / total_stake * v / norm
+        dividends = {r[0]: r[3] / total_stake for r in rows if r[0] in voting}
+        return [Neuron(uid=r[0], hotkey=r[1], coldkey=r[2], stake=r[3], validator_permit=r[0] in permitted,
+                       last_update=r[5], registered_at=r[4],
+                       incentive=round(incentive.get(r[0], 0.0), 9),
+                       emission=round((incentive.get(r[0], 0.0) + dividends.get(r[0], 0.0)) / 2 * EMISSION_PER_TEMPO, 9),
+                       rank=round(incentive.get(r[0], 0.0), 9), trust=1.0 if incentive.get(r[0]) else 0.0,
+                       dividends=round(dividends.get(r[0], 0.0), 9))
+                for r in rows]
+
+    # --- weights ---------------------------------------------------------------------------------------------------
+
+    def _signer(self, netuid: int, hotkey: str) -> tuple[Neuron | None, list[Neuron], SubnetParams]:
+        params = self.params(netuid)
+        graph = self.neurons(netuid)
+        return next((n for n in graph if n.hotkey == hotkey), None), graph, params
+
+    @staticmethod
+    def _registered(me: Neuron | None, netuid: int, hotkey: str) -> Neuron:
+        if me is None:
+            raise WeightsRefused("HotKeyNotRegisteredInSubNet", f"hotkey {hotkey} is not registered on netuid {netuid}")
+        return me
+
+    def _check_vector(self, netuid: int, hotkey: str, me: Neuron | None, graph: list[Neuron], params: SubnetParams,
+                      uids: list[int], values: list[int], version_key: int, block: int) -> Neuron:
+        """Subtensor's ``internal_set_weights`` checks, in its order; the signer's neuron."""
+        if len(uids) != len(values):
+            raise WeightsRefused("WeightVecNotEqualSize", f"{len(uids)} uids, {len(values)} weights")
+        if len(uids) > len(graph):
+            raise WeightsRefused("UidsLengthExceedUidsInSubNet", f"{len(uids)} uids, the subnet has {len(graph)}")
+        me = self._registered(me, netuid, hotkey)
+        if params.weights_version_key and version_key < params.weights_version_key:
+            raise WeightsRefused("IncorrectWeightVersionKey",
+                                 f"version key {version_key} is older than the subnet's {params.weights_version_key}")
+        if not params.commit_reveal and me.last_update and block - me.last_update < params.weights_rate_limit:
+            raise WeightsRefused("SettingWeightsTooFast", f"weights set {block - me.last_update} blocks ago; the "
+                                 f"rate limit is {params.weights_rate_limit} blocks")
+        self_weight = len(values) == 1 and uids[0] == me.uid
+        if not self_weight and not me.validator_permit:
+            raise WeightsRefused("NeuronNoValidatorPermit", f"uid {me.uid} has no validator permit")
+        if len(set(uids)) != len(uids):
+            raise WeightsRefused("DuplicateUids", "a uid appears twice")
+        unknown = sorted(set(uids) - {n.uid for n in graph})
+        if unknown:
+            raise WeightsRefused("UidVecContainInvalidOne", f"uids {unknown[:5]} are not registered")
+        least = min(len(graph), params.min_allowed_weights)
+        if not self_weight and len(values) < least:
+            raise WeightsRefused("WeightVecLengthIsLow", f"{len(values)} weights, the subnet needs at least {least}")
+        scaled = max_upscale_u16([float(v) for v in values])
+        total = sum(scaled)
+        limit = round(params.max_weights_limit * U16_MAX)
+        if not self_weight and limit < U16_MAX and total > 0 and max(scaled) / total > limit / U16_MAX:
+            raise WeightsRefused("MaxWeightExceeded", f"a weight is {max(scaled) / total:.4f} of the total, over "
+                                 f"the limit {limit / U16_MAX:.4f}")
+        return me
+
+    def set_weights(self, netuid: int, hotkey: str, uids: list[int], values: list[int], version_key: int,
+                    block: int | None = None) -> int:
+        """Apply a u16 weight vector as subtensor's ``set_mechanism_weights`` does in ``block`` (default: the
+        head; the node applies extrinsics in the next block); that block."""
+        block = self.block() if block is None else block
+        me, graph, params = self._signer(netuid, hotkey)
+        if params.commit_reveal:
+            raise WeightsRefused("CommitRevealEnabled", f"netuid {netuid} takes committed weights only")
+        me = self._check_vector(netuid, hotkey, me, graph, params, uids, values, version_key, block)
+        self._record(netuid, hotkey, me.uid, uids, values, version_key, block, touch=True)
         return block
 
-    def weights(self, netuid: int = NETUID) -> list[dict]:
-        """Every weight vector recorded on ``netuid``, oldest first."""
+    def _record(self, netuid: int, hotkey: str, uid: int, uids: list[int], values: list[int], version_key: int,
+                block: int, touch: bool) -> None:
+        """Store the max-upscaled vector (``Weights``); ``touch``: and the uid's ``LastUpdate``."""
+        scaled = max_upscale_u16([float(v) for v in values])
         with closing(self._connect()) as conn:
-            self._ensure(conn)
+            conn.execute("INSERT INTO weights (netuid, block, hotkey, uid, uids, weights, version_key, created_at)"
+                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         (netuid, block, hotkey, uid, json.dumps([int(u) for u in uids]), json.dumps(scaled),
+                          int(version_key), time.time()))
+            if touch:
+                conn.execute("UPDATE neurons SET last_update=? WHERE netuid=? AND uid=? AND hotkey=?",
+                             (block, netuid, uid, hotkey))
+
+    @staticmethod
+    def reveal_hash(hotkey_public_key: bytes, netuid: int, uids: list[int], values: list[int], salt: list[int],
+                    version_key: int) -> str:
+        """Subtensor's commit hash: BlakeTwo256 of the SCALE encoding of (who, netuid, uids, values, salt,
+        version_key)."""
+        def vec_u16(items: list[int]) -> bytes:
+            return _compact(len(items)) + b"".join(int(i).to_bytes(2, "little") for i in items)
+
+        data = (hotkey_public_key + netuid.to_bytes(2, "little") + vec_u16(uids) + vec_u16(values) + vec_u16(salt)
+                + int(version_key).to_bytes(8, "little"))
+        return "0x" + hashlib.blake2b(data, digest_size=32).hexdigest()
+
+    def commit(self, netuid: int, hotkey: str, commit_hash: str, *, reveal_round: int | None = None,
+               payload: bytes | None = None, block: int | None = None) -> int:
+        """Record a weights commit (a hash, or a timelocked payload with its drand round) as subtensor's
+        ``commit_*weights`` do: commit-reveal on, registered, the rate limit (a commit is the uid's update),
+        at most 10 waiting. The block."""
+        block = self.block() if block is None else block
+        me, _, params = self._signer(netuid, hotkey)
+        if not params.commit_reveal:
+            raise WeightsRefused("CommitRevealDisabled", f"netuid {netuid} does not use commit-reveal")
+        me = self._registered(me, netuid, hotkey)
+        if me.last_update and block - me.last_update < params.weights_rate_limit:
+            raise WeightsRefused("CommittingWeightsTooFast", f"last commit {block - me.last_update} blocks ago; the "
+                                 f"rate limit is {params.weights_rate_limit} blocks")
+        now = epoch_index(block, netuid, params.tempo)
+        kind = "timelocked" if payload is not None else "hash"
+        with closing(self._connect()) as conn:
+            rows = conn.execute("SELECT block FROM commits WHERE netuid=? AND hotkey=? AND kind=? AND revealed=0",
+                                (netuid, hotkey, kind)).fetchall()
+            waiting = [b for (b,) in rows if now <= epoch_index(b, netuid, params.tempo) + params.reveal_period_epochs]
+            if len(waiting) >= 10:
+                raise WeightsRefused("TooManyUnrevealedCommits", "10 commits wait for their reveal")
+            conn.execute("INSERT INTO commits (netuid, hotkey, kind, commit_hash, block, reveal_round, payload, "
+                         "revealed) VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
+                         (netuid, hotkey, kind, commit_hash, block, reveal_round, payload))
+            conn.execute("UPDATE neurons SET last_update=? WHERE netuid=? AND uid=? AND hotkey=?",
+                         (block, netuid, me.uid, hotkey))
+        return block
+
+    def reveal(self, netuid: int, hotkey: str, hotkey_public_key: bytes, uids: list[int], values: list[int],
+               salt: list[int], version_key: int, block: int | None = None) -> int:
+        """Reveal a hash commit as subtensor's ``reveal_*weights`` do: expired commits are dropped, the vector
+        must hash to a waiting one, in exactly the epoch ``reveal_period_epochs`` after it; it and every earlier
+        commit leave the queue, and the vector is applied like ``set_weights`` (its ``LastUpdate`` is the
+        commit's). The block."""
+        block = self.block() if block is None else block
+        me, graph, params = self._signer(netuid, hotkey)
+        if not params.commit_reveal:
+            raise WeightsRefused("CommitRevealDisabled", f"netuid {netuid} does not use commit-reveal")
+        wanted = self.reveal_hash(hotkey_public_key, netuid, uids, values, salt, version_key)
+        now = epoch_index(block, netuid, params.tempo)
+        with closing(self._connect()) as conn:
+            rows = conn.execute("SELECT id, commit_hash, block FROM commits WHERE netuid=? AND hotkey=? AND "
+                                "kind='hash' AND revealed=0 ORDER BY id", (netuid, hotkey)).fetchall()
+        due = {r[0]: epoch_index(r[2], netuid, params.tempo) + params.reveal_period_epochs for r in rows}
+        expired = {r[1] for r in rows if now > due[r[0]]}
+        live = [r for r in rows if now <= due[r[0]]]
+        match = next((r for r in live if r[1] == wanted), None)
+        if match is None:
+            if wanted in expired:
+                raise WeightsRefused("ExpiredWeightCommit", "the commit's reveal epoch has passed")
+            if not live:
+                raise WeightsRefused("NoWeightsCommitFound", "no commit waits for a reveal")
+            raise WeightsRefused("InvalidRevealCommitHashNotMatch", "the revealed weights do not hash to a commit")
+        if now != due[match[0]]:
+            raise WeightsRefused("RevealTooEarly", f"the commit can be revealed in epoch {due[match[0]]}, this is {now}")
+        me = self._check_vector(netuid, hotkey, me, graph, params, uids, values, version_key, block)
+        with closing(self._connect()) as conn:
+            conn.execute("UPDATE commits SET revealed=1 WHERE netuid=? AND hotkey=? AND kind='hash' AND id<=?",
+                         (netuid, hotkey, match[0]))
+        self._record(netuid, hotkey, me.uid, uids, values, version_key, block, touch=False)
+        return block
+
+    def commits(self, netuid: int = NETUID) -> list[dict]:
+        with closing(self._connect()) as conn:
+            rows = conn.execute("SELECT hotkey, kind, commit_hash, block, reveal_round, revealed FROM commits "
+                                "WHERE netuid=? ORDER BY id", (netuid,)).fetchall()
+        return [{"hotkey": r[0], "kind": r[1], "commit_hash": r[2], "block": r[3], "reveal_round": r[4],
+                 "revealed": bool(r[5])} for r in rows]
+
+    def weights(self, netuid: int = NETUID) -> list[dict]:
+        """Every weight vector recorded on ``netuid`` (u16 values), oldest first."""
+        with closing(self._connect()) as conn:
             rows = conn.execute(
                 "SELECT block, hotkey, uid, uids, weights, version_key, created_at FROM weights"
-                " WHERE netuid=? ORDER BY id",
-                (netuid,),
-            ).fetchall()
-        return [
-            {"block": r[0], "hotkey": r[1], "uid": r[2], "uids": json.loads(r[3]),
-             "weights": json.loads(r[4]), "version_key": r[5], "created_at": r[6]}
-            for r in rows
-        ]
+                " WHERE netuid=? ORDER BY id", (netuid,)).fetchall()
+        return [{"block": r[0], "hotkey": r[1], "uid": r[2], "uids": json.loads(r[3]), "weights": json.loads(r[4]),
+                 "version_key": r[5], "created_at": r[6]} for r in rows]
+
+    def current_weights(self, netuid: int = NETUID) -> dict[int, tuple[list[int], list[int]]]:
+        """uid -> (uids, u16 values) as subtensor's ``Weights`` storage holds them now."""
+        with closing(self._connect()) as conn:
+            rows = self._rows(conn, netuid)
+            latest = self._latest_weights(conn, netuid, rows)
+        return {uid: (uids, values) for uid, (_, uids, values) in latest.items()}
+
+    # --- accounts and blocks' contents (the node's) -----------------------------------------------------------------
+
+    def nonce(self, address: str) -> int:
+        with closing(self._connect()) as conn:
+            row = conn.execute("SELECT nonce FROM nonces WHERE address=?", (address,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def include(self, address: str, nonce: int, extrinsic_hash: str, data: str, events: list, block: int) -> int:
+        """Take a signed extrinsic at ``nonce`` into ``block`` with its events; its index there. ChainError
+        ``Stale``/``Future`` when the nonce is not the account's next."""
+        conn = self._tx()
+        try:
+            row = conn.execute("SELECT nonce FROM nonces WHERE address=?", (address,)).fetchone()
+            expected = 0 if row is None else int(row[0])
+            if nonce != expected:
+                raise ChainError("Stale" if nonce < expected else "Future")
+            conn.execute("INSERT OR REPLACE INTO nonces VALUES (?, ?)", (address, nonce + 1))
+            idx = conn.execute("SELECT COALESCE(MAX(idx), 0) + 1 FROM extrinsics WHERE block=?", (block,)).fetchone()[0]
+            conn.execute("INSERT INTO extrinsics VALUES (?, ?, ?, ?, ?)",
+                         (block, idx, extrinsic_hash, data, json.dumps(events)))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.close()
+        return idx
+
+    def block_extrinsics(self, block: int) -> list[tuple[int, str, str, list]]:
+        """(index, hash, data, events) of the signed extrinsics of ``block`` (index 0 is the timestamp)."""
+        with closing(self._connect()) as conn:
+            rows = conn.execute("SELECT idx, hash, data, events FROM extrinsics WHERE block=? ORDER BY idx",
+                                (block,)).fetchall()
+        return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
+
+def _compact(n: int) -> bytes:
+    if n < 1 << 6:
+        return bytes([n << 2])
+    if n < 1 << 14:
+        return ((n << 2) | 1).to_bytes(2, "little")
+    if n < 1 << 30:
+        return ((n << 2) | 2).to_bytes(4, "little")
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "little")
+    return bytes([((len(raw) - 4) << 2) | 3]) + raw
 
 
 class LocalChain:
@@ -226,6 +543,9 @@ class LocalChain:
         neurons = await self._run(self.store.neurons, self.netuid)
         return Metagraph(netuid=self.netuid, block=block, neurons=tuple(neurons))
 
+    async def params(self) -> SubnetParams:
+        return await self._run(self.store.params, self.netuid)
+
     async def block(self) -> int:
         return await self._run(self.store.block)
 
@@ -239,13 +559,17 @@ class LocalChain:
         return await self._run(self.store.first_block_at, moment)
 
     async def set_weights(self, uids: list[int], weights: list[float], version_key: int) -> WeightsResult:
+        """Fit the weights to the subnet as the bittensor SDK does (max-weight clip, u16), then apply them."""
         if self.hotkey is None:
             raise ChainError("this chain handle has no hotkey to set weights with")
-        try:
-            block = await self._run(self.store.record_weights, self.netuid, self.hotkey, uids, weights, version_key)
-        except ChainError as exc:
-            return WeightsResult(success=False, message=str(exc))
-        return WeightsResult(success=True, message="weights recorded", block=block)
+        from resi.chain.weights import conform
+
+        params = await self.params()
+        graph = await self.metagraph()
+        me = graph.by_hotkey(self.hotkey)
+        dests, values = conform(uids, weights, params, me.uid if me else None)
+        block = await self._run(self.store.set_weights, self.netuid, self.hotkey, dests, values, version_key)
+        return WeightsResult(success=True, message="weights set", block=block)
 
     async def close(self) -> None:
         return None
@@ -264,24 +588,35 @@ def _cmd_register(args: argparse.Namespace) -> int:
             print(f"error: --{label} {value!r} is not a valid ss58 address", file=sys.stderr)
             return 2
     store = SimulatedChainStore(sim_path(args.chain), block_seconds=args.block_seconds, create=True)
-    uid = store.register(
-        args.hotkey, args.coldkey, netuid=args.netuid, stake=args.stake, validator=args.validator, uid=args.uid
-    )
+    uid = store.register(args.hotkey, args.coldkey, netuid=args.netuid, stake=args.stake, validator=args.validator,
+                         uid=args.uid)
     role = "validator" if args.validator else "miner"
-    print(f"registered {args.hotkey} as uid {uid} ({role}, stake {args.stake:g}) on netuid {args.netuid}")
+    print(f"registered {args.hotkey} as uid {uid} ({role}) on netuid {args.netuid}")
+    return 0
+
+
+def _cmd_params(args: argparse.Namespace) -> int:
+    store = SimulatedChainStore(sim_path(args.chain), create=True)
+    changes = {name: getattr(args, name) for name in (f.name for f in fields(SubnetParams))
+               if getattr(args, name, None) is not None}
+    if "commit_reveal" in changes:
+        changes["commit_reveal"] = changes["commit_reveal"] == "on"
+    params = store.set_params(args.netuid, **changes) if changes else store.params(args.netuid)
+    print(json.dumps(asdict(params), indent=2))
     return 0
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
     store = SimulatedChainStore(sim_path(args.chain))
     print(f"chain {store.path}: block {store.block()} ({store.block_seconds:g} s per block), netuid {args.netuid}")
-    print(f"{'uid':>4}  {'hotkey':<50} {'coldkey':<50} {'stake':>10}  vpermit")
+    print(f"{'uid':>4}  {'hotkey':<50} {'stake':>10}  vpermit  {'incentive':>9}  last update")
     for n in store.neurons(args.netuid):
-        print(f"{n.uid:>4}  {n.hotkey:<50} {n.coldkey:<50} {n.stake:>10g}  {'yes' if n.validator_permit else 'no'}")
+        print(f"{n.uid:>4}  {n.hotkey:<50} {n.stake:>10g}  {'yes' if n.validator_permit else 'no ':<7}  "
+              f"{n.incentive:>9.4f}  {n.last_update}")
     records = store.weights(args.netuid)
     print(f"weights set: {len(records)}")
     for r in records:
-        pairs = ", ".join(f"{u}:{w:.4f}" for u, w in zip(r["uids"], r["weights"]))
+        pairs = ", ".join(f"{u}:{w}" for u, w in zip(r["uids"], r["weights"]))
         print(f"  block {r['block']:>6}  uid {r['uid']:>3} {r['hotkey']}  [{pairs}]")
     return 0
 
@@ -293,20 +628,29 @@ def main(argv: list[str] | None = None) -> int:
     reg.add_argument("--chain", required=True, help="path of the chain file (or sim:PATH)")
     reg.add_argument("--hotkey", required=True, help="ss58 address of the hotkey")
     reg.add_argument("--coldkey", required=True, help="ss58 address of the owning coldkey")
-    reg.add_argument("--stake", type=float, default=0.0, help="stake in TAO (default 0)")
-    reg.add_argument("--validator", action="store_true", help="give the hotkey a validator permit")
+    reg.add_argument("--stake", type=float, default=0.0, help="stake in the subnet's unit (default 0)")
+    reg.add_argument("--validator", action="store_true",
+                     help=f"stake at least what a validator permit needs ({MIN_VALIDATOR_STAKE:g})")
     reg.add_argument("--netuid", type=int, default=NETUID, help=f"subnet (default {NETUID})")
     reg.add_argument("--uid", type=int, default=None, help="take this uid, replacing whoever holds it")
-    reg.add_argument(
-        "--block-seconds", type=float, default=DEFAULT_BLOCK_SECONDS,
-        help="seconds per block when this call creates the chain file (default 12)",
-    )
+    reg.add_argument("--block-seconds", type=float, default=DEFAULT_BLOCK_SECONDS,
+                     help="seconds per block when this call creates the chain file (default 12)")
+    par = sub.add_parser("params", help="show or change a subnet's hyperparameters")
+    par.add_argument("--chain", required=True, help="path of the chain file (or sim:PATH)")
+    par.add_argument("--netuid", type=int, default=NETUID, help=f"subnet (default {NETUID})")
+    for f in fields(SubnetParams):
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "commit_reveal":
+            par.add_argument(flag, choices=("on", "off"), default=None, help="commit-reveal weights")
+        else:
+            par.add_argument(flag, type=type(f.default), default=None, help=f"default {f.default}")
     show = sub.add_parser("show", help="print the metagraph and every recorded weight vector")
     show.add_argument("--chain", required=True, help="path of the chain file (or sim:PATH)")
     show.add_argument("--netuid", type=int, default=NETUID, help=f"subnet (default {NETUID})")
     args = parser.parse_args(argv)
+    commands = {"register": _cmd_register, "params": _cmd_params, "show": _cmd_show}
     try:
-        return _cmd_register(args) if args.command == "register" else _cmd_show(args)
+        return commands[args.command](args)
     except (ChainError, sqlite3.Error, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
