@@ -29,6 +29,7 @@ setup(
             "resi-api-server=resi.api.server.__main__:main",
             "resi-localnet=resi.localnet.__main__:main",
             "resi-chain=resi.chain.local:main",
+            "resi-chain-node=resi.chain.node:main",
             "resi-scrape=resi.scraping.__main__:main",
         ]
     },

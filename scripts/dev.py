@@ -5,7 +5,9 @@
     python3 scripts/dev.py test [pytest args] run the test suite
 
 Each command first makes ``.venv`` (if missing or older than the requirements) and installs the project
-into it with ``pip install -e .[test]``; then it runs inside it. Nothing is installed outside ``.venv``.
+into it with ``pip install -e .[test]``, and caches the subtensor runtime metadata the local chain node
+serves (``python -m resi.chain.runtime``: once, from PyPI); then it runs inside it. Nothing is installed
+outside ``.venv``.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ def ensure_venv() -> Path:
         subprocess.run([str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", "-e", f"{ROOT}[test]"], check=True)
         STAMP.write_text(_fingerprint())
+    # The local chain node serves the subtensor runtime's metadata, fetched once from PyPI into a cache.
+    if subprocess.call([str(python), "-m", "resi.chain.runtime"], cwd=ROOT) != 0:
+        print("[dev] warning: the subtensor runtime metadata is not cached; the local chain node cannot start",
+              file=sys.stderr, flush=True)
     return python
 
 

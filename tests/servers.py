@@ -12,11 +12,12 @@ from resi.storage.seaweed import LocalS3
 class ApiServer:
     """``python -m resi.api.server`` against the session's SeaweedFS, with buckets of its own."""
 
-    def __init__(self, workdir: Path, chain_path: Path, s3: LocalS3, *extra: str, prefix: tuple[str, ...] = ()):
-        """``prefix``: a command the server runs under (``prlimit --fsize=...``)."""
+    def __init__(self, workdir: Path, chain_path: Path | str, s3: LocalS3, *extra: str, prefix: tuple[str, ...] = ()):
+        """``chain_path``: the simulated chain file, or any chain spec (``ws://...`` for a node).
+        ``prefix``: a command the server runs under (``prlimit --fsize=...``)."""
         self.prefix = list(prefix)
         self.workdir = workdir
-        self.chain_path = chain_path
+        self.chain = str(chain_path)
         self.s3 = s3
         self.extra = list(extra)
         # Shared by every server of the session: isolation comes from each test's own hotkeys (prefixes).
@@ -29,7 +30,7 @@ class ApiServer:
     def start(self) -> ApiServer:
         args = python_module(
             "resi.api.server", "--host", "127.0.0.1", "--port", str(self.port),
-            "--state-dir", str(self.workdir / "api-state"), "--chain", str(self.chain_path),
+            "--state-dir", str(self.workdir / "api-state"), "--chain", self.chain,
             "--s3-endpoint", self.s3.endpoint, "--data-bucket", self.data_bucket,
             "--validator-bucket", self.validator_bucket, "--metagraph-ttl", "1", *self.extra,
         )
@@ -218,3 +219,29 @@ class FaultyHttpProxy(_LoopThread):
     def close(self) -> None:
         self.call(self.runner.cleanup())
         super().close()
+
+
+class ChainNode:
+    """``python -m resi.chain.node``: the local subtensor node over a simulated chain file."""
+
+    def __init__(self, workdir: Path, chain_path: Path, *extra: str, port: int | None = None):
+        self.extra = list(extra)
+        self.workdir = workdir
+        self.chain_path = chain_path
+        self.port = port or free_port()
+        self.url = f"ws://127.0.0.1:{self.port}"
+        self.process: ManagedProcess | None = None
+
+    def start(self) -> ChainNode:
+        args = python_module("resi.chain.node", "--chain", str(self.chain_path), "--port", str(self.port),
+                             "--logging.debug", *self.extra)
+        self.process = ManagedProcess("chain-node", args, self.workdir / "chain-node.log").start()
+        try:
+            wait_http(f"http://127.0.0.1:{self.port}/health", 60, self.process.proc)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n{self.process.log_tail()}") from None
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()

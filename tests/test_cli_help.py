@@ -16,7 +16,8 @@ SHARED = ["--netuid", "--wallet.name", "--wallet.hotkey", "--wallet.path", "--su
 
 
 @pytest.mark.parametrize("script,extra", [("neurons/miner.py", ["--miner.data_dir", "--source.proxy"]),
-                                          ("neurons/validator.py", ["--validator.grace", "--scoring.sample_size"])])
+                                          ("neurons/validator.py", ["--validator.grace", "--scoring.sample_size",
+                                                                    "--weights.resync_blocks"])])
 def test_neuron_help_shows_the_shared_flags(script, extra):
     out = subprocess.run([PYTHON, str(ROOT / script), "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -26,7 +27,7 @@ def test_neuron_help_shows_the_shared_flags(script, extra):
 
 
 @pytest.mark.parametrize("module", ["resi.api.server", "resi.localnet", "resi.localnet.site", "resi.scraping",
-                                    "resi.chain.local"])
+                                    "resi.chain.local", "resi.chain.node"])
 def test_module_commands_have_help(module):
     out = subprocess.run([PYTHON, "-m", module, "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "usage:" in out.stdout, out.stderr
@@ -34,7 +35,8 @@ def test_module_commands_have_help(module):
 
 def test_console_scripts_resolve():
     scripts = {e.name: e for e in entry_points(group="console_scripts") if e.name.startswith("resi-")}
-    assert {"resi-miner", "resi-validator", "resi-api-server", "resi-localnet", "resi-chain", "resi-scrape"} <= set(scripts)
+    assert {"resi-miner", "resi-validator", "resi-api-server", "resi-localnet", "resi-chain", "resi-chain-node",
+            "resi-scrape"} <= set(scripts)
     for entry in scripts.values():
         assert callable(entry.load())
 
