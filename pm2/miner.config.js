@@ -22,6 +22,9 @@ module.exports = {
       // The miner stops within --miner.shutdown_grace (20 s) after SIGINT: give it more than that.
       kill_timeout: 30000,
       autorestart: true,
+      // Exit code 2: the set-up needs fixing (not registered, no permit, unreadable keys); the last log line
+      // says how. No restart loop for that.
+      stop_exit_codes: [2],
       max_restarts: 50,
       restart_delay: 10000,
     },

@@ -20,6 +20,9 @@ module.exports = {
       // Scores are committed per epoch in SQLite; an interrupted epoch resumes on restart.
       kill_timeout: 30000,
       autorestart: true,
+      // Exit code 2: the set-up needs fixing (not registered, no permit, unreadable keys); the last log line
+      // says how. No restart loop for that.
+      stop_exit_codes: [2],
       max_restarts: 50,
       restart_delay: 10000,
     },

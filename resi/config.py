@@ -108,6 +108,18 @@ class SharedConfig:
         """What :func:`resi.chain.open_chain` takes: the endpoint if given, else the network name."""
         return self.chain_endpoint or self.network
 
+    @property
+    def btcli_flags(self) -> str:
+        """The flags that point ``btcli`` at this neuron's wallet and chain (in one-line fixes)."""
+        flags = f"--wallet.name {self.wallet_name} --wallet.hotkey {self.wallet_hotkey}"
+        if self.wallet_path != "~/.bittensor/wallets":
+            flags += f" --wallet.path {self.wallet_path}"
+        if self.chain_endpoint:
+            flags += f" --subtensor.chain_endpoint {self.chain_endpoint}"
+        elif self.network != "finney":
+            flags += f" --subtensor.network {self.network}"
+        return flags
+
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> SharedConfig:
         return cls(

@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Final
 
+from resi import __version__
+
 # --- Network -------------------------------------------------------------------------------------------
 NETUID: Final = 46
 """Subnet 46 on finney (mainnet)."""
@@ -70,8 +72,16 @@ MAX_ZIPCODE_LISTINGS: Final = 3_000
 ZIPCODE_COOLDOWN: Final = timedelta(hours=24)
 
 # --- Weights -----------------------------------------------------------------------------------------------------
-WEIGHTS_VERSION_KEY: Final = 1
-"""Sent with every weight vector; bump when scoring changes in a way validators must agree on."""
+def weights_version_key(version: str) -> int:
+    """The version key of a package version, as opentensor's subnet template makes it:
+    ``1000 * major + 10 * minor + patch`` (``1.2.3`` -> 1023)."""
+    major, minor, patch = (int(part) for part in (version.split("+")[0].split(".") + ["0", "0"])[:3])
+    return 1000 * major + 10 * minor + patch
+
+
+WEIGHTS_VERSION_KEY: Final = weights_version_key(__version__)
+"""Sent with every weight vector; the subnet owner raises ``WeightsVersionKey`` on chain to refuse the
+weights of validators older than a release that changed scoring."""
 
 
 def miner_prefix(hotkey: str) -> str:

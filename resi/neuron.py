@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from loguru import logger
 
 from resi.chain import KeyLoadError, KeypairSigner, load_signer
+from resi.chain.base import Chain, ChainError, Metagraph
 from resi.config import SharedConfig, env, env_float
 from resi.logs import register_secret, setup_logging
 from resi.scraping.realtor import RealtorSource
@@ -45,6 +46,35 @@ def start(args: argparse.Namespace, name: str) -> tuple[SharedConfig, KeypairSig
     except KeyLoadError as exc:
         logger.error(str(exc))
         return None
+
+
+def registration_problem(graph: Metagraph, hotkey: str, *, validator: bool, hint: str = "") -> str | None:
+    """One line saying what to do when ``hotkey`` cannot take part on ``graph``'s subnet (not registered; for
+    a validator, no validator permit); None when it can. ``hint``: the wallet flags to put in the command."""
+    me = graph.by_hotkey(hotkey)
+    flags = f" {hint}" if hint else ""
+    if me is None:
+        return (f"hotkey {hotkey} is not registered on netuid {graph.netuid}: register it with "
+                f"`btcli subnets register --netuid {graph.netuid}{flags}`, then start again")
+    if validator and not me.validator_permit:
+        return (f"hotkey {hotkey} (uid {me.uid}) has no validator permit on netuid {graph.netuid}: permits go to "
+                f"the largest stakes at each tempo; add stake with `btcli stake add --netuid {graph.netuid}{flags}`, "
+                "then start again")
+    return None
+
+
+async def startup_registration(chain: Chain, hotkey: str, *, validator: bool, hint: str = "") -> str | None:
+    """:func:`registration_problem` against the chain now (made for ``asyncio.run`` before the neuron's own
+    loop: the chain's connection is closed after, and opened again on first use). A chain that cannot be
+    reached is not a reason to stop: it is said in one line, and the check is made again while running."""
+    try:
+        graph = await chain.metagraph()
+    except ChainError as exc:
+        logger.warning(f"cannot check the registration of {hotkey} now ({exc}); checking again while running")
+        return None
+    finally:
+        await chain.close()
+    return registration_problem(graph, hotkey, validator=validator, hint=hint)
 
 
 async def pause(stop: asyncio.Event, seconds: float) -> None:

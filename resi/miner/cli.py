@@ -10,11 +10,12 @@ from pathlib import Path
 from loguru import logger
 
 from resi.api.client import ResiApiClient
+from resi.chain import open_chain
 from resi.config import HelpFormatter, add_shared_args, env, env_float, env_int
 from resi.miner.checkpoint import Checkpoint
 from resi.miner.loop import Miner, MinerConfig
 from resi.miner.upload import Uploader
-from resi.neuron import add_source_args, run_until_signal, source_from_args, start
+from resi.neuron import add_source_args, run_until_signal, source_from_args, start, startup_registration
 
 DESCRIPTION = """RESI subnet 46 miner: every epoch, scrape the assigned zipcodes' current listings from a real
 source, upload listings.parquet + metadata.json through the Resi API's presigned POST, report status.
@@ -55,6 +56,11 @@ def main(argv: list[str] | None = None, strategy=None) -> int:
     if started is None:
         return 2
     shared, signer = started
+    problem = asyncio.run(startup_registration(open_chain(shared.chain_spec, shared.netuid), signer.hotkey,
+                                               validator=False, hint=shared.btcli_flags))
+    if problem:
+        logger.error(problem)
+        return 2
     data_dir = Path(args.data_dir or f"~/.resi/miner/{signer.hotkey}").expanduser()
     config = MinerConfig(data_dir=data_dir, concurrency=args.concurrency, upload_margin=args.upload_margin,
                          poll_interval=args.poll_interval, retention_days=args.retention_days,

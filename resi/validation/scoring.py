@@ -56,3 +56,28 @@ def weights(ema: Mapping[int, tuple[str, float]]) -> tuple[list[int], list[float
         return [], []
     uids = sorted(uid for uid, (_, value) in ema.items() if value > 0)
     return uids, [round(ema[uid][1] / total, 9) for uid in uids]
+
+
+def chain_weights(
+    ema: Mapping[int, tuple[str, float]], registered: Mapping[int, str], min_allowed: int
+) -> tuple[list[int], list[float]]:
+    """The weights to set now from the EMA and the metagraph of this moment (uid -> hotkey).
+
+    A uid counts only while the hotkey that earned its EMA still holds it: a uid taken over by another hotkey
+    gets nothing from the old one's EMA, and no weight ever goes to an unregistered uid. When fewer uids than
+    the chain's ``MinAllowedWeights`` (at most the subnet's size) earn something, every other registered uid
+    gets a floor of 1/65535 of the largest weight (it survives u16 quantization as 1), as the bittensor
+    SDK's ``process_weights`` pads: the chain refuses a shorter vector. Empty when nothing is earned.
+    """
+    earned = {uid: value for uid, (hotkey, value) in ema.items() if value > 0 and registered.get(uid) == hotkey}
+    total = sum(earned.values())
+    if total <= 0:
+        return [], []
+    shares = {uid: value / total for uid, value in earned.items()}
+    if len(shares) < min(min_allowed, len(registered)):
+        floor = max(shares.values()) / 65_535
+        shares.update({uid: floor for uid in registered if uid not in shares})
+        norm = sum(shares.values())
+        shares = {uid: share / norm for uid, share in shares.items()}
+    uids = sorted(shares)
+    return uids, [round(shares[uid], 9) for uid in uids]

@@ -12,13 +12,15 @@ from loguru import logger
 from resi.api.client import ResiApiClient
 from resi.chain import open_chain
 from resi.config import HelpFormatter, add_shared_args, env, env_float
+from resi.constants import WEIGHTS_VERSION_KEY
 from resi.listings.files import ReadLimits
-from resi.neuron import add_source_args, run_until_signal, source_from_args, start
+from resi.neuron import add_source_args, run_until_signal, source_from_args, start, startup_registration
 from resi.validation.params import ValidationParams
 from resi.validator.downloads import DownloadLimits
 from resi.validator.loop import Validator, ValidatorConfig
 from resi.validator.sandbox import SandboxLimits
 from resi.validator.state import ValidatorState
+from resi.validator.weights import WeightKeeper, WeightSchedule
 
 DESCRIPTION = """RESI subnet 46 validator: after every epoch, fetch each miner's upload, gate and check it, compare
 every row with its own scrape of the source, re-fetch a committed random sample, score, keep an EMA, set
@@ -62,6 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "in MB; a file that needs more scores memory_limit_exceeded")
     v.add_argument("--validator.judge_timeout", dest="judge_timeout", type=float, default=120.0,
                    help="seconds judging one miner's files may take (judging_timeout past it)")
+    w = p.add_argument_group("weights")
+    defaults_w = WeightSchedule()
+    w.add_argument("--weights.resync_blocks", dest="resync_blocks", type=int, default=defaults_w.resync_blocks,
+                   help="blocks between two reads of the metagraph (also read right before weights are set)")
+    w.add_argument("--weights.margin_blocks", dest="margin_blocks", type=int, default=defaults_w.margin_blocks,
+                   help="weights are set again every WeightsSetRateLimit + this many blocks")
+    w.add_argument("--weights.poll_seconds", dest="weights_poll", type=float, default=defaults_w.poll_seconds,
+                   help="seconds between two looks at the chain head")
     s = p.add_argument_group("scoring (consensus values: change only with the subnet)")
     defaults = ValidationParams()
     s.add_argument("--scoring.sample_size", dest="sample_size", type=int, default=defaults.sample_size,
@@ -98,9 +108,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     chain = open_chain(shared.chain_spec, shared.netuid, hotkey=signer.hotkey,
                        wallet=(shared.wallet_name, shared.wallet_hotkey, shared.wallet_path))
+    problem = asyncio.run(startup_registration(chain, signer.hotkey, validator=True, hint=shared.btcli_flags))
+    if problem:
+        logger.error(problem)
+        return 2
     api = ResiApiClient(shared.api_url, signer, timeout=shared.api_timeout)
     source = source_from_args(args)
-    validator = Validator(signer.hotkey, api, chain, source, ValidatorState(data_dir / "state.db"), config)
+    state = ValidatorState(data_dir / "state.db")
+    keeper = WeightKeeper(chain, state, signer.hotkey, WEIGHTS_VERSION_KEY,
+                          WeightSchedule(resync_blocks=args.resync_blocks, margin_blocks=args.margin_blocks,
+                                         poll_seconds=args.weights_poll), wallet_hint=shared.btcli_flags)
+    validator = Validator(signer.hotkey, api, chain, source, state, config, keeper=keeper)
     logger.info(f"validator {signer.hotkey} (netuid {shared.netuid}, chain {shared.chain_spec}) against "
                 f"{shared.api_url}, source {source.origin}, data in {data_dir}")
     async def cleanup() -> None:

@@ -1,7 +1,8 @@
 """The validator's loop: after each epoch's deadline (plus a grace period), once per epoch, also across
 restarts: fix the epoch's inputs, take its own snapshot of the assigned zipcodes, fetch and judge every
-miner (in a sandboxed child process), fold the scores into the EMA, set weights, keep and upload
-``validation_results.json`` (beside the loop: its rate limit never holds it up).
+miner (in a sandboxed child process), fold the scores into the EMA, keep and upload
+``validation_results.json``. Beside the loop: the weights follow the EMA on the chain's cadence
+(:mod:`resi.validator.weights`), and the results upload waits out its rate limit; neither holds the loop up.
 
 An outage (S3, the API, the chain or the listing source cannot be reached) is never a miner's fault: the
 attempt stops, nothing is committed, and the epoch is validated again later within ``max_lag``. An attempt
@@ -12,7 +13,6 @@ that ends without a clean outcome (an unexpected error, the validator killed in 
 from __future__ import annotations
 
 import asyncio
-import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -40,6 +40,7 @@ from resi.validator.downloads import DownloadLimits, Outage, submissions
 from resi.validator.results import ResultsPublisher
 from resi.validator.sandbox import Sandbox, SandboxLimits
 from resi.validator.state import ValidatorState
+from resi.validator.weights import WeightKeeper
 
 OUTAGES = (Outage, ApiError, ChainError, SourceError)
 """What stops an attempt without it being anyone's fault: retried later."""
@@ -56,7 +57,6 @@ class ValidatorConfig:
     download_concurrency: int = 8
     refetch_concurrency: int = 4
     poll_interval: float = 60.0
-    weight_attempts: int = 3
     max_attempts: int = 5
     """Attempts in a row at one epoch that end without a clean outcome before it is skipped."""
     snapshot_failure_share: float = 0.1
@@ -68,7 +68,7 @@ class ValidatorConfig:
 
 class Validator:
     def __init__(self, hotkey: str, api: ResiApiClient, chain: Chain, source: ListingSource, state: ValidatorState,
-                 config: ValidatorConfig, sandbox: Sandbox | None = None):
+                 config: ValidatorConfig, sandbox: Sandbox | None = None, keeper: WeightKeeper | None = None):
         self.hotkey = hotkey
         self.api = api
         self.chain = chain
@@ -77,6 +77,7 @@ class Validator:
         self.config = config
         self.sandbox = sandbox or Sandbox(config.sandbox)
         self.results = ResultsPublisher(api, state, config.data_dir / "results", hotkey, config.params)
+        self.keeper = keeper or WeightKeeper(chain, state, hotkey, c.WEIGHTS_VERSION_KEY)
         self._schedule: tuple[datetime, datetime] | None = None
         self._refetch_cache: tuple[str, dict] | None = None
 
@@ -97,6 +98,7 @@ class Validator:
 
     async def run(self, stop: asyncio.Event) -> None:
         uploads = asyncio.create_task(self.results.run(stop, self._until_next_epoch))
+        keeper = asyncio.create_task(self.keeper.run(stop))
         try:
             while not stop.is_set():
                 wait = self.config.poll_interval
@@ -111,7 +113,8 @@ class Validator:
                 await pause(stop, max(1.0, wait))
         finally:
             uploads.cancel()
-            await asyncio.gather(uploads, return_exceptions=True)
+            keeper.cancel()
+            await asyncio.gather(uploads, keeper, return_exceptions=True)
             await self.sandbox.close()
 
     def _max_lag(self, epoch_length: timedelta) -> float:
@@ -338,39 +341,12 @@ class Validator:
     # --- weights and results -------------------------------------------------------------------------------------
 
     async def settle(self) -> None:
-        """Set the weights of the newest counted epoch if not set yet, write its results, and offer the upload
-        of recent results not uploaded yet."""
-        recent = self.state.recent_done(5)
-        if not recent:
-            return
-        latest = recent[0]
-        changed = not latest["weights_set"]
-        if changed:
-            latest["weights_set"] = await self._set_weights(latest["epoch_id"], latest["weights"])
-        for record in recent:
-            if (record is latest and changed) or not self.results.path(record["epoch_id"]).exists():
+        """Give the weights a chance to follow a new EMA at once (when the chain's rate limit allows; else the
+        :class:`~resi.validator.weights.WeightKeeper` does it on its cadence), write the results of recent
+        counted epochs not written yet and offer the upload of those not uploaded yet."""
+        await self.keeper.attempt()
+        for record in self.state.recent_done(5):
+            if not self.results.path(record["epoch_id"]).exists():
                 self.results.write(record)
             if not record["results_uploaded"]:
                 self.results.offer(record["epoch_id"])
-
-    async def _set_weights(self, epoch_id: str, target: dict) -> bool:
-        uids, values = target["uids"], target["weights"]
-        if not uids:
-            logger.warning(f"epoch {epoch_id}: every score is 0; no weights to set")
-            self.state.mark(epoch_id, weights_set=True)
-            return False
-        for attempt in range(self.config.weight_attempts):
-            try:
-                outcome = await self.chain.set_weights(uids, values, c.WEIGHTS_VERSION_KEY)
-            except ChainError as exc:
-                outcome = None
-                message = str(exc)
-            else:
-                message = outcome.message
-            if outcome is not None and outcome.success:
-                logger.info(f"epoch {epoch_id}: weights set on {len(uids)} uids")
-                self.state.mark(epoch_id, weights_set=True)
-                return True
-            logger.warning(f"epoch {epoch_id}: setting weights failed ({message}), attempt {attempt + 1}")
-            await asyncio.sleep(random.uniform(1, 3) * (attempt + 1))
-        return False

@@ -49,7 +49,7 @@ class ResultsPublisher:
             "epoch_id": record["epoch_id"], "validator": self.hotkey, "block": record["block"],
             "block_hash": record["block_hash"],
             "params": {k: v for k, v in self.params.__dict__.items() if k != "limits"},
-            "weights": record["weights"], "weights_set": record["weights_set"], "miners": record["results"],
+            "weights": record["weights"], "miners": record["results"],
             "written_at": iso_z(utcnow()),
         }
         path = self.path(record["epoch_id"])

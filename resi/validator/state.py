@@ -145,6 +145,12 @@ class ValidatorState:
                               (DONE, limit)).fetchall()
         return [self.epoch(r[0]) for r in rows]
 
+    def ema_epoch(self) -> str | None:
+        """The epoch the EMA was last updated by."""
+        with self._db() as db:
+            row = db.execute("SELECT epoch_id FROM ema LIMIT 1").fetchone()
+        return None if row is None else row[0]
+
     def ema(self) -> dict[int, tuple[str, float]]:
         with self._db() as db:
             return {uid: (hk, value) for uid, hk, value in db.execute("SELECT uid, hotkey, value FROM ema")}
