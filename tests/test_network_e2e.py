@@ -1,16 +1,18 @@
 """The whole subnet on the local network: honest miners, every kind of cheater and hostile miner, two
 validators. ``python -m resi.localnet`` itself is run (as a user would), for three validated epochs of thirty
 seconds: every validator sets weights in every epoch, honest miners keep their scores, every cheater and
-every hostile file scores 0 with its reason."""
+every hostile file scores 0 with its reason; after the first epoch a new hotkey takes an honest miner's uid."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 
 import pytest
 
 from resi.chain.local import SimulatedChainStore
+from resi.chain.weights import conform
 from resi.localnet.cheaters import STRATEGIES
 from tests.helpers import PYTHON
 
@@ -44,7 +46,7 @@ def localnet(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("localnet")
     out = subprocess.run(
         [PYTHON, "-m", "resi.localnet", "--run-dir", str(run_dir), "--epoch-minutes", "0.5", "--epochs", "3",
-         "--cheaters", "all", "--scale", "0.02", "--block-seconds", "1"],
+         "--cheaters", "all", "--scale", "0.02", "--block-seconds", "1", "--replace-after", "1"],
         capture_output=True, text=True, timeout=900,
     )
     return run_dir, out
@@ -87,7 +89,7 @@ def test_the_new_rules_take_nothing_from_honest_miners(localnet):
     run_dir, _ = localnet
     summary = json.loads((run_dir / "summary.json").read_text())
     for epoch in summary["epochs"]:
-        for m in (m for m in epoch["miners"] if m["cheater"] is None):
+        for m in (m for m in epoch["miners"] if m["cheater"] is None and m["successor_of"] is None):
             assert m["rows_valid"] > 0 and m["rows_credited"] == m["rows_valid"], m
             assert m["truth_factor"] == 1.0 and m["quality"] == 1.0, m
             assert m["score"] == round(m["completeness"], 6) and m["score"] > 0.9, m
@@ -96,14 +98,44 @@ def test_the_new_rules_take_nothing_from_honest_miners(localnet):
 def test_validators_set_identical_weights(localnet):
     run_dir, _ = localnet
     summary = json.loads((run_dir / "summary.json").read_text())
-    records = SimulatedChainStore(run_dir / "chain.db").weights(46)
+    store = SimulatedChainStore(run_dir / "chain.db")
     on_chain = {}
-    for r in records:
+    for r in store.weights(46):
         on_chain.setdefault(r["hotkey"], []).append((r["uids"], r["weights"]))
+    uid_of = {n.hotkey: n.uid for n in store.neurons(46)}
     for epoch in summary["epochs"]:
         first, second = epoch["validators"]
         assert first["weights"] == second["weights"] and first["weights"]["uids"]
-        vector = (first["weights"]["uids"], first["weights"]["weights"])
-        assert all(vector in on_chain[v["hotkey"]] for v in epoch["validators"])  # and both put it on the chain
+        for v in epoch["validators"]:  # and both put it on the chain, as the chain stores it (u16)
+            vector = conform(first["weights"]["uids"], first["weights"]["weights"], store.params(46), uid_of[v["hotkey"]])
+            assert vector in on_chain[v["hotkey"]]
     for text in (run_dir / "logs").glob("validator*.log"):
         assert "Traceback" not in text.read_text()
+
+
+def test_a_hotkey_that_takes_over_a_uid_starts_from_zero(localnet):
+    """Its EMA restarts at 0, and until the validators counted an epoch with it, no weight they set gave the
+    uid anything from the EMA the old hotkey had earned."""
+    run_dir, _ = localnet
+    summary = json.loads((run_dir / "summary.json").read_text())
+    rows = [(e["epoch_id"], m) for e in summary["epochs"] for m in e["miners"] if m["successor_of"]]
+    assert len(rows) >= 2 and rows[0][1]["uid"] == rows[-1][1]["uid"]
+    uid = rows[0][1]["uid"]
+    alpha = json.loads(next((run_dir / "validators").glob("*/results/*.json")).read_text())["params"]["ema_alpha"]
+    previous = 0.0
+    for _, m in rows:
+        assert m["ema"] == pytest.approx(alpha * m["score"] + (1 - alpha) * previous, abs=1e-8), m
+        previous = m["ema"]
+    assert rows[-1][1]["score"] > 0.9  # and it earns like any honest miner once it delivers
+    store = SimulatedChainStore(run_dir / "chain.db")
+    taken_at = next(n.registered_at for n in store.neurons(46) if n.uid == uid)
+    between = []
+    for folder in (run_dir / "validators").iterdir():
+        hotkey = json.loads((folder / "results" / f"{rows[0][0]}.json").read_text())["validator"]
+        with sqlite3.connect(folder / "state.db") as db:
+            counted = db.execute("SELECT finished_at FROM epochs WHERE epoch_id=?", (rows[0][0],)).fetchone()[0]
+        between += [r for r in store.weights(46)
+                    if r["hotkey"] == hotkey and r["block"] > taken_at and r["created_at"] < counted]
+    assert between  # weights are set every rate limit + margin blocks: some fell in between
+    for r in between:
+        assert uid not in r["uids"], r

@@ -24,8 +24,9 @@ from resi.config import HelpFormatter
 from resi.epochs import epoch_from_id, utcnow
 from resi.localnet.cheaters import STRATEGIES
 from resi.localnet.network import LocalNetwork, NetworkConfig
-from resi.localnet.summary import epoch_summary, render, results_of, write
+from resi.localnet.summary import epoch_summary, render, results_of, weights_set, write
 from resi.logs import setup_logging
+from resi.validator.weights import WeightSchedule
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, default=0.05, help="listing counts as a share of production (10,000)")
     p.add_argument("--seed", default="resi", help="the listing site's world seed")
     p.add_argument("--block-seconds", type=float, default=12.0, help="seconds per block of the simulated chain")
+    p.add_argument("--chain", choices=("sim", "node"), default="sim",
+                   help="sim: neurons read the chain file; node: through the local subtensor node's websocket "
+                   "with the bittensor SDK, as on finney")
+    p.add_argument("--replace-after", type=int, default=0, metavar="K",
+                   help="after K validated epochs a new hotkey takes the last honest miner's uid (0: never)")
     p.add_argument("--site-faults", default="", help="fault rates of the listing site, e.g. 'rate_limit=0.05,"
                    "server_error=0.02' (see python -m resi.localnet.site --help)")
     return p
@@ -65,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     run_dir = args.run_dir or Path("localnet-run") / time.strftime("%Y%m%d-%H%M%S")
     config = NetworkConfig(run_dir=run_dir.resolve(), epoch_minutes=args.epoch_minutes, listings_scale=args.scale,
-                           seed=args.seed, block_seconds=args.block_seconds, site_faults=parse_faults(args.site_faults))
+                           seed=args.seed, block_seconds=args.block_seconds, chain=args.chain, site_faults=parse_faults(args.site_faults))
     net = LocalNetwork(config)
     stopping = {"flag": False}
 
@@ -94,18 +100,21 @@ def main(argv: list[str] | None = None) -> int:
         neurons_up = utcnow()
         net.write_description()
         logger.info(f"local network up: run folder {config.run_dir}, API {net.api_url}, site {net.site_url}")
-        logger.info(f"logs: {config.run_dir / 'logs'}; metagraph: python -m resi.chain.local show --chain {net.chain_path}")
+        logger.info(f"logs: {config.run_dir / 'logs'}; chain {net.chain_spec}; metagraph: "
+                    f"python -m resi.chain.local show --chain {net.chain_path}")
         logger.info(f"{len(honest)} miners, {len(cheats)} cheaters, {len(validators)} validators; epochs of "
                     f"{args.epoch_minutes:g} min. Ctrl-C stops everything.")
         length = timedelta(minutes=args.epoch_minutes)
         deadline = time.monotonic() + (args.epochs + 3) * args.epoch_minutes * 60 + 300 if args.epochs else None
         reported: set[str] = set()
+        first_seen: dict[str, float] = {}
+        settle = 2 * (config.subnet_params["weights_rate_limit"] + WeightSchedule().margin_blocks) * args.block_seconds + 10
         while not stopping["flag"]:
             for p in net.participants:
-                if p.process is not None and not p.process.running and p.name not in failed:
+                if p.role != "replaced" and p.process is not None and not p.process.running and p.name not in failed:
                     failed.append(p.name)
                     logger.error(f"{p.name} exited with code {p.process.returncode}; see {p.process.log_path}")
-            for name, proc in (("api", net.api), ("site", net.site)):
+            for name, proc in (("api", net.api), ("site", net.site), ("chain-node", net.node)):
                 if proc is not None and not proc.running and name not in failed:
                     failed.append(name)
                     logger.error(f"{name} exited with code {proc.returncode}")
@@ -113,7 +122,11 @@ def main(argv: list[str] | None = None) -> int:
                 documents = {v.name: results_of(net, v) for v in validators}
                 common = sorted(set.intersection(*(set(d) for d in documents.values())) - reported)
                 for epoch_id in common:
-                    summary = epoch_summary(net, epoch_id, {v: documents[v][epoch_id] for v in documents})
+                    docs = {v: documents[v][epoch_id] for v in documents}
+                    seen = first_seen.setdefault(epoch_id, time.monotonic())
+                    if not all(weights_set(net, v, epoch_id) for v in validators) and time.monotonic() - seen < settle:
+                        continue  # the chain's rate limit may hold the weights back for a few blocks
+                    summary = epoch_summary(net, epoch_id, docs)
                     reported.add(epoch_id)
                     if epoch_from_id(epoch_id, length).start < neurons_up:
                         print(render(summary) + "\n  (partial epoch: the network started during it; not counted)",
@@ -122,6 +135,11 @@ def main(argv: list[str] | None = None) -> int:
                     summaries.append(summary)
                     print(render(summary), flush=True)
                     write(config.run_dir / "summary.json", summaries, failed)
+            if args.replace_after and len(summaries) == args.replace_after and honest and honest[-1].role == "miner":
+                old = honest[-1]  # not the copy cheater's victim (honest[0])
+                successor = net.replace(old, f"{old.name}-successor")
+                net.write_description()
+                logger.info(f"{successor.name} ({successor.signer.hotkey}) took uid {successor.uid} from {old.name}")
             if args.epochs and len(summaries) >= args.epochs:
                 break
             if deadline is not None and time.monotonic() > deadline:

@@ -16,6 +16,7 @@ from loguru import logger
 
 from resi.chain.keys import KeypairSigner, create_wallet
 from resi.chain.local import SimulatedChainStore
+from resi.constants import NETUID
 from resi.localnet.procs import ManagedProcess, python_module
 from resi.processes import free_port, wait_http
 from resi.storage.seaweed import LocalS3
@@ -32,6 +33,9 @@ class NetworkConfig:
     """Per-zipcode counts are the production 200..3000 times this; the target scales with it."""
     seed: str = "resi"
     block_seconds: float = 12.0
+    chain: str = "sim"
+    """``sim``: neurons read the chain file directly; ``node``: through the local subtensor node's websocket
+    (:mod:`resi.chain.node`), with the bittensor SDK, as on finney."""
     site_faults: dict = field(default_factory=dict)
     """Fault rates of the listing site, e.g. ``{"rate_limit": 0.05}`` (see ``resi.localnet.site.Faults``)."""
     api_args: list[str] = field(default_factory=list)
@@ -39,6 +43,13 @@ class NetworkConfig:
     @property
     def target_listings(self) -> int:
         return max(20, round(10_000 * self.listings_scale))
+
+    @property
+    def subnet_params(self) -> dict:
+        """The subnet's hyperparameters on this chain: finney's rules, its block counts scaled to the epoch
+        (an epoch is a tempo; weights may be set about three times per epoch)."""
+        blocks = max(3, round(self.epoch_minutes * 60 / self.block_seconds))
+        return {"tempo": blocks, "weights_rate_limit": max(1, blocks // 3), "immunity_period": blocks * 4}
 
     @property
     def churn(self) -> float:
@@ -53,7 +64,10 @@ class Participant:
     uid: int
     process: ManagedProcess | None = None
     role: str = "miner"
+    """``miner``, ``validator``, or ``replaced`` (its uid went to another hotkey)."""
     strategy: str | None = None
+    successor_of: str | None = None
+    """The participant whose uid this one took over."""
 
 
 class LocalNetwork:
@@ -64,6 +78,9 @@ class LocalNetwork:
         self._own_s3 = s3 is None
         self.s3 = s3
         self.chain_path = self.run_dir / "chain.db"
+        self.chain_spec = f"sim:{self.chain_path}"
+        """What neurons and the API server are given as their chain."""
+        self.node: ManagedProcess | None = None
         self.wallet_path = self.run_dir / "wallets"
         self.api: ManagedProcess | None = None
         self.site: ManagedProcess | None = None
@@ -80,8 +97,19 @@ class LocalNetwork:
             self.s3 = LocalS3(self.run_dir / "s3").start(buckets=[DATA_BUCKET, VALIDATOR_BUCKET])
             logger.info(f"SeaweedFS S3 at {self.s3.endpoint}")
         self.chain = SimulatedChainStore(self.chain_path, block_seconds=self.config.block_seconds, create=True)
+        self.chain.set_params(NETUID, **self.config.subnet_params)
         self.chain.block()
+        if self.config.chain == "node":
+            self.start_node()
         self.start_site()
+
+    def start_node(self) -> None:
+        port = free_port()
+        self.chain_spec = f"ws://127.0.0.1:{port}"
+        self.node = ManagedProcess("chain-node", python_module("resi.chain.node", "--chain", str(self.chain_path),
+                                                               "--port", str(port)), self.logs / "chain-node.log").start()
+        wait_http(f"http://127.0.0.1:{port}/health", 60, self.node.proc)
+        logger.info(f"local subtensor node at {self.chain_spec}")
 
     def start_site(self) -> None:
         port = free_port()
@@ -101,7 +129,7 @@ class LocalNetwork:
         c = self.config
         args = python_module(
             "resi.api.server", "--host", "127.0.0.1", "--port", str(port), "--state-dir", str(self.run_dir / "api"),
-            "--chain", str(self.chain_path), "--epoch-minutes", str(c.epoch_minutes),
+            "--chain", self.chain_spec, "--epoch-minutes", str(c.epoch_minutes),
             "--listings-scale", str(c.listings_scale), "--target-listings", str(c.target_listings),
             "--cooldown-hours", str(c.epoch_minutes * 6 / 60), "--s3-endpoint", self.s3.endpoint,
             "--data-bucket", DATA_BUCKET, "--validator-bucket", VALIDATOR_BUCKET, "--metagraph-ttl", "5",
@@ -122,10 +150,19 @@ class LocalNetwork:
         self.participants.append(participant)
         return participant
 
+    def replace(self, old: Participant, name: str) -> Participant:
+        """A new hotkey takes ``old``'s uid (as a deregistration and a registration do on the chain): ``old``
+        is stopped, the newcomer registered at its uid and started as an honest miner."""
+        if old.process is not None:
+            old.process.stop(grace=30)
+        new = self.register(name, uid=old.uid)
+        old.role, new.successor_of = "replaced", old.name
+        return self.start_miner(new)
+
     def _neuron_args(self, participant: Participant) -> list[str]:
         return [
             "--wallet.name", participant.name, "--wallet.hotkey", "default", "--wallet.path", str(self.wallet_path),
-            "--subtensor.chain_endpoint", f"sim:{self.chain_path}", "--api.url", self.api_url,
+            "--subtensor.chain_endpoint", self.chain_spec, "--api.url", self.api_url,
             "--logging.debug",
         ]
 
@@ -177,7 +214,7 @@ class LocalNetwork:
         for p in self.participants:
             if p.process is not None:
                 codes[p.name] = p.process.stop(grace=30)
-        for name, proc in (("api", self.api), ("site", self.site)):
+        for name, proc in (("api", self.api), ("site", self.site), ("chain-node", self.node)):
             if proc is not None:
                 codes[name] = proc.stop()
         if self._own_s3 and self.s3 is not None:
@@ -186,7 +223,7 @@ class LocalNetwork:
 
     def describe(self) -> dict:
         return {
-            "api_url": self.api_url, "site_url": self.site_url, "chain": str(self.chain_path),
+            "api_url": self.api_url, "site_url": self.site_url, "chain": str(self.chain_path), "chain_spec": self.chain_spec,
             "s3_endpoint": self.s3.endpoint if self.s3 else None,
             "participants": [{"name": p.name, "role": p.role, "uid": p.uid, "hotkey": p.signer.hotkey,
                               "strategy": p.strategy} for p in self.participants],

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from resi.localnet.network import LocalNetwork, Participant
@@ -18,6 +20,17 @@ def results_of(net: LocalNetwork, validator: Participant) -> dict[str, dict]:
         except (OSError, ValueError):
             continue  # being written
     return out
+
+
+def weights_set(net: LocalNetwork, validator: Participant, epoch_id: str) -> bool:
+    """Whether the validator put the EMA of ``epoch_id`` on chain (its state says so once submitted)."""
+    path = net.validator_dir(validator) / "state.db"
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
+            row = db.execute("SELECT weights_set FROM epochs WHERE epoch_id=?", (epoch_id,)).fetchone()
+    except sqlite3.Error:
+        return False
+    return bool(row and row[0])
 
 
 def _truth(miner: dict) -> str:
@@ -42,6 +55,7 @@ def epoch_summary(net: LocalNetwork, epoch_id: str, documents: dict[str, dict]) 
         m = by_hotkey.get(p.signer.hotkey, {})
         miners.append({
             "name": p.name, "uid": p.uid, "hotkey": p.signer.hotkey, "cheater": p.strategy,
+            "successor_of": p.successor_of, "ema": m.get("ema", 0.0),
             "rows_uploaded": m.get("rows_uploaded", 0), "rows_valid": m.get("rows_valid", 0),
             "rows_credited": m.get("rows_credited", 0), "completeness": m.get("completeness", 0.0),
             "quality": m.get("quality", 0.0), "truth_factor": m.get("truth_factor", 0.0),
@@ -52,7 +66,7 @@ def epoch_summary(net: LocalNetwork, epoch_id: str, documents: dict[str, dict]) 
         "epoch_id": epoch_id,
         "miners": miners,
         "validators": [{"name": v.name, "hotkey": v.signer.hotkey,
-                        "weights_set": bool(documents[v.name].get("weights_set")),
+                        "weights_set": weights_set(net, v, epoch_id),
                         "weights": documents[v.name].get("weights")} for v in validators],
     }
 
