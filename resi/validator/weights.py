@@ -6,7 +6,8 @@ data-universe's validator do):
   and warns when the chain's ``WeightsVersionKey`` is above this release's;
 - weights are set from the current EMA (:func:`resi.validation.scoring.chain_weights`: never to an
   unregistered uid, nothing from the EMA of a hotkey that no longer holds its uid, padded to
-  ``MinAllowedWeights``) whenever an epoch changed the EMA and the rate limit allows, and in any case every
+  ``MinAllowedWeights``) whenever an epoch changed the EMA or a resync showed that a uid weighted last time
+  changed hands (the new hotkey must stop receiving the old one's EMA) and the rate limit allows, and in any case every
   ``WeightsSetRateLimit + margin_blocks`` blocks, epochs skipped or not, so that the validator never
   crosses the chain's activity cutoff;
 - a submission waits for inclusion only (never finalization); that it landed is confirmed on a later
@@ -54,6 +55,8 @@ class WeightKeeper:
         """Block of the last submission while the chain's ``LastUpdate`` for this uid does not show it yet."""
         self._sent_epoch: str | None = None
         """The epoch whose EMA was last set (None after a restart: set again as soon as allowed)."""
+        self._sent_holders: dict[int, str] = {}
+        """uid -> hotkey of the weights last submitted."""
         self._not_before = 0
         self._said: dict[str, str] = {}
         self._lock = asyncio.Lock()
@@ -108,7 +111,11 @@ class WeightKeeper:
         limit = self.params.weights_rate_limit
         if since >= limit + self.schedule.margin_blocks:
             return True  # the cadence: whatever happened to the epochs
-        return since >= limit and self.state.ema_epoch() != self._sent_epoch
+        return since >= limit and (self.state.ema_epoch() != self._sent_epoch or self._holders_changed())
+
+    def _holders_changed(self) -> bool:
+        holders = {n.uid: n.hotkey for n in self.graph.neurons}
+        return any(holders.get(uid) != hotkey for uid, hotkey in self._sent_holders.items())
 
     async def tick(self) -> None:
         """One look at the chain: resync when due, set the weights when due."""
@@ -130,7 +137,8 @@ class WeightKeeper:
         if not self._due(block):
             return
         epoch = self.state.ema_epoch()
-        uids, weights = chain_weights(ema, {n.uid: n.hotkey for n in graph.neurons}, self.params.min_allowed_weights)
+        holders = {n.uid: n.hotkey for n in graph.neurons}
+        uids, weights = chain_weights(ema, holders, self.params.min_allowed_weights)
         if not uids:
             self._once("empty", "INFO", "weights: no uid that earned something holds its uid any more; nothing to set")
             self._not_before = block + self.schedule.retry_blocks
@@ -148,6 +156,7 @@ class WeightKeeper:
         self._said.pop("refused", None)
         self._pending = result.block or block
         self._sent_epoch = epoch
+        self._sent_holders = {uid: holders[uid] for uid in uids}
         if epoch is not None:
             self.state.mark(epoch, weights_set=True)
         logger.info(f"weights: submitted for {len(uids)} uids at block {self._pending} (EMA of epoch {epoch})")
