@@ -10,9 +10,9 @@ import subprocess
 from pathlib import Path
 
 from resi.validation.params import ValidationParams
-from resi.validation.truth import UNANSWERED, Snapshot, choose_sample, judge, sample_seed, split_by_snapshot
+from resi.validation.truth import UNANSWERED, Snapshot, choose_sample, judge, sample_seed
 from tests.helpers import PYTHON
-from tests.test_validation import LISTED, START, facts, row
+from tests.test_validation import LISTED, START, facts, row, split_by_snapshot
 
 P = ValidationParams()
 TRIALS = 200

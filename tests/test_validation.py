@@ -19,6 +19,7 @@ from resi.validation.history import BAD, STATIC_FIELDS, UNPROVEN, judge_claim, s
 from resi.validation.params import EpochContext, ValidationParams
 from resi.validation.rows import check_rows, url_matches
 from resi.validation.scoring import completeness, epoch_score, quality, update_ema, weights
+from resi.validation.snapshot_index import SnapshotIndex, compare
 from resi.validation.truth import (
     REFUSED,
     UNANSWERED,
@@ -27,7 +28,6 @@ from resi.validation.truth import (
     judge,
     refetch_verdict,
     sample_seed,
-    split_by_snapshot,
 )
 
 START = datetime(2025, 10, 1, 16, tzinfo=UTC)
@@ -278,6 +278,12 @@ def test_sample_is_committed_to_block_hotkey_and_file():
     assert choose_sample(ids, seed, 30) != choose_sample(ids, sample_seed("0xabd", "hk", "sha"), 30)
     assert choose_sample(ids, seed, 30) != choose_sample(ids, sample_seed("0xabc", "hk", "sha2"), 30)
     assert choose_sample(ids[:10], seed, 30) == sorted(ids[:10])
+
+
+def split_by_snapshot(valid: dict[str, dict], snapshot: Snapshot, epoch_start: float = START.timestamp()):
+    """The validator's comparison of these rows with the snapshot (a table against the epoch's index)."""
+    index = SnapshotIndex.build(snapshot, epoch_start, DEADLINE.timestamp())
+    return compare(table_from_rows(list(valid.values())), index)
 
 
 def _truth(rows, answer, snapshot=SNAP, params=P):

@@ -9,6 +9,7 @@ form), dates not after the scrape.
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -31,12 +32,36 @@ _DATE = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
 _TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
 
 
-def _real(column, fmt: str, length: int):
-    """Whether the first ``length`` characters are a moment that exists (no February 31, no second 99):
-    parsing and printing it again gives the same text."""
-    head = pc.utf8_slice_codeunits(column, 0, length)
-    parsed = pc.strptime(head, format=fmt, unit="s", error_is_null=True)
-    return pc.fill_null(pc.equal(pc.strftime(parsed, format=fmt), head), False)
+def _real(column, shaped, length: int) -> pa.Array:
+    """Whether the first ``length`` characters (``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM:SS``) are a moment that
+    exists (no February 31, no second 60), on the rows where ``shaped`` says they have that shape; false
+    elsewhere. The same as parsing and printing them again (``strptime``/``strftime``), read from the digits."""
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    rows = np.flatnonzero(pc.fill_null(shaped, False).to_numpy(zero_copy_only=False))
+    out = np.zeros(len(column), bool)
+    if not len(rows):
+        return pa.array(out)
+    head = pc.utf8_slice_codeunits(column.take(pa.array(rows)), 0, length)
+    offsets = np.frombuffer(head.buffers()[1], np.int32)[head.offset:head.offset + len(head) + 1]
+    if not (np.diff(offsets) == length).all():
+        raise ValueError("shaped rows must start with exactly `length` ASCII characters")
+    data = np.frombuffer(head.buffers()[2], np.uint8)[offsets[0]:offsets[-1]]
+    d = data.reshape(-1, length).astype(np.int64) - ord("0")
+
+    def number(*at: int) -> np.ndarray:
+        value = np.zeros(len(d), np.int64)
+        for i in at:
+            value = value * 10 + d[:, i]
+        return value
+
+    year, month, day = number(0, 1, 2, 3), number(5, 6), number(8, 9)
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    days = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[np.clip(month, 0, 12)] + (leap & (month == 2))
+    ok = (month >= 1) & (month <= 12) & (day >= 1) & (day <= days)
+    if length > 10:
+        ok &= (number(11, 12) < 24) & (number(14, 15) < 60) & (number(17, 18) < 60)
+    out[rows] = ok
+    return pa.array(out)
 
 
 MAX_TEXT = {"address": 512, "source_url": 2048}
@@ -65,11 +90,11 @@ def _checks(t: pa.Table):
     yield "empty:address", pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(t["address"])), 0)
     yield "format:listing_id", pc.invert(pc.match_substring_regex(t["listing_id"], LISTING_ID))
     scraped = t["scraped_timestamp"]
-    yield "format:scraped_timestamp", pc.invert(pc.and_(pc.match_substring_regex(scraped, _TIMESTAMP),
-                                                        _real(scraped, "%Y-%m-%dT%H:%M:%S", 19)))
+    shaped = pc.match_substring_regex(scraped, _TIMESTAMP)
+    yield "format:scraped_timestamp", pc.invert(pc.and_(shaped, _real(scraped, shaped, 19)))
     listed = t["listing_date"]
-    yield "format:listing_date", pc.invert(pc.and_(pc.match_substring_regex(listed, _DATE),
-                                                   _real(listed, "%Y-%m-%d", 10)))
+    shaped = pc.match_substring_regex(listed, _DATE)
+    yield "format:listing_date", pc.invert(pc.and_(shaped, _real(listed, shaped, 10)))
     yield "range:listing_date", pc.or_(pc.less(listed, "1990-01-01"),
                                        pc.greater(listed, pc.utf8_slice_codeunits(scraped, 0, 10)))
 
@@ -77,11 +102,14 @@ def _checks(t: pa.Table):
 def table_problems(table: pa.Table) -> pa.Array:
     """Per row: the first problem's code, or null for a plausible row."""
     t = table.select(list(COLUMNS))
-    result = pa.nulls(t.num_rows, pa.string())
+    first = np.zeros(t.num_rows, np.int16)  # 1 + the position of the row's first problem; 0: none
+    reasons = []
     for reason, mask in _checks(t):
-        flagged = pc.and_(pc.is_null(result), pc.fill_null(mask, False))
-        result = pc.if_else(flagged, reason, result)
-    return result.combine_chunks() if isinstance(result, pa.ChunkedArray) else result
+        reasons.append(reason)
+        mask = pc.fill_null(mask, False)
+        mask = mask.combine_chunks() if isinstance(mask, pa.ChunkedArray) else mask
+        first[(first == 0) & mask.to_numpy(zero_copy_only=False)] = len(reasons)
+    return pa.array(reasons, pa.string()).take(pa.array(first - 1, mask=first == 0))
 
 
 _PY_TYPES = {"string": (str,), "int64": (int,), "double": (int, float)}

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
 PROPERTY_TYPES = ("house", "condo", "townhouse", "multi_family", "land", "mobile", "farm", "other")
@@ -98,3 +99,43 @@ def address_key(address: str, zipcode: str) -> str:
     """
     street = address.split(",", 1)[0].lower().translate(_FOLD)
     return zipcode + "|" + " ".join([_ABBREVIATIONS.get(tok, tok) for tok in street.split()])
+
+
+_PRINTABLE_ASCII = r"^[\x20-\x7e]*$"
+_FOLDED = r"[.,;:'\"()/\\\-_]"
+
+
+def address_keys(addresses: pa.Array, zipcodes: pa.Array) -> pa.Array:
+    """:func:`address_key` of every row at once. Printable-ASCII addresses go through compute kernels (where
+    they and Python's ``lower``/``split`` provably agree); any other address goes through ``address_key``."""
+    addresses = addresses.combine_chunks() if isinstance(addresses, pa.ChunkedArray) else addresses
+    zipcodes = zipcodes.combine_chunks() if isinstance(zipcodes, pa.ChunkedArray) else zipcodes
+    street = pc.list_element(pc.split_pattern(addresses, ",", max_splits=1), 0)
+    street = pc.replace_substring(pc.replace_substring_regex(pc.ascii_lower(street), _FOLDED, " "), "#", " # ")
+    tokens = pc.ascii_split_whitespace(pc.ascii_trim_whitespace(street))
+    flat = pc.list_flatten(tokens)
+    known = pc.index_in(flat, value_set=_ABBREVIATION_KEYS)
+    mapped = pc.if_else(pc.is_null(known), flat, pc.take(_ABBREVIATION_VALUES, known))
+    joined = pc.binary_join(pa.ListArray.from_arrays(tokens.offsets, mapped), " ")
+    keys = pc.binary_join_element_wise(zipcodes, joined, "|")
+    simple = pc.fill_null(pc.match_substring_regex(addresses, _PRINTABLE_ASCII), True)
+    if pc.all(simple).as_py() is not False:
+        return keys
+    others = pc.indices_nonzero(pc.invert(simple)).to_pylist()
+    values = keys.to_pylist()
+    for i in others:
+        values[i] = address_key(addresses[i].as_py(), zipcodes[i].as_py()) if zipcodes[i].is_valid else None
+    return pa.array(values, pa.string())
+
+
+def address_groups(addresses: pa.Array, zipcodes: pa.Array) -> pa.Array:
+    """A coarse key that rows with equal :func:`address_key` share (their zipcode and the street line's first
+    run of digits, which folding never changes); cheap enough to find the few rows whose keys are worth
+    computing."""
+    street = pc.list_element(pc.split_pattern(addresses, ",", max_splits=1), 0)
+    digits = pc.struct_field(pc.extract_regex(street, r"^[^0-9]*(?P<d>[0-9]*)"), "d")
+    return pc.binary_join_element_wise(zipcodes, digits, "|")
+
+
+_ABBREVIATION_KEYS = pa.array(list(_ABBREVIATIONS), pa.string())
+_ABBREVIATION_VALUES = pa.array(list(_ABBREVIATIONS.values()), pa.string())

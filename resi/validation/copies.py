@@ -7,22 +7,22 @@ listings never share fingerprints; a copy of someone's rows shares them all.
 
 from __future__ import annotations
 
-import hashlib
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+from pandas.util import hash_array
 
 
 def fingerprints(table: pa.Table) -> np.ndarray:
-    """The distinct row fingerprints of a file, sorted (uint64)."""
-    out = set()
-    for listing_id, stamp in zip(table["listing_id"].to_pylist(), table["scraped_timestamp"].to_pylist()):
-        digest = hashlib.blake2b(f"{listing_id}|{stamp}".encode(), digest_size=8).digest()
-        out.add(int.from_bytes(digest, "big"))
-    return np.array(sorted(out), np.uint64)
+    """The distinct row fingerprints of a file, sorted (uint64): a 64-bit hash of ``listing_id|scraped_timestamp``."""
+    if table.num_rows == 0:
+        return np.empty(0, np.uint64)
+    text = pc.binary_join_element_wise(pc.fill_null(table["listing_id"], ""), pc.fill_null(table["scraped_timestamp"], ""), "|")
+    text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+    return np.unique(hash_array(text.to_numpy(zero_copy_only=False)))
 
 
 @dataclass(frozen=True)
@@ -36,28 +36,50 @@ class Upload:
 
 def find_copies(uploads: list[Upload], overlap: float) -> dict[str, str]:
     """Hotkey -> why it is a copy (``copy_of:<hotkey>``; ``copy_tie:<hotkey>`` when both landed in the same
-    second, and then both are marked). The earliest upload of any content keeps it."""
+    second, and then both are marked). The earliest upload of any content keeps it: a file identical to an
+    earlier one, or one more than ``overlap`` of whose fingerprints an earlier upload owns, is a copy, and a
+    copy owns nothing. ``resi.validation.reference.find_copies`` is the definition; this one works on the
+    fingerprints that more than one upload has, as arrays."""
     ordered = sorted(uploads, key=lambda u: (u.modified, u.hotkey))
-    by_sha: dict[str, Upload] = {}
-    owner: dict[int, Upload] = {}
+    if not ordered:
+        return {}
+    sizes = np.array([len(u.prints) for u in ordered], np.int64)
+    prints = np.concatenate([np.asarray(u.prints, np.uint64) for u in ordered])
+    order = np.argsort(prints, kind="stable")  # by print, then by upload order (uploads are concatenated in order)
+    prints = prints[order]
+    shared = np.zeros(len(prints), bool)
+    if len(prints) > 1:
+        same = prints[1:] == prints[:-1]
+        shared[1:] |= same
+        shared[:-1] |= same
+    order, prints = order[shared], prints[shared]  # from here on, only the prints more than one upload has
+    who = np.searchsorted(np.cumsum(sizes), order, side="right")
+    group = np.cumsum(np.r_[True, prints[1:] != prints[:-1]]) - 1 if len(prints) else np.empty(0, np.int64)
+    owner = np.full(int(group[-1]) + 1 if len(group) else 0, -1, np.int64)
+    by_upload = np.argsort(who, kind="stable")  # each upload's shared prints, in print order
+    bounds = np.searchsorted(who[by_upload], np.arange(len(ordered) + 1))
+    by_sha: dict[str, int] = {}
     copies: dict[str, str] = {}
-    for upload in ordered:
+    for k, upload in enumerate(ordered):
+        groups = group[by_upload[bounds[k]:bounds[k + 1]]]
         original = by_sha.get(upload.sha256)
-        prints = upload.prints.tolist()
-        if original is None and prints:
-            owners = Counter(owner[p].hotkey for p in prints if p in owner)
-            if owners:
-                top, shared = owners.most_common(1)[0]
-                if shared / len(prints) > overlap:
-                    original = next(u for u in ordered if u.hotkey == top)
+        if original is None and sizes[k] and len(groups):
+            owners = owner[groups]
+            owners = owners[owners >= 0]
+            if len(owners):
+                counts = np.bincount(owners)
+                top = owners[np.argmax(counts[owners] == counts.max())]  # the first of the most shared, in print order
+                if counts[top] / sizes[k] > overlap:
+                    original = int(top)
         if original is not None:
-            if original.modified == upload.modified:
-                copies[upload.hotkey] = f"copy_tie:{original.hotkey}"
-                copies[original.hotkey] = f"copy_tie:{upload.hotkey}"
+            first = ordered[original]
+            if first.modified == upload.modified:
+                copies[upload.hotkey] = f"copy_tie:{first.hotkey}"
+                copies[first.hotkey] = f"copy_tie:{upload.hotkey}"
             else:
-                copies[upload.hotkey] = f"copy_of:{original.hotkey}"
+                copies[upload.hotkey] = f"copy_of:{first.hotkey}"
             continue
-        by_sha.setdefault(upload.sha256, upload)
-        for p in prints:
-            owner.setdefault(p, upload)
+        by_sha.setdefault(upload.sha256, k)
+        free = groups[owner[groups] < 0]
+        owner[free] = k
     return copies

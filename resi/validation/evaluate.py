@@ -15,13 +15,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from resi.validation.copies import fingerprints
 from resi.validation.gates import Submission, check_gates
 from resi.validation.params import EpochContext, ValidationParams
 from resi.validation.rows import check_rows
 from resi.validation.scoring import completeness, epoch_score, quality
-from resi.validation.truth import Snapshot, TruthResult, choose_sample, judge, sample_seed, split_by_snapshot
+from resi.validation.snapshot_index import SnapshotIndex, compare
+from resi.validation.truth import Snapshot, TruthResult, choose_sample, judge, sample_seed
 
 
 @dataclass
@@ -78,9 +81,10 @@ class MinerResult:
         return dict(self.__dict__)
 
 
-def prepare(sub: Submission, ctx: EpochContext, params: ValidationParams, snapshot: Snapshot,
+def prepare(sub: Submission, ctx: EpochContext, params: ValidationParams, snapshot: Snapshot | SnapshotIndex,
             block_hash: str) -> Prepared:
-    """Gates, row checks, the snapshot comparison and the sample; never raises."""
+    """Gates, row checks, the snapshot comparison and the sample; never raises. ``snapshot``: its index when
+    the caller judges many miners (built once per epoch), or the snapshot itself."""
     try:
         return _prepare(sub, ctx, params, snapshot, block_hash)
     except MemoryError:
@@ -89,7 +93,11 @@ def prepare(sub: Submission, ctx: EpochContext, params: ValidationParams, snapsh
         return Prepared(sub.hotkey, sub.uid, "judging_failed", f"{type(exc).__name__}: {str(exc)[:200]}")
 
 
-def _prepare(sub: Submission, ctx: EpochContext, params: ValidationParams, snapshot: Snapshot,
+def index_of(snapshot: Snapshot, ctx: EpochContext) -> SnapshotIndex:
+    return SnapshotIndex.build(snapshot, ctx.start_ts, ctx.deadline.timestamp())
+
+
+def _prepare(sub: Submission, ctx: EpochContext, params: ValidationParams, snapshot: Snapshot | SnapshotIndex,
              block_hash: str) -> Prepared:
     gate = check_gates(sub, ctx, params)
     prepared = Prepared(sub.hotkey, sub.uid, gate.reason, gate.detail, gate.sha256, sub.listings_modified)
@@ -99,10 +107,12 @@ def _prepare(sub: Submission, ctx: EpochContext, params: ValidationParams, snaps
     verdicts = check_rows(table, ctx, sub.listings_modified)
     prepared.rows_uploaded = table.num_rows
     prepared.row_reasons = verdicts.counts()
-    valid = {row["listing_id"]: row for row in table.filter(verdicts.valid_mask).to_pylist()}
-    truth, pool = split_by_snapshot(valid, snapshot, ctx.start_ts)
+    index = snapshot if isinstance(snapshot, SnapshotIndex) else index_of(snapshot, ctx)
+    valid = table.filter(verdicts.valid_mask)
+    truth, pool = compare(valid, index)
     sample = choose_sample(pool, sample_seed(block_hash, sub.hotkey, gate.sha256), params.sample_size)
-    truth.sample_rows = {listing_id: valid[listing_id] for listing_id in sample}
+    picked = {row["listing_id"]: row for row in valid.filter(pc.is_in(valid["listing_id"], pa.array(sample, pa.string()))).to_pylist()}
+    truth.sample_rows = {listing_id: picked[listing_id] for listing_id in sample}
     prepared.truth = truth
     prepared.prints = fingerprints(table)
     return prepared

@@ -104,6 +104,11 @@ def _utc_dates(span: tuple[float, float]) -> tuple[str, str]:
     return first, last
 
 
+def _floor(days: float) -> float:
+    """``math.floor`` that leaves an unbounded span unbounded (a status the source dates nowhere)."""
+    return math.floor(days) if math.isfinite(days) else days
+
+
 def dates_fit(state: State, row: dict, moment: float) -> bool:
     """Whether the row's list date and days on market are the ones this state gives at ``moment`` (to the
     precision of the source's times; days on market run to the sale for sold rows, as rows count them)."""
@@ -115,8 +120,7 @@ def dates_fit(state: State, row: dict, moment: float) -> bool:
     if not first <= row["listing_date"] <= last:
         return False
     end = state.since if row["listing_status"] == "sold" and state.since else (moment, moment)
-    low = math.floor((end[0] - state.listed[1]) / DAY)
-    high = math.floor((end[1] - state.listed[0]) / DAY)
+    low, high = _floor((end[0] - state.listed[1]) / DAY), _floor((end[1] - state.listed[0]) / DAY)
     return low <= row["days_on_market"] <= high
 
 

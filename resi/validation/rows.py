@@ -10,12 +10,13 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from resi.epochs import iso_z
 from resi.listings.checks import table_problems
-from resi.listings.schema import address_key
+from resi.listings.schema import address_groups, address_keys
 from resi.validation.params import EpochContext
 
 _UTC_SUFFIX = r"(\.[0-9]{1,6})?(Z|\+00:00)$"
@@ -24,15 +25,19 @@ _LISTING_REF = re.compile(r"_(\d{5})_M([0-9-]+)/?$")
 
 @dataclass(frozen=True)
 class RowVerdicts:
-    reasons: list[str | None]
-    """Per row: why it does not count, or None when it does."""
+    codes: pa.Array
+    """Per row: why it does not count, or null when it does."""
+
+    @property
+    def reasons(self) -> list[str | None]:
+        return self.codes.to_pylist()
 
     @property
     def valid_mask(self) -> pa.Array:
-        return pa.array([r is None for r in self.reasons], pa.bool_())
+        return pc.is_null(self.codes)
 
     def counts(self) -> Counter:
-        return Counter(r for r in self.reasons if r is not None)
+        return Counter({v["values"]: v["counts"] for v in pc.value_counts(self.codes.drop_null()).to_pylist()})
 
 
 def url_matches(url: str | None, listing_id: str | None, zipcode: str | None, origin: str) -> bool:
@@ -44,40 +49,79 @@ def url_matches(url: str | None, listing_id: str | None, zipcode: str | None, or
     return bool(match) and match.group(1) == zipcode and match.group(2).replace("-", "") == listing_id
 
 
+_URL_REF = r"_(?P<zip>\d{5})_M(?P<id>[0-9-]+)/?\n?$"
+""":data:`_LISTING_REF` for RE2: Python's ``$`` also matches before a final newline."""
+
+
+def urls_match(table: pa.Table, origin: str) -> pa.Array:
+    """:func:`url_matches` of every row at once (false where it is false or a value is null)."""
+    urls = table["source_url"]
+    page = pc.starts_with(urls, origin.rstrip("/") + "/realestateandhomes-detail/")
+    ref = pc.extract_regex(pc.replace_substring_regex(urls, r"(?s)\?.*", "", max_replacements=1), _URL_REF)
+    same_zip = pc.equal(pc.struct_field(ref, "zip"), table["zipcode"])
+    same_id = pc.equal(pc.replace_substring(pc.struct_field(ref, "id"), "-", ""), table["listing_id"])
+    return pc.fill_null(pc.and_(pc.and_(page, same_zip), same_id), False)
+
+
+def _flag(codes: pa.Array, reason: str, bad) -> pa.Array:
+    """``reason`` on the rows that have none yet and where ``bad`` holds."""
+    return pc.if_else(pc.and_(pc.is_null(codes), pc.fill_null(bad, False)), reason, codes)
+
+
 def check_rows(table: pa.Table, ctx: EpochContext, uploaded: datetime | None = None) -> RowVerdicts:
     """Every row's verdict, in file order (the first occurrence of a duplicated listing counts). ``uploaded``:
-    when the file landed (S3's last-modified, whole seconds): no row may say it was scraped after that second."""
-    reasons: list[str | None] = table_problems(table).to_pylist()
-    assigned = pc.is_in(table["zipcode"], pa.array(sorted(ctx.expected), pa.string()))
+    when the file landed (S3's last-modified, whole seconds): no row may say it was scraped after that second.
+    Vectorized; ``resi.validation.reference.check_rows`` is the row-by-row definition it agrees with."""
+    codes = table_problems(table)
     scraped = table["scraped_timestamp"]
     head = pc.utf8_slice_codeunits(scraped, 0, 19)
     last = min(ctx.deadline, uploaded) if uploaded is not None else ctx.deadline
     window = pc.and_(pc.greater_equal(head, iso_z(ctx.start)[:19]), pc.less_equal(head, iso_z(last)[:19]))
-    utc = pc.match_substring_regex(scraped, _UTC_SUFFIX)
-    for name, ok in (("unassigned_zipcode", assigned), ("scraped_timestamp_not_utc", utc),
-                     ("scraped_outside_epoch", window)):
-        for i, good in enumerate(pc.fill_null(ok, False).to_pylist()):
-            if not good and reasons[i] is None:
-                reasons[i] = name
-    ids = table["listing_id"].to_pylist()
-    addresses = table["address"].to_pylist()
-    zipcodes = table["zipcode"].to_pylist()
-    urls = table["source_url"].to_pylist()
+    codes = _flag(codes, "unassigned_zipcode",
+                  pc.invert(pc.is_in(table["zipcode"], pa.array(sorted(ctx.expected), pa.string()))))
+    codes = _flag(codes, "scraped_timestamp_not_utc", pc.invert(pc.match_substring_regex(scraped, _UTC_SUFFIX)))
+    codes = _flag(codes, "scraped_outside_epoch", pc.invert(window))
+    codes = _flag(codes, "bad_source_url", pc.invert(urls_match(table, ctx.source_origin)))
+    codes = codes.combine_chunks() if isinstance(codes, pa.ChunkedArray) else codes
+    return RowVerdicts(_duplicates(table, codes))
+
+
+def _duplicates(table: pa.Table, codes: pa.Array) -> pa.Array:
+    """``duplicate_listing`` / ``duplicate_address`` in file order. Rows that share neither id nor address with
+    another candidate count at once; only the rows that do are walked in order (as the definition does)."""
+    rows = np.flatnonzero(pc.is_null(codes).to_numpy(zero_copy_only=False))
+    if len(rows) < 2:
+        return codes
+    take = pa.array(rows)
+    ids = table["listing_id"].take(take).combine_chunks()
+    addresses, zipcodes = table["address"].take(take).combine_chunks(), table["zipcode"].take(take).combine_chunks()
+
+    def shared(values: pa.Array) -> np.ndarray:
+        groups = pc.dictionary_encode(values).indices.to_numpy(zero_copy_only=False)
+        return np.bincount(groups)[groups] > 1
+
+    # address keys only where they can be equal (the same coarse group); the others never match anything
+    maybe = np.flatnonzero(shared(address_groups(addresses, zipcodes)))
+    keys: list = list(range(len(rows)))
+    same_key = np.zeros(len(rows), bool)
+    if len(maybe):
+        exact = address_keys(addresses.take(pa.array(maybe)), zipcodes.take(pa.array(maybe)))
+        same_key[maybe] = shared(exact)
+        for i, key in zip(maybe, exact.to_pylist()):
+            keys[i] = key
+    involved = np.flatnonzero(shared(ids) | same_key)
+    if not len(involved):
+        return codes
     seen_ids: set[str] = set()
-    seen_addresses: set[str] = set()
-    for i, (listing_id, address, zipcode, url) in enumerate(zip(ids, addresses, zipcodes, urls)):
-        if reasons[i] is not None:
-            continue
-        if not url_matches(url, listing_id, zipcode, ctx.source_origin):
-            reasons[i] = "bad_source_url"
-            continue
+    seen_keys: set[str] = set()
+    listing, address = np.zeros(len(codes), bool), np.zeros(len(codes), bool)
+    for i, listing_id in zip(involved, ids.take(pa.array(involved)).to_pylist()):
+        key = keys[i]
         if listing_id in seen_ids:
-            reasons[i] = "duplicate_listing"
-            continue
-        key = address_key(address, zipcode)
-        if key in seen_addresses:
-            reasons[i] = "duplicate_address"
-            continue
-        seen_ids.add(listing_id)
-        seen_addresses.add(key)
-    return RowVerdicts(reasons)
+            listing[rows[i]] = True
+        elif key in seen_keys:
+            address[rows[i]] = True
+        else:
+            seen_ids.add(listing_id)
+            seen_keys.add(key)
+    return _flag(_flag(codes, "duplicate_listing", pa.array(listing)), "duplicate_address", pa.array(address))

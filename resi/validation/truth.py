@@ -2,7 +2,8 @@
 exactly these values.
 
 1. Every valid row is compared with the validator's own scrape of the same zipcodes after the deadline (the
-   snapshot, with the facts the search gave: list, pending and sale dates). A row whose static fields differ
+   snapshot, with the facts the search gave: list, pending and sale dates): ``snapshot_index.compare``, whose
+   row-by-row definition is ``reference.split_by_snapshot``. A row whose static fields differ
    from the snapshot's is proven false. A row the snapshot proves (``history.judge_claim``) is credited.
 2. The others form the *pool*: rows the snapshot lacks (sold, withdrawn or invented since) and rows whose
    status, price or days on market differ from what the snapshot shows at their scrape time (changed during
@@ -100,31 +101,6 @@ class TruthResult:
         for zipcode, credit in self.extrapolated.items():
             out[zipcode] += credit
         return dict(out)
-
-
-def split_by_snapshot(rows: dict[str, dict], snapshot: Snapshot, epoch_start: float) -> tuple[TruthResult, list[str]]:
-    """Compare every row with the snapshot: proven, proven false, or pooled for a refetch; the result and the
-    pool's ids."""
-    result = TruthResult(valid=len(rows))
-    pool = []
-    for listing_id, row in rows.items():
-        facts = snapshot.facts.get(listing_id)
-        if facts is None:
-            pool.append(listing_id)
-            result.pool_by_zip[row["zipcode"]] += 1
-            result.pooled["not_in_snapshot"] += 1
-            continue
-        verdict = judge_claim(row, facts, epoch_start)
-        if verdict is None:
-            result.matched_by_zip[row["zipcode"]] += 1
-        elif verdict[0] == BAD:
-            result.bad[verdict[1]] += 1
-            result.snapshot_bad += 1
-        else:
-            pool.append(listing_id)
-            result.pool_by_zip[row["zipcode"]] += 1
-            result.pooled[f"differs:{verdict[1]}"] += 1
-    return result, pool
 
 
 def refetch_verdict(row: dict, outcome: dict | str | None, epoch_start: float) -> str | None:

@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "in MB; a file that needs more scores memory_limit_exceeded")
     v.add_argument("--validator.judge_timeout", dest="judge_timeout", type=float, default=120.0,
                    help="seconds judging one miner's files may take (judging_timeout past it)")
+    v.add_argument("--validator.judge_workers", dest="judge_workers", type=int, default=SandboxLimits().workers,
+                   help="judging children side by side (one per core to spare; each may use judge_memory_mb)")
     w = p.add_argument_group("weights")
     defaults_w = WeightSchedule()
     w.add_argument("--weights.resync_blocks", dest="resync_blocks", type=int, default=defaults_w.resync_blocks,
@@ -103,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         limits=DownloadLimits(max_listings_bytes=int(args.max_listings_mb * MB),
                               max_metadata_bytes=int(args.max_metadata_kb * 1024),
                               per_miner_timeout=args.download_timeout),
-        sandbox=SandboxLimits(memory_mb=args.judge_memory_mb, seconds=args.judge_timeout),
+        sandbox=SandboxLimits(memory_mb=args.judge_memory_mb, seconds=args.judge_timeout,
+                              workers=args.judge_workers),
         params=params,
     )
     chain = open_chain(shared.chain_spec, shared.netuid, hotkey=signer.hotkey,

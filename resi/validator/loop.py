@@ -31,14 +31,15 @@ from resi.neuron import pause
 from resi.scraping.pipeline import Pipeline
 from resi.scraping.source import Drop, ListingSource, SourceError, SourceRefused
 from resi.storage import StorageError, list_objects
-from resi.validation.copies import Upload, find_copies
-from resi.validation.evaluate import MinerResult, apply_copies, finish
+from resi.validation.copies import find_copies
+from resi.validation.evaluate import MinerResult, apply_copies
 from resi.validation.params import EpochContext, ValidationParams
 from resi.validation.scoring import update_ema, weights
 from resi.validation.truth import REFUSED, UNANSWERED, Snapshot
 from resi.validator.downloads import DownloadLimits, Outage, submissions
+from resi.validator.judging import judge_all
 from resi.validator.results import ResultsPublisher
-from resi.validator.sandbox import Sandbox, SandboxLimits
+from resi.validator.sandbox import Sandbox, SandboxLimits, SandboxPool
 from resi.validator.state import ValidatorState
 from resi.validator.weights import WeightKeeper
 
@@ -68,14 +69,14 @@ class ValidatorConfig:
 
 class Validator:
     def __init__(self, hotkey: str, api: ResiApiClient, chain: Chain, source: ListingSource, state: ValidatorState,
-                 config: ValidatorConfig, sandbox: Sandbox | None = None, keeper: WeightKeeper | None = None):
+                 config: ValidatorConfig, sandbox: Sandbox | SandboxPool | None = None, keeper: WeightKeeper | None = None):
         self.hotkey = hotkey
         self.api = api
         self.chain = chain
         self.source = source
         self.state = state
         self.config = config
-        self.sandbox = sandbox or Sandbox(config.sandbox)
+        self.sandbox = sandbox or SandboxPool(config.sandbox)
         self.results = ResultsPublisher(api, state, config.data_dir / "results", hotkey, config.params)
         self.keeper = keeper or WeightKeeper(chain, state, hotkey, c.WEIGHTS_VERSION_KEY)
         self._schedule: tuple[datetime, datetime] | None = None
@@ -201,32 +202,17 @@ class Validator:
         miners = [tuple(m) for m in record["metagraph"]]
         logger.info(f"epoch {epoch_id}: validating {len(miners)} uids, seed block {record['block']}, snapshot of "
                     f"{len(snapshot.facts)} listings")
-        results: list[MinerResult] = []
-        uploads: list[Upload] = []
-        unanswered = 0
-        async for sub in submissions(self.api, miners, epoch_id, self.config.limits, self.config.download_concurrency,
-                                     self._reachable):
-            prepared = await self.sandbox.prepare(sub)
-            refetched = await self._refetch(epoch_id, prepared.sample, snapshot)
-            try:
-                result = finish(prepared, refetched, ctx, snapshot.counts, params)
-            except Exception as exc:  # whatever the child answered, it costs this miner only
-                logger.exception(f"epoch {epoch_id}: uid {sub.uid}: scoring failed")
-                result = MinerResult(sub.uid, sub.hotkey, gate="judging_failed", gate_detail=type(exc).__name__,
-                                     reasons={"judging_failed": 1})
-            unanswered += result.sample_unanswered
-            results.append(result)
-            if prepared.passed and result.gate is None:
-                uploads.append(Upload(sub.hotkey, sub.listings_modified, prepared.sha256, prepared.prints))
-            logger.info(f"epoch {epoch_id}: uid {sub.uid} score {result.score:.4f} "
-                        f"({result.gate or 'ok'}; {result.rows_valid}/{result.rows_uploaded} valid rows)")
+        subs = submissions(self.api, miners, epoch_id, self.config.limits, self.config.download_concurrency,
+                           self._reachable)
+        judged = await judge_all(subs, self.sandbox, lambda ids: self._refetch(epoch_id, ids, snapshot), ctx,
+                                 snapshot.counts, params, self.config.sandbox.workers)
+        results, unanswered = judged.results, judged.unanswered
         final = (utcnow() - assignment.submission_deadline).total_seconds() >= 0.75 * lag
         if unanswered and not final:
             logger.warning(f"epoch {epoch_id}: the listing source did not answer {unanswered} sampled refetches; "
                            "validating the epoch again later")
             return None
-        apply_copies(results, find_copies(uploads, params.copy_overlap))
-        results.sort(key=lambda r: r.uid)
+        apply_copies(results, find_copies(judged.uploads, params.copy_overlap))
         scores = {uid: (hk, 0.0) for uid, hk in miners}
         scores.update({r.uid: (r.hotkey, r.score) for r in results})
         ema = update_ema(self.state.ema(), scores, params.ema_alpha)
@@ -309,10 +295,10 @@ class Validator:
                 answers[listing_id] = REFUSED if source_up else UNANSWERED
             if not source_up:
                 logger.warning(f"epoch {epoch_id}: the listing source is not answering ({len(failed)} refetches)")
-        for listing_id, outcome in answers.items():
-            if outcome != UNANSWERED:
-                self.state.save_refetch(epoch_id, listing_id, outcome)
-                cache[listing_id] = outcome
+        answered = {listing_id: outcome for listing_id, outcome in answers.items() if outcome != UNANSWERED}
+        if answered:
+            self.state.save_refetches(epoch_id, answered)
+            cache.update(answered)
         return {i: cache.get(i, answers.get(i, UNANSWERED)) for i in ids}
 
     async def _source_answers(self, snapshot: Snapshot) -> bool:

@@ -12,7 +12,8 @@ a time, reused across miners) that runs :func:`resi.validation.evaluate.prepare`
 - the child's answer is JSON plus the fingerprints as raw bytes, never pickle: a child compromised by a file
   cannot run code in the validator, and its answer is only ever applied to the miner it was asked about.
 
-The epoch's inputs (context, parameters, snapshot facts, block hash) go to every new child once.
+The epoch's inputs (context, parameters, the snapshot indexed once by the parent, block hash) go to every new
+child once.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from loguru import logger
 
-from resi.validation.evaluate import Prepared, prepare
+from resi.validation.evaluate import Prepared, index_of, prepare
 from resi.validation.gates import Submission
 from resi.validation.params import EpochContext, ValidationParams
 from resi.validation.truth import Snapshot, TruthResult
@@ -44,6 +45,8 @@ class SandboxLimits:
     """Address space the child may use beyond its footprint after start-up (interpreter, pyarrow)."""
     seconds: float = 120.0
     """Time one miner's judging may take."""
+    workers: int = 2
+    """Children judging miners side by side (one per core to spare; each may use ``memory_mb``)."""
 
 
 # --- the wire between the two processes ---------------------------------------------------------------------
@@ -96,6 +99,11 @@ async def _receive(reader: asyncio.StreamReader) -> bytes:
 # --- the parent's side ----------------------------------------------------------------------------------------
 
 
+def epoch_message(ctx: EpochContext, params: ValidationParams, snapshot: Snapshot, block_hash: str) -> bytes:
+    return pickle.dumps(("epoch", ctx, params, index_of(snapshot, ctx), block_hash), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+
 class Sandbox:
     """Judges submissions in a child process; :meth:`prepare` never raises for anything about the file."""
 
@@ -107,8 +115,12 @@ class Sandbox:
         """Children started so far (a new one after every crash or timeout)."""
 
     def set_epoch(self, ctx: EpochContext, params: ValidationParams, snapshot: Snapshot, block_hash: str) -> None:
-        """What every judging of the epoch needs; a running child gets it before its next miner."""
-        self._epoch = pickle.dumps(("epoch", ctx, params, snapshot, block_hash), protocol=pickle.HIGHEST_PROTOCOL)
+        """What every judging of the epoch needs (the snapshot indexed once, here); a running child gets it
+        before its next miner."""
+        self.set_epoch_message(epoch_message(ctx, params, snapshot, block_hash))
+
+    def set_epoch_message(self, message: bytes) -> None:
+        self._epoch = message
         self._sent_epoch = False
 
     async def _child(self) -> asyncio.subprocess.Process:
@@ -172,6 +184,41 @@ class Sandbox:
         await self._kill()
 
 
+class SandboxPool:
+    """``limits.workers`` sandboxes judging side by side: :meth:`prepare` takes whichever is free."""
+
+    def __init__(self, limits: SandboxLimits = SandboxLimits()):
+        self.limits = limits
+        self.sandboxes = [Sandbox(limits) for _ in range(max(1, limits.workers))]
+        self._free: asyncio.Queue | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def started(self) -> int:
+        return sum(s.started for s in self.sandboxes)
+
+    def set_epoch(self, ctx: EpochContext, params: ValidationParams, snapshot: Snapshot, block_hash: str) -> None:
+        message = epoch_message(ctx, params, snapshot, block_hash)
+        for sandbox in self.sandboxes:
+            sandbox.set_epoch_message(message)
+
+    async def prepare(self, sub: Submission) -> Prepared:
+        loop = asyncio.get_running_loop()
+        if self._free is None or self._loop is not loop:
+            self._free, self._loop = asyncio.Queue(), loop
+            for sandbox in self.sandboxes:
+                self._free.put_nowait(sandbox)
+        sandbox = await self._free.get()
+        try:
+            return await sandbox.prepare(sub)
+        finally:
+            self._free.put_nowait(sandbox)
+
+    async def close(self) -> None:
+        for sandbox in self.sandboxes:
+            await sandbox.close()
+
+
 def _die_with_parent() -> None:
     from resi.processes import die_with_parent
 
@@ -223,8 +270,8 @@ def main() -> int:
         if message[0] == "epoch":
             epoch = message[1:]
             continue
-        ctx, params, snapshot, block_hash = epoch
-        prepared = prepare(message[1], ctx, params, snapshot, block_hash)
+        ctx, params, index, block_hash = epoch
+        prepared = prepare(message[1], ctx, params, index, block_hash)
         body, prints = to_wire(prepared)
         _write_frame(out, body)
         _write_frame(out, prints)

@@ -174,9 +174,11 @@ class ValidatorState:
             rows = db.execute("SELECT listing_id, outcome FROM refetch WHERE epoch_id=?", (epoch_id,)).fetchall()
         return {listing_id: json.loads(outcome) for listing_id, outcome in rows}
 
-    def save_refetch(self, epoch_id: str, listing_id: str, outcome: dict | str | None) -> None:
+    def save_refetches(self, epoch_id: str, outcomes: dict[str, dict | str | None]) -> None:
+        """The source's answers for these ids, in one transaction."""
         with self._db() as db:
-            db.execute("INSERT OR REPLACE INTO refetch VALUES (?, ?, ?)", (epoch_id, listing_id, json.dumps(outcome)))
+            db.executemany("INSERT OR REPLACE INTO refetch VALUES (?, ?, ?)",
+                           [(epoch_id, listing_id, json.dumps(outcome)) for listing_id, outcome in outcomes.items()])
 
     def prune(self, keep_epochs: int = 50) -> None:
         """Drop snapshots and refetch answers of all but the newest ``keep_epochs`` epochs."""

@@ -1,0 +1,324 @@
+"""The truth check's first step for a whole table at once: every valid row against the snapshot, as a join on
+``listing_id`` with compute kernels.
+
+The index is built once per epoch (in the judging child). A listing whose dated history does not move during the
+epoch's window (no event bound between the epoch's start and one second past its deadline, so the same set of
+possible states all over it; static fields that the schema's types hold exactly) is *simple*: for every row of it
+the verdict of ``history.judge_claim`` reduces to comparisons of columns (static fields and staleness per
+listing; status, price, list date and days on market against each of its possible states). Rows of the other listings, and rows whose scrape time the kernels do not
+read exactly as ``parse_iso`` does, go through ``judge_claim`` itself. ``resi.validation.reference.split_by_snapshot``
+is the row-by-row definition; tests hold this to it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from resi.listings.schema import LISTING_SCHEMA
+from resi.validation.history import (
+    BAD,
+    DAY,
+    STATIC_FIELDS,
+    _utc_dates,
+    is_stale,
+    judge_claim,
+    states_at,
+    timeline,
+)
+from resi.validation.truth import Snapshot, TruthResult
+
+_NAN = float("nan")
+
+
+def _holds(value, typ: pa.DataType) -> bool:
+    """Whether a column of ``typ`` holds ``value`` exactly, so that equality in arrow is equality in Python
+    (strings as UTF-8, integers within float64's exact range, no NaN, no bool)."""
+    if value is None:
+        return True
+    if pa.types.is_string(typ):
+        if not isinstance(value, str):
+            return False
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return abs(value) < 2**53 and (pa.types.is_integer(typ) or pa.types.is_floating(typ))
+    return isinstance(value, float) and pa.types.is_floating(typ) and not math.isnan(value)
+
+
+MAX_STATES = 64
+"""A listing with more possible states than this at one moment goes through ``judge_claim``."""
+
+
+def _steady_states(facts: dict, low: float, high: float, epoch_start: float):
+    """(states, stale) when the listing's history gives the same states all over ``[low, high]``, else None."""
+    events = timeline(facts)
+    bounds = [bound for event in events for bound in event[:2]]
+    if any(math.isnan(bound) or low < bound <= high for bound in bounds):
+        return None
+    states = states_at(events, low)
+    if not 0 < len(states) <= MAX_STATES:
+        return None
+    return sorted(states, key=repr), is_stale(events, epoch_start, low)
+
+
+@dataclass(frozen=True)
+class SnapshotIndex:
+    snapshot: Snapshot
+    ids: pa.Array
+    """Every listing id of the snapshot; position ``i`` is listing ``i`` below."""
+    simple: np.ndarray
+    """Per listing: whether its rows are judged by the kernels."""
+    static: pa.Table
+    """The static fields of every listing, typed as the schema (nulls for listings that are not simple)."""
+    stale: np.ndarray
+    first_state: np.ndarray
+    """Per listing: where its possible states begin in the state arrays below (``state_count`` of them)."""
+    state_count: np.ndarray
+    status: pa.Array
+    price: pa.Array
+    listed: np.ndarray
+    """(states, 2) float: when the state's listing was listed (NaN when it was not)."""
+    since: np.ndarray
+    """(states, 2) float: when its status began (NaN when unknown)."""
+    first_date: pa.Array
+    last_date: pa.Array
+    """The UTC dates the listing date may be (null when the state was never listed)."""
+    epoch_start: float
+    window: tuple[float, float]
+    """The scrape times over which the simple listings keep their one state."""
+
+    @classmethod
+    def build(cls, snapshot: Snapshot, epoch_start: float, deadline: float) -> SnapshotIndex:
+        """The index of ``snapshot`` for rows scraped in ``[epoch_start, deadline]`` (to the second)."""
+        names = list(snapshot.facts)
+        n = len(names)
+        types = {name: LISTING_SCHEMA.field(name).type for name in STATIC_FIELDS}
+        static = {name: [None] * n for name in STATIC_FIELDS}
+        simple, stale = np.zeros(n, bool), np.zeros(n, bool)
+        first_state, state_count = np.zeros(n, np.int64), np.zeros(n, np.int64)
+        status, price, listed, since, first, last = [], [], [], [], [], []
+        window = (epoch_start, deadline + 1.0)
+        for i, listing_id in enumerate(names):
+            facts = snapshot.facts[listing_id]
+            try:
+                values = facts["static"]
+                if not all(_holds(values.get(name), types[name]) for name in STATIC_FIELDS):
+                    continue
+                found = _steady_states(facts, *window, epoch_start)
+                if found is None or not all(_holds(s.price, pa.float64()) and _holds(s.status, pa.string())
+                                            for s in found[0]):
+                    continue
+                dates = [_utc_dates(s.listed) if s.listed is not None else (None, None) for s in found[0]]
+            except Exception:  # facts the kernels cannot read: judge_claim judges them (as it always would)
+                continue
+            simple[i], stale[i] = True, found[1]
+            first_state[i], state_count[i] = len(status), len(found[0])
+            for name in STATIC_FIELDS:
+                static[name][i] = values.get(name)
+            for state, (day_one, day_last) in zip(found[0], dates):
+                status.append(state.status)
+                price.append(state.price)
+                listed.append(state.listed or (_NAN, _NAN))
+                since.append(state.since or (_NAN, _NAN))
+                first.append(day_one)
+                last.append(day_last)
+        return cls(snapshot, pa.array(names, pa.string()), simple,
+                   pa.table({name: pa.array(static[name], types[name]) for name in STATIC_FIELDS}),
+                   stale, first_state, state_count, pa.array(status, pa.string()), pa.array(price, pa.float64()),
+                   np.array(listed, np.float64).reshape(-1, 2), np.array(since, np.float64).reshape(-1, 2),
+                   pa.array(first, pa.string()), pa.array(last, pa.string()), epoch_start, window)
+
+
+def _same(a, b) -> np.ndarray:
+    """Python's ``a == b`` per row, None equal to None."""
+    equal = pc.fill_null(pc.equal(a, b), False)
+    return _np(pc.or_(equal, pc.and_(pc.is_null(a), pc.is_null(b))))
+
+
+def _np(array) -> np.ndarray:
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return array.to_numpy(zero_copy_only=False)
+
+
+def _lookup(pairs: dict[int, int]) -> np.ndarray:
+    table = np.full(40, -1, np.int64)
+    table[list(pairs)] = list(pairs.values())
+    return table
+
+
+_FRACTION_Z, _FRACTION_OFFSET = _lookup({20: 0, 24: 3, 27: 6}), _lookup({25: 0, 29: 3, 32: 6})
+"""Length of a checked UTC timestamp -> digits of its fraction (none, 3 or 6), by its suffix (``Z``, ``+00:00``)."""
+
+
+def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 of proleptic Gregorian dates (H. Hinnant's algorithm)."""
+    y = y - (m <= 2)
+    era = np.floor_divide(y, 400)
+    yoe = y - era * 400
+    doy = (153 * (m + np.where(m > 2, -3, 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def scrape_moments(stamps: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(seconds, readable): ``parse_iso(stamp).timestamp()`` of timestamps of the checked form
+    (``YYYY-MM-DDTHH:MM:SS[.f]Z|+00:00``, a real moment), read from their digits where the kernels read them
+    as Python does (no fraction, or 3 or 6 digits: what ``datetime.fromisoformat`` reads on every supported
+    Python; years from 1, within 285 years of 1970). Rows that are not readable must be judged by ``parse_iso`` itself."""
+    stamps = stamps.combine_chunks() if isinstance(stamps, pa.ChunkedArray) else stamps
+    n = len(stamps)
+    if n == 0:
+        return np.zeros(0), np.zeros(0, bool)
+    offsets = np.frombuffer(stamps.buffers()[1], np.int32)[stamps.offset:stamps.offset + n + 1].astype(np.int64)
+    data = np.frombuffer(stamps.buffers()[2], np.uint8) if stamps.buffers()[2] is not None else np.zeros(0, np.uint8)
+    starts, lengths = offsets[:-1], np.minimum(np.diff(offsets), 39)
+    padded = np.concatenate([data, np.zeros(40, np.uint8)])  # reads past the last row stay in bounds
+    zulu = padded[np.maximum(offsets[1:] - 1, 0)] == ord("Z")
+    digits = np.where(zulu, _FRACTION_Z[lengths], _FRACTION_OFFSET[lengths])
+    point = padded[starts + 19] == ord(".")
+    readable = (digits >= 0) & (point == (digits > 0)) & _np(pc.is_valid(stamps))
+    at = np.where(readable, starts, 0)
+
+    def number(first: int, count: int) -> np.ndarray:
+        value = np.zeros(n, np.int64)
+        for k in range(count):
+            value = value * 10 + (padded[at + first + k].astype(np.int64) - 48)
+        return value
+
+    year, month, day = number(0, 4), number(5, 2), number(8, 2)
+    seconds = _days_from_civil(year, month, day) * 86400 + number(11, 2) * 3600 + number(14, 2) * 60 + number(17, 2)
+    micros = np.where(digits == 3, number(20, 3) * 1000, np.where(digits == 6, number(20, 6), 0))
+    total = seconds * 1_000_000 + micros
+    readable &= (year >= 1) & (np.abs(total) < 2**53)  # beyond, int -> float rounds where Python's int / int does not
+    return total / 1e6, readable
+
+
+def compare(rows: pa.Table, index: SnapshotIndex) -> tuple[TruthResult, list[str]]:
+    """``reference.split_by_snapshot`` of ``rows`` (valid rows with distinct listing ids) at once: the result
+    and the pool's ids."""
+    rows = rows.combine_chunks()
+    n = rows.num_rows
+    result = TruthResult(valid=n)
+    where = _np(pc.fill_null(pc.index_in(rows["listing_id"], value_set=index.ids), -1)).astype(np.int64)
+    found = where >= 0
+    moments, readable = scrape_moments(rows["scraped_timestamp"])
+    fast = found & readable & (moments >= index.window[0]) & (moments <= index.window[1])
+    fast[fast] = index.simple[where[fast]]
+    # 0: proven; 1..: a reason (BAD or UNPROVEN) from the table below; the definition's order of checks
+    reasons = [f"mismatch:{name}" for name in STATIC_FIELDS] + ["stale", "listing_status", "price", "days_on_market"]
+    code = np.zeros(n, np.int16)
+    rows_at = np.flatnonzero(fast)
+    if len(rows_at):
+        code[rows_at] = _codes(rows.take(pa.array(rows_at)), index, where[rows_at], moments[rows_at])
+    bad_codes = len(STATIC_FIELDS) + 1
+    outcome: list[tuple[int, str, str]] = []  # (row, kind, reason) of the rows the kernels leave to judge_claim
+    slow = np.flatnonzero(found & ~fast)
+    if len(slow):
+        for i, row in zip(slow, rows.take(pa.array(slow)).to_pylist()):
+            verdict = judge_claim(row, index.snapshot.facts[row["listing_id"]], index.epoch_start)
+            outcome.append((i, *verdict) if verdict else (i, "", ""))
+    zipcodes = rows["zipcode"]
+    listing_ids = rows["listing_id"]
+    proven = (code == 0) & fast
+    snapshot_bad = fast & (code > 0) & (code <= bad_codes)
+    differs = fast & (code > bad_codes)
+    for code_value in np.unique(code[snapshot_bad | differs]):
+        name = reasons[code_value - 1]
+        count = int(np.count_nonzero(fast & (code == code_value)))
+        if code_value <= bad_codes:
+            result.bad[name] += count
+            result.snapshot_bad += count
+        else:
+            result.pooled[f"differs:{name}"] += count
+    pool = ~found | differs
+    for i, kind, reason in outcome:
+        if not kind:
+            proven[i] = True
+        elif kind == BAD:
+            result.bad[reason] += 1
+            result.snapshot_bad += 1
+        else:
+            pool[i] = True
+            result.pooled[f"differs:{reason}"] += 1
+    missing = int(np.count_nonzero(~found))
+    if missing:
+        result.pooled["not_in_snapshot"] += missing
+    result.matched_by_zip = _count(zipcodes, proven)
+    result.pool_by_zip = _count(zipcodes, pool)
+    result.pooled = Counter(dict(sorted(result.pooled.items())))
+    return result, listing_ids.filter(pa.array(pool)).to_pylist()
+
+
+def _count(values, mask: np.ndarray) -> Counter:
+    if not mask.any():
+        return Counter()
+    counted = pc.value_counts(values.filter(pa.array(mask)))
+    return Counter(dict(zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist())))
+
+
+def _codes(rows: pa.Table, index: SnapshotIndex, at: np.ndarray, moments: np.ndarray) -> np.ndarray:
+    """Per row of simple listings: 0 when proven, else 1 + the position of its reason (see ``compare``)."""
+    take = pa.array(at)
+    code = np.zeros(rows.num_rows, np.int16)
+    open_ = np.ones(rows.num_rows, bool)
+
+    def flag(number: int, bad: np.ndarray) -> None:
+        hit = open_ & bad
+        code[hit] = number
+        open_[hit] = False
+
+    for number, name in enumerate(STATIC_FIELDS, start=1):
+        flag(number, ~_same(rows[name], index.static[name].take(take)))
+    number = len(STATIC_FIELDS)
+    flag(number + 1, index.stale[at])
+    # every (row, possible state of its listing) pair; a row keeps the states that agree so far
+    counts = index.state_count[at]
+    pair_row = np.repeat(np.arange(len(at)), counts)
+    pair_state = np.repeat(index.first_state[at] - np.cumsum(counts) + counts, counts) + np.arange(len(pair_row))
+    row_take, state_take = pa.array(pair_row), pa.array(pair_state)
+    status = rows["listing_status"].take(row_take)
+    status_ok = _same(status, index.status.take(state_take))
+    price_ok = status_ok & _same(rows["price"].take(row_take), index.price.take(state_take))
+    dated = rows.select(["listing_date", "days_on_market"]).take(row_take)
+    dates_ok = price_ok & _dates_fit(dated, index, pair_state, moments[pair_row], status)
+
+    def any_per_row(ok: np.ndarray) -> np.ndarray:
+        return np.bincount(pair_row[ok], minlength=len(at)) > 0
+
+    flag(number + 2, ~any_per_row(status_ok))
+    flag(number + 3, ~any_per_row(price_ok))
+    flag(number + 4, ~any_per_row(dates_ok))
+    return code
+
+
+def _dates_fit(rows: pa.Table, index: SnapshotIndex, at: np.ndarray, moments: np.ndarray, status) -> np.ndarray:
+    """``history.dates_fit`` per (row, state at ``at``)."""
+    listed, since = index.listed[at], index.since[at]
+    has_listed = ~np.isnan(listed[:, 0])
+    date, days = rows["listing_date"], rows["days_on_market"]
+    no_dates = _np(pc.and_(pc.is_null(date), pc.is_null(days)))
+    both = _np(pc.and_(pc.is_valid(date), pc.is_valid(days)))
+    take = pa.array(at)
+    in_range = _np(pc.fill_null(pc.and_(pc.less_equal(index.first_date.take(take), date),
+                                        pc.less_equal(date, index.last_date.take(take))), False))
+    sold = _np(pc.equal(status, "sold")) & ~np.isnan(since[:, 0])
+    end0 = np.where(sold, since[:, 0], moments)
+    end1 = np.where(sold, since[:, 1], moments)
+    with np.errstate(invalid="ignore"):
+        low = np.floor((end0 - listed[:, 1]) / DAY)
+        high = np.floor((end1 - listed[:, 0]) / DAY)
+    count = _np(pc.fill_null(days, 0)).astype(np.int64)
+    fits = both & in_range & (low <= count) & (count <= high)
+    return np.where(has_listed, fits, no_dates)

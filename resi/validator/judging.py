@@ -1,0 +1,72 @@
+"""Judging an epoch's submissions as they arrive, several miners at a time (one per judging child), into
+results, copy-detection uploads and the count of refetches the source left unanswered. The validator's loop
+and the benchmark (``scripts/bench_validator.py``) run this same code."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from loguru import logger
+
+from resi.validation.copies import Upload
+from resi.validation.evaluate import MinerResult, Prepared, finish
+from resi.validation.gates import Submission
+from resi.validation.params import EpochContext, ValidationParams
+
+
+class Judge(Protocol):
+    async def prepare(self, sub: Submission) -> Prepared: ...
+
+
+@dataclass
+class Judged:
+    results: list[MinerResult] = field(default_factory=list)
+    uploads: list[Upload] = field(default_factory=list)
+    """What copy detection needs of every upload that passed (fingerprints: compact arrays)."""
+    unanswered: int = 0
+
+
+async def judge_all(subs: AsyncIterator[Submission], judge: Judge, refetch: Callable[[list[str]], Awaitable[dict]],
+                    ctx: EpochContext, counts: dict[str, int | None], params: ValidationParams,
+                    workers: int) -> Judged:
+    """Every submission through ``judge`` (at most ``workers`` at once), its sample through ``refetch``, then
+    ``finish``; whatever one miner's judging does costs that miner only."""
+    judged = Judged()
+    running: set[asyncio.Task] = set()
+
+    async def one(sub: Submission) -> None:
+        prepared = await judge.prepare(sub)
+        refetched = await refetch(prepared.sample)
+        try:
+            result = finish(prepared, refetched, ctx, counts, params)
+        except Exception as exc:  # whatever the child answered, it costs this miner only
+            logger.exception(f"epoch {ctx.epoch_id}: uid {sub.uid}: scoring failed")
+            result = MinerResult(sub.uid, sub.hotkey, gate="judging_failed", gate_detail=type(exc).__name__,
+                                 reasons={"judging_failed": 1})
+        judged.unanswered += result.sample_unanswered
+        judged.results.append(result)
+        if prepared.passed and result.gate is None:
+            judged.uploads.append(Upload(sub.hotkey, sub.listings_modified, prepared.sha256, prepared.prints))
+        logger.info(f"epoch {ctx.epoch_id}: uid {sub.uid} score {result.score:.4f} "
+                    f"({result.gate or 'ok'}; {result.rows_valid}/{result.rows_uploaded} valid rows)")
+
+    try:
+        async for sub in subs:
+            running.add(asyncio.create_task(one(sub)))
+            if len(running) >= workers:
+                done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()
+        if running:
+            done, running = await asyncio.wait(running)
+            for task in done:
+                task.result()
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+    judged.results.sort(key=lambda r: r.uid)
+    return judged
