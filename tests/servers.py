@@ -46,7 +46,11 @@ class ApiServer:
         if self.process is not None:
             self.process.stop()
 
-    def restart(self) -> None:
+    def restart(self, kill: bool = False) -> None:
+        """Stop (``kill``: SIGKILL, nothing to clean up) and start again on the same state."""
+        if kill and self.process is not None and self.process.proc is not None:
+            self.process.proc.kill()
+            self.process.proc.wait()
         self.stop()
         self.start()
 

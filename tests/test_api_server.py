@@ -294,6 +294,38 @@ def test_restart_keeps_epoch_nonce_and_assignment(tmp_path, local_s3):
         n.server.stop()
 
 
+def test_nothing_used_is_forgotten_across_kill_9(tmp_path, local_s3):
+    """Seen commitments and rate-limit counts live in memory with an append-only log: a SIGKILL right after
+    the answers loses neither (no replay accepted, no fresh quota)."""
+    n = Net(tmp_path, local_s3, "--epoch-minutes", "240")
+    try:
+        url = n.server.url + "/api/v1/zipcode-assignments/current"
+        used = signed_query(n.miners[0], signing.assignment_current)
+        assert raw("GET", url, params=used)[0] == 200
+        now = int(time.time())
+        answers = [raw("GET", url, params=signed_query(n.miners[1], signing.assignment_current, ts=now - 30 + i))[0]
+                   for i in range(10)]  # the whole per-minute quota
+        assert answers == [200] * 10
+        n.server.restart(kill=True)
+        status, body, _ = raw("GET", url, params=used)
+        assert status == 401 and "replay" in body["detail"]
+        status, _, headers = raw("GET", url, params=signed_query(n.miners[1], signing.assignment_current))
+        assert status == 429 and headers["X-RateLimit-Remaining"] == "0"
+        assert raw("GET", url, params=signed_query(n.miners[2], signing.assignment_current))[0] == 200
+    finally:
+        n.server.stop()
+
+
+def test_a_second_server_on_the_same_state_refuses_to_start(tmp_path, local_s3):
+    n = Net(tmp_path, local_s3)
+    try:
+        second = ApiServer(tmp_path, tmp_path / "chain.db", local_s3)
+        with pytest.raises(RuntimeError, match="one server per --state-dir"):
+            second.start()
+    finally:
+        n.server.stop()
+
+
 # --- the server never answers 500 ------------------------------------------------------------------------------
 
 
@@ -403,16 +435,17 @@ def test_a_full_disk_under_the_state_is_unhealthy_and_never_500(tmp_path, local_
     Net.__init__(n, tmp_path, local_s3)  # the chain and keys; the server below replaces the default one
     n.server.stop()
     n.server = ApiServer(tmp_path / "full", tmp_path / "chain.db", local_s3, "--listings-scale", "0.05",
-                         "--target-listings", "500", prefix=("prlimit", f"--fsize={256 * 1024}")).start()
+                         "--target-listings", "500", "--rate-limits", "assignment=100000/60",
+                         prefix=("prlimit", f"--fsize={256 * 1024}")).start()
     try:
         url = n.server.url
         assert raw("GET", url + "/healthcheck")[0] == 200
         statuses, health = [], None
         oldest = int(time.time()) - 250
-        for i in range(400):
+        for i in range(3000):  # each accepted request is logged (seen, counted) until a write fails
             miner = n.miners[i % len(n.miners)]
             statuses.append(raw("GET", url + "/api/v1/zipcode-assignments/current",
-                                params=signed_query(miner, signing.assignment_current, ts=oldest + i))[0])
+                                params=signed_query(miner, signing.assignment_current, ts=oldest + i // len(n.miners)))[0])
             if statuses[-1] == 503:
                 health = raw("GET", url + "/healthcheck")
                 break

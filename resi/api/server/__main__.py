@@ -126,7 +126,12 @@ async def serve(args: argparse.Namespace) -> int:
             logger.error("S3 keys missing: set RESI_S3_ACCESS_KEY and RESI_S3_SECRET_KEY, or use --local")
             return 2
         settings = S3Settings(args.s3_endpoint, config.region, access, secret)
-    store = StateStore(config.state_dir / "state.db")
+    longest = max([r.window for r in config.rate_limits.values()] + [2 * c.TIMESTAMP_TOLERANCE_S + 60])
+    try:
+        store = StateStore(config.state_dir / "state.db", keep=longest)
+    except RuntimeError as exc:
+        logger.error(f"{exc}")
+        return 2
     chain = open_chain(args.chain, config.netuid)
     try:
         presigner = S3Presigner(settings)

@@ -13,6 +13,7 @@ from resi.api.server import routes_public as public
 from resi.api.server import routes_validator as validator
 from resi.api.server.context import CTX, ServerContext
 from resi.api.server.http import RATE_HEADERS, HttpError, error_response
+from resi.api.server.ledger import LedgerError
 from resi.api.server.openapi import ENDPOINTS
 
 HANDLERS = {
@@ -44,7 +45,7 @@ async def errors(request: web.Request, handler) -> web.StreamResponse:
             raise
         response = error_response(exc.status, [exc.reason or "error"], {k: v for k, v in exc.headers.items()
                                                                        if k.lower() == "allow"})
-    except sqlite3.Error as exc:  # the state store cannot be read or written (a full disk...): not the client's fault
+    except (sqlite3.Error, LedgerError) as exc:  # the state cannot be read or written (a full disk...): not the client's fault
         ctx.store_failed_at = time.monotonic()
         logger.error(f"state store error on {request.method} {request.path}: {exc}")
         response = error_response(503, ["Service temporarily unavailable (state store)"], {"Retry-After": "30"})

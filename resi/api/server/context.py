@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -98,6 +99,7 @@ class ServerContext:
         self.charged = 0
         self.store_failed_at: float | None = None
         """When a request last found the state store unable to read or write (monotonic seconds)."""
+        self._assignment_json: tuple[str, bytes] | None = None
 
     def store_ok(self, within: float = 60.0) -> bool:
         """The store takes a write now, and no request found it failing in the last ``within`` seconds."""
@@ -113,6 +115,12 @@ class ServerContext:
 
     def parse_epoch(self, epoch_id: str) -> Epoch:
         return epoch_from_id(epoch_id, self.config.epoch_length)
+
+    def assignment_json(self, epoch: Epoch) -> bytes:
+        """The epoch's assignment as the response body (serialized once per epoch)."""
+        if self._assignment_json is None or self._assignment_json[0] != epoch.id:
+            self._assignment_json = (epoch.id, json.dumps(self.epoch_record(epoch)["assignment"]).encode())
+        return self._assignment_json[1]
 
     def epoch_record(self, epoch: Epoch) -> dict:
         """The stored epoch (nonce + assignment), created on first use; a restart returns the same."""

@@ -22,7 +22,7 @@ async def current_assignment(request: web.Request) -> web.Response:
         ctx, request, hotkey=q.hotkey, commitment=signing.assignment_current(q.timestamp), signature=q.signature,
         timestamp=q.timestamp, limit_key=lim.ASSIGNMENT,
     )
-    return web.json_response(ctx.epoch_record(ctx.current_epoch())["assignment"])
+    return web.Response(body=ctx.assignment_json(ctx.current_epoch()), content_type="application/json")
 
 
 async def miner_status(request: web.Request) -> web.Response:

@@ -1,5 +1,6 @@
-"""The reference server's durable state in SQLite: epochs and their nonces and assignments, miner statuses,
-rate-limit windows and seen commitments. A restart keeps all of it.
+"""The reference server's durable state: epochs and their nonces and assignments and miner statuses in SQLite;
+rate-limit windows and seen commitments in memory with an append-only log (``ledger.py``), out of the
+per-request database path. A restart, even after ``kill -9``, keeps all of it.
 
 One connection, used from the event loop: every statement is a short indexed read or write (well under a
 millisecond in WAL mode), so there is nothing to gain from a thread pool.
@@ -11,6 +12,8 @@ import json
 import sqlite3
 import time
 from pathlib import Path
+
+from resi.api.server.ledger import Ledger
 
 _SCHEMA = """
 PRAGMA journal_mode=WAL;
@@ -28,25 +31,24 @@ CREATE TABLE IF NOT EXISTS statuses (
     listings_scraped INTEGER, s3_upload_complete INTEGER NOT NULL, body TEXT NOT NULL, received_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS statuses_epoch ON statuses (epoch_id, hotkey);
-CREATE TABLE IF NOT EXISTS rate_events (key TEXT NOT NULL, at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS rate_events_key ON rate_events (key, at);
 CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY, at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS seen (
-    hotkey TEXT NOT NULL, commitment TEXT NOT NULL, seen_at REAL NOT NULL, PRIMARY KEY (hotkey, commitment)
-);
-CREATE INDEX IF NOT EXISTS seen_at ON seen (seen_at);
 """
 
 
 class StateStore:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, keep: float = 2 * 3600.0):
+        """``keep``: seconds a rate-limit count or a seen commitment can matter (the longest window)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
         self._db.executescript(_SCHEMA)
+        self.ledger = Ledger(path.parent / f"{path.stem}-ledger", keep)
+        self.ledger.open(time.time())
+        self._epochs: dict[str, dict] = {}
 
     def close(self) -> None:
         self._db.close()
+        self.ledger.close()
 
     def ping(self) -> None:
         """Raise unless the store can be written (a full disk fails here, not on the next client's request)."""
@@ -55,13 +57,21 @@ class StateStore:
     # --- epochs ---------------------------------------------------------------------------------------------------
 
     def epoch(self, epoch_id: str) -> dict | None:
+        """The stored epoch (read-only: an epoch never changes once stored, so it is kept in memory)."""
+        cached = self._epochs.get(epoch_id)
+        if cached is not None:
+            return cached
         row = self._db.execute(
             "SELECT epoch_id, start_ts, end_ts, nonce, assignment FROM epochs WHERE epoch_id=?", (epoch_id,)
         ).fetchone()
         if row is None:
             return None
-        return {"epoch_id": row[0], "start_ts": row[1], "end_ts": row[2], "nonce": row[3],
-                "assignment": json.loads(row[4])}
+        record = {"epoch_id": row[0], "start_ts": row[1], "end_ts": row[2], "nonce": row[3],
+                  "assignment": json.loads(row[4])}
+        if len(self._epochs) > 64:
+            self._epochs.clear()
+        self._epochs[epoch_id] = record
+        return record
 
     def insert_epoch(self, epoch_id: str, start_ts: float, end_ts: float, nonce: str, assignment: dict) -> dict:
         """Store an epoch unless one with that id exists; return what is stored (first writer wins)."""
@@ -106,32 +116,10 @@ class StateStore:
     # --- rate limits and replays ------------------------------------------------------------------------------------
 
     def charge(self, key: str, limit: int, window: float, now: float) -> tuple[bool, int, float]:
-        """Count one request against ``key`` if fewer than ``limit`` were counted in the ``window`` seconds
-        before ``now`` (a sliding window: no window of that length ever holds more): (allowed, remaining,
-        when the oldest counted request leaves the window)."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            times = [r[0] for r in self._db.execute(
-                "SELECT at FROM rate_events WHERE key=? AND at > ? ORDER BY at", (key, now - window))]
-            allowed = len(times) < limit
-            if allowed:
-                self._db.execute("INSERT INTO rate_events VALUES (?, ?)", (key, now))
-                times.append(now)
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        return allowed, max(0, limit - len(times)), (times[0] if times else now) + window
+        return self.ledger.charge(key, limit, window, now)
 
     def prune(self, now: float, longest_window: float) -> int:
-        """Forget rate events no window can count any more; how many."""
-        return self._db.execute("DELETE FROM rate_events WHERE at <= ?", (now - longest_window,)).rowcount
+        return self.ledger.prune(now, longest_window)
 
     def first_use(self, hotkey: str, commitment: str, now: float, keep: float) -> bool:
-        """Record a signed commitment; False if it was already used (a replay). Forgets entries older than ``keep``."""
-        self._db.execute("DELETE FROM seen WHERE seen_at < ?", (now - keep,))
-        try:
-            self._db.execute("INSERT INTO seen VALUES (?, ?, ?)", (hotkey, commitment, now))
-        except sqlite3.IntegrityError:
-            return False
-        return True
+        return self.ledger.first_use(hotkey, commitment, now, keep)
