@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from resi.arrays import contiguous, to_numpy
 from resi.listings.schema import COLUMNS, LISTING_SCHEMA, LISTING_STATUSES, PROPERTY_TYPES, READ_SCHEMA
 
 LIMITS = {
@@ -36,8 +37,8 @@ def _real(column, shaped, length: int) -> pa.Array:
     """Whether the first ``length`` characters (``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM:SS``) are a moment that
     exists (no February 31, no second 60), on the rows where ``shaped`` says they have that shape; false
     elsewhere. The same as parsing and printing them again (``strptime``/``strftime``), read from the digits."""
-    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    rows = np.flatnonzero(pc.fill_null(shaped, False).to_numpy(zero_copy_only=False))
+    column = contiguous(column)
+    rows = np.flatnonzero(to_numpy(pc.fill_null(shaped, False)))
     out = np.zeros(len(column), bool)
     if not len(rows):
         return pa.array(out)
@@ -106,9 +107,7 @@ def table_problems(table: pa.Table) -> pa.Array:
     reasons = []
     for reason, mask in _checks(t):
         reasons.append(reason)
-        mask = pc.fill_null(mask, False)
-        mask = mask.combine_chunks() if isinstance(mask, pa.ChunkedArray) else mask
-        first[(first == 0) & mask.to_numpy(zero_copy_only=False)] = len(reasons)
+        first[(first == 0) & to_numpy(pc.fill_null(mask, False))] = len(reasons)
     return pa.array(reasons, pa.string()).take(pa.array(first - 1, mask=first == 0))
 
 

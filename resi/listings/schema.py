@@ -19,6 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
+from resi.arrays import contiguous
+
 PROPERTY_TYPES = ("house", "condo", "townhouse", "multi_family", "land", "mobile", "farm", "other")
 LISTING_STATUSES = ("active", "pending", "sold")
 
@@ -108,8 +110,7 @@ _FOLDED = r"[.,;:'\"()/\\\-_]"
 def address_keys(addresses: pa.Array, zipcodes: pa.Array) -> pa.Array:
     """:func:`address_key` of every row at once. Printable-ASCII addresses go through compute kernels (where
     they and Python's ``lower``/``split`` provably agree); any other address goes through ``address_key``."""
-    addresses = addresses.combine_chunks() if isinstance(addresses, pa.ChunkedArray) else addresses
-    zipcodes = zipcodes.combine_chunks() if isinstance(zipcodes, pa.ChunkedArray) else zipcodes
+    addresses, zipcodes = contiguous(addresses), contiguous(zipcodes)
     street = pc.list_element(pc.split_pattern(addresses, ",", max_splits=1), 0)
     street = pc.replace_substring(pc.replace_substring_regex(pc.ascii_lower(street), _FOLDED, " "), "#", " # ")
     tokens = pc.ascii_split_whitespace(pc.ascii_trim_whitespace(street))

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from loguru import logger
 
+from resi.arrays import tally
 from resi.epochs import utcnow
 from resi.listings.checks import table_problems
 from resi.listings.schema import READ_SCHEMA, address_key
@@ -78,8 +79,8 @@ def clean_records(records: Iterable[dict], normalize: Normalizer, scraped_at: da
 def drop_implausible(table: pa.Table, drops: Counter) -> pa.Table:
     """The rows without a plausibility problem; ``drops`` counts the others by problem."""
     problems = table_problems(table)
-    for item in pc.value_counts(problems.drop_null()).to_pylist():
-        drops[f"invalid:{item['values']}"] += item["counts"]
+    for problem, rows in tally(problems).items():
+        drops[f"invalid:{problem}"] += rows
     return table.filter(pc.is_null(problems))
 
 

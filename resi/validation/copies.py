@@ -15,14 +15,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pandas.util import hash_array
 
+from resi.arrays import to_numpy
+
 
 def fingerprints(table: pa.Table) -> np.ndarray:
     """The distinct row fingerprints of a file, sorted (uint64): a 64-bit hash of ``listing_id|scraped_timestamp``."""
     if table.num_rows == 0:
         return np.empty(0, np.uint64)
     text = pc.binary_join_element_wise(pc.fill_null(table["listing_id"], ""), pc.fill_null(table["scraped_timestamp"], ""), "|")
-    text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
-    return np.unique(hash_array(text.to_numpy(zero_copy_only=False)))
+    return np.unique(hash_array(to_numpy(text)))
 
 
 @dataclass(frozen=True)

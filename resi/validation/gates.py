@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from resi.arrays import tally
 from resi.constants import SCHEMA_VERSION
 from resi.listings.files import EpochMetadata, FileRejected, read_listings, read_metadata, sha256_hex
 from resi.validation.params import EpochContext, ValidationParams
@@ -77,8 +76,7 @@ def check_gates(sub: Submission, ctx: EpochContext, params: ValidationParams) ->
     if meta.row_count != table.num_rows:
         return GateResult("row_count_mismatch", f"metadata claims {meta.row_count} rows, the file has "
                           f"{table.num_rows}", metadata=meta, sha256=digest)
-    counts = Counter({i["values"]: i["counts"] for i in pc.value_counts(table["zipcode"]).to_pylist()})
-    if dict(counts) != {z: n for z, n in meta.zipcode_counts.items() if n}:
+    if dict(tally(table["zipcode"])) != {z: n for z, n in meta.zipcode_counts.items() if n}:
         return GateResult("zipcode_counts_mismatch", "metadata zipcodeCounts differ from the file's rows",
                           metadata=meta, sha256=digest)
     return GateResult(None, table=table, metadata=meta, sha256=digest)

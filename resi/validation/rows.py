@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from resi.arrays import contiguous, tally, to_numpy
 from resi.epochs import iso_z
 from resi.listings.checks import table_problems
 from resi.listings.schema import address_groups, address_keys
@@ -37,7 +38,7 @@ class RowVerdicts:
         return pc.is_null(self.codes)
 
     def counts(self) -> Counter:
-        return Counter({v["values"]: v["counts"] for v in pc.value_counts(self.codes.drop_null()).to_pylist()})
+        return tally(self.codes)
 
 
 def url_matches(url: str | None, listing_id: str | None, zipcode: str | None, origin: str) -> bool:
@@ -82,22 +83,20 @@ def check_rows(table: pa.Table, ctx: EpochContext, uploaded: datetime | None = N
     codes = _flag(codes, "scraped_timestamp_not_utc", pc.invert(pc.match_substring_regex(scraped, _UTC_SUFFIX)))
     codes = _flag(codes, "scraped_outside_epoch", pc.invert(window))
     codes = _flag(codes, "bad_source_url", pc.invert(urls_match(table, ctx.source_origin)))
-    codes = codes.combine_chunks() if isinstance(codes, pa.ChunkedArray) else codes
-    return RowVerdicts(_duplicates(table, codes))
+    return RowVerdicts(_duplicates(table, contiguous(codes)))
 
 
 def _duplicates(table: pa.Table, codes: pa.Array) -> pa.Array:
     """``duplicate_listing`` / ``duplicate_address`` in file order. Rows that share neither id nor address with
     another candidate count at once; only the rows that do are walked in order (as the definition does)."""
-    rows = np.flatnonzero(pc.is_null(codes).to_numpy(zero_copy_only=False))
+    rows = np.flatnonzero(to_numpy(pc.is_null(codes)))
     if len(rows) < 2:
         return codes
     take = pa.array(rows)
-    ids = table["listing_id"].take(take).combine_chunks()
-    addresses, zipcodes = table["address"].take(take).combine_chunks(), table["zipcode"].take(take).combine_chunks()
+    ids, addresses, zipcodes = (contiguous(table[name].take(take)) for name in ("listing_id", "address", "zipcode"))
 
     def shared(values: pa.Array) -> np.ndarray:
-        groups = pc.dictionary_encode(values).indices.to_numpy(zero_copy_only=False)
+        groups = to_numpy(pc.dictionary_encode(values).indices)
         return np.bincount(groups)[groups] > 1
 
     # address keys only where they can be equal (the same coarse group); the others never match anything

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from resi.arrays import contiguous, tally, to_numpy
 from resi.listings.schema import LISTING_SCHEMA
 from resi.validation.history import (
     BAD,
@@ -143,13 +144,7 @@ class SnapshotIndex:
 def _same(a, b) -> np.ndarray:
     """Python's ``a == b`` per row, None equal to None."""
     equal = pc.fill_null(pc.equal(a, b), False)
-    return _np(pc.or_(equal, pc.and_(pc.is_null(a), pc.is_null(b))))
-
-
-def _np(array) -> np.ndarray:
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    return array.to_numpy(zero_copy_only=False)
+    return to_numpy(pc.or_(equal, pc.and_(pc.is_null(a), pc.is_null(b))))
 
 
 def _lookup(pairs: dict[int, int]) -> np.ndarray:
@@ -177,7 +172,7 @@ def scrape_moments(stamps: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     (``YYYY-MM-DDTHH:MM:SS[.f]Z|+00:00``, a real moment), read from their digits where the kernels read them
     as Python does (no fraction, or 3 or 6 digits: what ``datetime.fromisoformat`` reads on every supported
     Python; years from 1, within 285 years of 1970). Rows that are not readable must be judged by ``parse_iso`` itself."""
-    stamps = stamps.combine_chunks() if isinstance(stamps, pa.ChunkedArray) else stamps
+    stamps = contiguous(stamps)
     n = len(stamps)
     if n == 0:
         return np.zeros(0), np.zeros(0, bool)
@@ -188,7 +183,7 @@ def scrape_moments(stamps: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     zulu = padded[np.maximum(offsets[1:] - 1, 0)] == ord("Z")
     digits = np.where(zulu, _FRACTION_Z[lengths], _FRACTION_OFFSET[lengths])
     point = padded[starts + 19] == ord(".")
-    readable = (digits >= 0) & (point == (digits > 0)) & _np(pc.is_valid(stamps))
+    readable = (digits >= 0) & (point == (digits > 0)) & to_numpy(pc.is_valid(stamps))
     at = np.where(readable, starts, 0)
 
     def number(first: int, count: int) -> np.ndarray:
@@ -211,7 +206,7 @@ def compare(rows: pa.Table, index: SnapshotIndex) -> tuple[TruthResult, list[str
     rows = rows.combine_chunks()
     n = rows.num_rows
     result = TruthResult(valid=n)
-    where = _np(pc.fill_null(pc.index_in(rows["listing_id"], value_set=index.ids), -1)).astype(np.int64)
+    where = to_numpy(pc.fill_null(pc.index_in(rows["listing_id"], value_set=index.ids), -1)).astype(np.int64)
     found = where >= 0
     moments, readable = scrape_moments(rows["scraped_timestamp"])
     fast = found & readable & (moments >= index.window[0]) & (moments <= index.window[1])
@@ -255,17 +250,10 @@ def compare(rows: pa.Table, index: SnapshotIndex) -> tuple[TruthResult, list[str
     missing = int(np.count_nonzero(~found))
     if missing:
         result.pooled["not_in_snapshot"] += missing
-    result.matched_by_zip = _count(zipcodes, proven)
-    result.pool_by_zip = _count(zipcodes, pool)
+    result.matched_by_zip = tally(zipcodes.filter(pa.array(proven)))
+    result.pool_by_zip = tally(zipcodes.filter(pa.array(pool)))
     result.pooled = Counter(dict(sorted(result.pooled.items())))
     return result, listing_ids.filter(pa.array(pool)).to_pylist()
-
-
-def _count(values, mask: np.ndarray) -> Counter:
-    if not mask.any():
-        return Counter()
-    counted = pc.value_counts(values.filter(pa.array(mask)))
-    return Counter(dict(zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist())))
 
 
 def _codes(rows: pa.Table, index: SnapshotIndex, at: np.ndarray, moments: np.ndarray) -> np.ndarray:
@@ -308,17 +296,17 @@ def _dates_fit(rows: pa.Table, index: SnapshotIndex, at: np.ndarray, moments: np
     listed, since = index.listed[at], index.since[at]
     has_listed = ~np.isnan(listed[:, 0])
     date, days = rows["listing_date"], rows["days_on_market"]
-    no_dates = _np(pc.and_(pc.is_null(date), pc.is_null(days)))
-    both = _np(pc.and_(pc.is_valid(date), pc.is_valid(days)))
+    no_dates = to_numpy(pc.and_(pc.is_null(date), pc.is_null(days)))
+    both = to_numpy(pc.and_(pc.is_valid(date), pc.is_valid(days)))
     take = pa.array(at)
-    in_range = _np(pc.fill_null(pc.and_(pc.less_equal(index.first_date.take(take), date),
+    in_range = to_numpy(pc.fill_null(pc.and_(pc.less_equal(index.first_date.take(take), date),
                                         pc.less_equal(date, index.last_date.take(take))), False))
-    sold = _np(pc.equal(status, "sold")) & ~np.isnan(since[:, 0])
+    sold = to_numpy(pc.equal(status, "sold")) & ~np.isnan(since[:, 0])
     end0 = np.where(sold, since[:, 0], moments)
     end1 = np.where(sold, since[:, 1], moments)
     with np.errstate(invalid="ignore"):
         low = np.floor((end0 - listed[:, 1]) / DAY)
         high = np.floor((end1 - listed[:, 0]) / DAY)
-    count = _np(pc.fill_null(days, 0)).astype(np.int64)
+    count = to_numpy(pc.fill_null(days, 0)).astype(np.int64)
     fits = both & in_range & (low <= count) & (count <= high)
     return np.where(has_listed, fits, no_dates)
