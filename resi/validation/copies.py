@@ -35,6 +35,16 @@ class Upload:
     prints: np.ndarray
 
 
+def mark_copy(copies: dict[str, str], original: Upload, upload: Upload) -> None:
+    """``upload`` copies ``original`` (``copy_of``); landed in the same second, each is marked the other's
+    tie (``copy_tie``): nobody can tell which came first."""
+    if original.modified == upload.modified:
+        copies[upload.hotkey] = f"copy_tie:{original.hotkey}"
+        copies[original.hotkey] = f"copy_tie:{upload.hotkey}"
+    else:
+        copies[upload.hotkey] = f"copy_of:{original.hotkey}"
+
+
 def find_copies(uploads: list[Upload], overlap: float) -> dict[str, str]:
     """Hotkey -> why it is a copy (``copy_of:<hotkey>``; ``copy_tie:<hotkey>`` when both landed in the same
     second, and then both are marked). The earliest upload of any content keeps it: a file identical to an
@@ -73,12 +83,7 @@ def find_copies(uploads: list[Upload], overlap: float) -> dict[str, str]:
                 if counts[top] / sizes[k] > overlap:
                     original = int(top)
         if original is not None:
-            first = ordered[original]
-            if first.modified == upload.modified:
-                copies[upload.hotkey] = f"copy_tie:{first.hotkey}"
-                copies[first.hotkey] = f"copy_tie:{upload.hotkey}"
-            else:
-                copies[upload.hotkey] = f"copy_of:{first.hotkey}"
+            mark_copy(copies, ordered[original], upload)
             continue
         by_sha.setdefault(upload.sha256, k)
         free = groups[owner[groups] < 0]

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 from resi.epochs import iso_z
 from resi.listings.checks import table_problems
 from resi.listings.schema import address_key
-from resi.validation.copies import Upload
+from resi.validation.copies import Upload, mark_copy
 from resi.validation.history import BAD, judge_claim
 from resi.validation.params import EpochContext
 from resi.validation.rows import _UTC_SUFFIX, url_matches
@@ -101,11 +101,7 @@ def find_copies(uploads: list[Upload], overlap: float) -> dict[str, str]:
                 if shared / len(prints) > overlap:
                     original = next(u for u in ordered if u.hotkey == top)
         if original is not None:
-            if original.modified == upload.modified:
-                copies[upload.hotkey] = f"copy_tie:{original.hotkey}"
-                copies[original.hotkey] = f"copy_tie:{upload.hotkey}"
-            else:
-                copies[upload.hotkey] = f"copy_of:{original.hotkey}"
+            mark_copy(copies, original, upload)
             continue
         by_sha.setdefault(upload.sha256, upload)
         for p in prints:

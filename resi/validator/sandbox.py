@@ -103,7 +103,6 @@ def epoch_message(ctx: EpochContext, params: ValidationParams, snapshot: Snapsho
     return pickle.dumps(("epoch", ctx, params, index_of(snapshot, ctx), block_hash), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-
 class Sandbox:
     """Judges submissions in a child process; :meth:`prepare` never raises for anything about the file."""
 

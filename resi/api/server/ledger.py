@@ -46,11 +46,9 @@ class Ledger:
         except BlockingIOError:
             raise RuntimeError(f"another server uses {self.folder}: one server per --state-dir") from None
         for path in sorted(self.folder.glob("*.log"), key=self._start_of):
-            if self._start_of(path) < now - 2 * self.keep:
-                path.unlink(missing_ok=True)
-                continue
-            for line in path.read_bytes().splitlines():
-                self._replay(line, now)
+            if self._start_of(path) >= now - 2 * self.keep:  # older ones: deleted by the rotation below
+                for line in path.read_bytes().splitlines():
+                    self._replay(line, now)
         self._rotate(now)
 
     @staticmethod
