@@ -5,6 +5,7 @@ rows altered the ways a miner who read the code would alter them. Speed never ch
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -26,6 +27,7 @@ from resi.localnet.population import (
     submission,
     submission_from_files,
 )
+from resi.moments import iso_micros
 from resi.validation import reference
 from resi.validation.copies import Upload, find_copies, fingerprints
 from resi.validation.evaluate import Prepared, apply_copies, finish, index_of, prepare
@@ -279,3 +281,42 @@ def test_scrape_moments_are_parse_iso_where_readable():
         if ok:
             assert seconds == parse_iso(stamp).timestamp(), stamp
     assert 3000 < readable.sum() < 15000
+
+
+def _moment_text(rng: random.Random) -> str:
+    """An ISO-ish timestamp: mostly of a form the kernels read, often subtly not (a day the month lacks, hour
+    24, a stray space, a non-ASCII digit, another offset, a lowercase z, 1, 2, 4, 5 or 7 fraction digits)."""
+    year = rng.choice((rng.randrange(0, 10000), rng.randrange(1900, 2100)))
+    text = f"{year:04d}-{rng.randrange(0, 14):02d}-{rng.randrange(0, 33):02d}"
+    if rng.random() < 0.8:
+        text += f"T{rng.randrange(0, 26):02d}:{rng.randrange(0, 61):02d}:{rng.randrange(0, 61):02d}"
+        digits = rng.choice((0, 0, 3, 3, 6, 6, 1, 2, 4, 5, 7))
+        text += ("." + "".join(rng.choice("0123456789") for _ in range(digits))) if digits else ""
+        text += rng.choice(("", "Z", "Z", "+00:00", "+00:00", "z", "+01:00", "-00:00", "+0000"))
+    if rng.random() < 0.05:
+        at = rng.randrange(len(text))
+        text = text[:at] + rng.choice((" ", "٣", "x", "/", "")) + text[at + 1:]
+    return text
+
+
+_READ_FORM = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{3}|\.[0-9]{6})?(Z|\+00:00)?)?")
+"""The forms ``iso_micros`` reads (with ASCII digits): every such value Python reads must be readable."""
+
+
+def test_iso_micros_read_what_python_reads_and_never_guess():
+    rng = random.Random(11)
+    texts = [_moment_text(rng) for _ in range(30_000)] + [None, "", "2024-02-29", "2023-02-29", "0001-01-01"]
+    micros, readable = iso_micros(pa.array(texts, pa.string()))
+    epoch = datetime(1970, 1, 1, tzinfo=parse_iso("2000-01-01").tzinfo)
+    python_reads = 0
+    for text, value, ok in zip(texts, micros.tolist(), readable.tolist()):
+        try:
+            expected = (parse_iso(text) - epoch) // timedelta(microseconds=1) if text else None
+        except ValueError:
+            expected = None
+        if ok:
+            assert value == expected, text
+        if expected is not None and _READ_FORM.fullmatch(text):
+            python_reads += 1
+            assert ok, f"{text!r} is of a form the kernels read"
+    assert python_reads > 5000 and readable.sum() == python_reads

@@ -20,8 +20,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from resi.arrays import contiguous, tally, to_numpy
+from resi.arrays import tally, to_numpy
 from resi.listings.schema import LISTING_SCHEMA
+from resi.moments import iso_micros
 from resi.validation.history import (
     BAD,
     DAY,
@@ -147,57 +148,13 @@ def _same(a, b) -> np.ndarray:
     return to_numpy(pc.or_(equal, pc.and_(pc.is_null(a), pc.is_null(b))))
 
 
-def _lookup(pairs: dict[int, int]) -> np.ndarray:
-    table = np.full(40, -1, np.int64)
-    table[list(pairs)] = list(pairs.values())
-    return table
-
-
-_FRACTION_Z, _FRACTION_OFFSET = _lookup({20: 0, 24: 3, 27: 6}), _lookup({25: 0, 29: 3, 32: 6})
-"""Length of a checked UTC timestamp -> digits of its fraction (none, 3 or 6), by its suffix (``Z``, ``+00:00``)."""
-
-
-def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """Days since 1970-01-01 of proleptic Gregorian dates (H. Hinnant's algorithm)."""
-    y = y - (m <= 2)
-    era = np.floor_divide(y, 400)
-    yoe = y - era * 400
-    doy = (153 * (m + np.where(m > 2, -3, 9)) + 2) // 5 + d - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
-
-
 def scrape_moments(stamps: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(seconds, readable): ``parse_iso(stamp).timestamp()`` of timestamps of the checked form
-    (``YYYY-MM-DDTHH:MM:SS[.f]Z|+00:00``, a real moment), read from their digits where the kernels read them
-    as Python does (no fraction, or 3 or 6 digits: what ``datetime.fromisoformat`` reads on every supported
-    Python; years from 1, within 285 years of 1970). Rows that are not readable must be judged by ``parse_iso`` itself."""
-    stamps = contiguous(stamps)
-    n = len(stamps)
-    if n == 0:
-        return np.zeros(0), np.zeros(0, bool)
-    offsets = np.frombuffer(stamps.buffers()[1], np.int32)[stamps.offset:stamps.offset + n + 1].astype(np.int64)
-    data = np.frombuffer(stamps.buffers()[2], np.uint8) if stamps.buffers()[2] is not None else np.zeros(0, np.uint8)
-    starts, lengths = offsets[:-1], np.minimum(np.diff(offsets), 39)
-    padded = np.concatenate([data, np.zeros(40, np.uint8)])  # reads past the last row stay in bounds
-    zulu = padded[np.maximum(offsets[1:] - 1, 0)] == ord("Z")
-    digits = np.where(zulu, _FRACTION_Z[lengths], _FRACTION_OFFSET[lengths])
-    point = padded[starts + 19] == ord(".")
-    readable = (digits >= 0) & (point == (digits > 0)) & to_numpy(pc.is_valid(stamps))
-    at = np.where(readable, starts, 0)
-
-    def number(first: int, count: int) -> np.ndarray:
-        value = np.zeros(n, np.int64)
-        for k in range(count):
-            value = value * 10 + (padded[at + first + k].astype(np.int64) - 48)
-        return value
-
-    year, month, day = number(0, 4), number(5, 2), number(8, 2)
-    seconds = _days_from_civil(year, month, day) * 86400 + number(11, 2) * 3600 + number(14, 2) * 60 + number(17, 2)
-    micros = np.where(digits == 3, number(20, 3) * 1000, np.where(digits == 6, number(20, 6), 0))
-    total = seconds * 1_000_000 + micros
-    readable &= (year >= 1) & (np.abs(total) < 2**53)  # beyond, int -> float rounds where Python's int / int does not
-    return total / 1e6, readable
+    """(seconds, readable): ``parse_iso(stamp).timestamp()`` of the timestamps :func:`resi.moments.iso_micros`
+    reads, within 285 years of 1970 (beyond, int -> float rounds where Python's int / int does not). Rows
+    that are not readable must be judged by ``parse_iso`` itself."""
+    micros, readable = iso_micros(stamps)
+    readable &= np.abs(micros) < 2**53
+    return micros / 1e6, readable
 
 
 def compare(rows: pa.Table, index: SnapshotIndex) -> tuple[TruthResult, list[str]]:
