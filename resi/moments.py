@@ -20,18 +20,22 @@ _WIDTH = 32
 """The longest form read: ``YYYY-MM-DDTHH:MM:SS.ffffff+00:00``."""
 
 
-def _forms() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Length -> (has a time, digits of the fraction, suffix length); -1 for lengths of no form."""
-    time, fraction, suffix = np.full(_WIDTH + 1, -1), np.full(_WIDTH + 1, -1), np.full(_WIDTH + 1, -1)
-    time[10], fraction[10], suffix[10] = 0, 0, 0
+def _forms() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per length of a form: the digits of its fraction (-1: no form has that length), and per position the
+    lowest and highest byte allowed there (digits, separators, the suffix; anything past the end)."""
+    fraction = np.full(_WIDTH + 1, -1)
+    low, high = np.zeros((_WIDTH + 1, _WIDTH), np.uint8), np.full((_WIDTH + 1, _WIDTH), 255, np.uint8)
     for digits in (0, 3, 6):
-        for tail in (0, 1, 6):
-            length = 19 + (digits + 1 if digits else 0) + tail
-            time[length], fraction[length], suffix[length] = 1, digits, tail
-    return time, fraction, suffix
+        for tail in ("", "Z", "+00:00"):
+            for form in (["YYYY-MM-DD"] if not digits and not tail else []) + \
+                    ["YYYY-MM-DDTHH:MM:SS" + ("." + "f" * digits if digits else "") + tail]:
+                fraction[len(form)] = digits
+                for at, symbol in enumerate(form):
+                    low[len(form), at], high[len(form), at] = (48, 57) if symbol in "YMDHSf" else (ord(symbol),) * 2
+    return fraction, low, high
 
 
-_TIME, _FRACTION, _SUFFIX = _forms()
+_FRACTION, _LOW, _HIGH = _forms()
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 
 
@@ -50,49 +54,36 @@ def iso_micros(stamps: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarr
     a value that is not readable (or null) are 0."""
     stamps = contiguous(stamps)
     n = len(stamps)
-    if n == 0:
-        return np.zeros(0, np.int64), np.zeros(0, bool)
+    micros, readable = np.zeros(n, np.int64), np.zeros(n, bool)
+    if n == 0 or stamps.null_count == n:
+        return micros, readable
     buffers = stamps.buffers()
     offsets = np.frombuffer(buffers[1], np.int32)[stamps.offset:stamps.offset + n + 1].astype(np.int64)
-    data = np.frombuffer(buffers[2], np.uint8) if buffers[2] is not None else np.zeros(0, np.uint8)
-    lengths = np.minimum(np.diff(offsets), _WIDTH + 1)
-    fraction = np.where(lengths <= _WIDTH, _FRACTION[np.minimum(lengths, _WIDTH)], -1)
-    readable = (fraction >= 0) & to_numpy(pc.is_valid(stamps))
+    lengths = np.minimum(np.diff(offsets), _WIDTH)
+    rows = np.flatnonzero((_FRACTION[lengths] >= 0) & (np.diff(offsets) <= _WIDTH) & to_numpy(pc.is_valid(stamps)))
+    if len(rows) == 0:
+        return micros, readable
+    data = np.frombuffer(buffers[2], np.uint8)
     padded = np.concatenate([data, np.zeros(_WIDTH, np.uint8)])  # reads past the last value stay in bounds
-    text = padded[np.where(readable, offsets[:-1], 0)[:, None] + np.arange(_WIDTH)]
-    lengths = np.where(readable, lengths, 10)
-    timed, suffix = _TIME[lengths] == 1, _SUFFIX[lengths]
-    fraction = np.where(readable, fraction, 0)
-    digit = (text >= 48) & (text <= 57)
-
-    def digits(first: int, count: int) -> np.ndarray:
-        return digit[:, first:first + count].all(axis=1)
-
-    def char(at: int | np.ndarray, symbol: str) -> np.ndarray:
-        return text[np.arange(n), at] == ord(symbol)
-
-    readable &= digits(0, 4) & digits(5, 2) & digits(8, 2) & char(4, "-") & char(7, "-")
-    readable &= ~timed | (char(10, "T") & char(13, ":") & char(16, ":") & digits(11, 2) & digits(14, 2)
-                          & digits(17, 2))
-    readable &= (fraction == 0) | (char(19, ".") & digits(20, 3) & ((fraction == 3) | digits(23, 3)))
-    last = lengths - 1
-    readable &= (suffix != 1) | char(last, "Z")
-    readable &= (suffix != 6) | (char(last - 5, "+") & char(last - 4, "0") & char(last - 3, "0")
-                                 & char(last - 2, ":") & char(last - 1, "0") & char(last, "0"))
+    text = padded[offsets[rows][:, None] + np.arange(_WIDTH)]
+    lengths = lengths[rows]
+    ok = ((text >= _LOW[lengths]) & (text <= _HIGH[lengths])).all(axis=1)
+    timed, fraction = lengths > 10, _FRACTION[lengths]
 
     def number(first: int, count: int) -> np.ndarray:
-        value = np.zeros(n, np.int64)
+        value = np.zeros(len(rows), np.int64)
         for k in range(first, first + count):
-            value = value * 10 + (text[:, k].astype(np.int64) - 48) * digit[:, k]
+            value = value * 10 + (text[:, k].astype(np.int64) - 48)
         return value
 
     year, month, day = number(0, 4), number(5, 2), number(8, 2)
     hour, minute, second = number(11, 2) * timed, number(14, 2) * timed, number(17, 2) * timed
     leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
     month_days = _DAYS_IN_MONTH[np.clip(month, 0, 12)] + ((month == 2) & leap)
-    readable &= (year >= 1) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= month_days)
-    readable &= (hour < 24) & (minute < 60) & (second < 60)
-    micros = np.where(fraction == 3, number(20, 3) * 1000, np.where(fraction == 6, number(20, 6), 0))
+    ok &= (year >= 1) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= month_days)
+    ok &= (hour < 24) & (minute < 60) & (second < 60)
+    fractions = np.where(fraction == 3, number(20, 3) * 1000, np.where(fraction == 6, number(20, 6), 0))
     total = ((days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second) * 1_000_000
-             + micros)
-    return np.where(readable, total, 0), readable
+             + fractions)
+    micros[rows], readable[rows] = np.where(ok, total, 0), ok
+    return micros, readable

@@ -163,3 +163,13 @@ def test_clean_and_dedupe_count_every_reason():
     table = clean_records(records, normalize_realtor, SCRAPED, "08540", only_08540)
     assert set(table["zipcode"].to_pylist()) == {"08540"}
     assert only_08540["outside_zipcode"] == 4
+
+
+def test_numbers_no_column_can_hold_are_none_and_bad_answer_times_are_drops():
+    record = json.loads(json.dumps(RECORDS["single_family_half_baths"]))
+    record["description"].update(beds=10**30, sqft=2**53, baths_full=-2**53)
+    row = normalize_realtor(record, SCRAPED)
+    assert row["bedrooms"] is None and row["sqft"] is None and row["bathrooms"] == 0.5
+    assert clean_records([record], normalize_realtor, SCRAPED, None, Counter()).num_rows == 1  # no overflow
+    with pytest.raises(Drop, match="malformed_record"):
+        normalize_realtor(dict(record, _observed_at=1e300), SCRAPED)

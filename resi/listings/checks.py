@@ -65,6 +65,19 @@ def _real(column, shaped, length: int) -> pa.Array:
     return pa.array(out)
 
 
+def _malformed(values: pa.Array, pattern: str, length: int) -> pa.Array:
+    """Whether each value is not of ``pattern`` naming a real moment in its first ``length`` characters."""
+    shaped = pc.match_substring_regex(values, pattern)
+    return pc.invert(pc.and_(shaped, _real(values, shaped, length)))
+
+
+def _by_value(column, check) -> pa.Array:
+    """``check`` of a string column, computed once per distinct value (a page's rows share a scrape time;
+    listings share list dates)."""
+    encoded = pc.dictionary_encode(contiguous(column))
+    return pc.take(check(encoded.dictionary), encoded.indices)
+
+
 MAX_TEXT = {"address": 512, "source_url": 2048}
 """Characters a text field may have (256 for the others): nothing real is longer."""
 
@@ -90,12 +103,9 @@ def _checks(t: pa.Table):
     yield "format:source_url", pc.invert(pc.or_(pc.starts_with(url, "http://"), pc.starts_with(url, "https://")))
     yield "empty:address", pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(t["address"])), 0)
     yield "format:listing_id", pc.invert(pc.match_substring_regex(t["listing_id"], LISTING_ID))
-    scraped = t["scraped_timestamp"]
-    shaped = pc.match_substring_regex(scraped, _TIMESTAMP)
-    yield "format:scraped_timestamp", pc.invert(pc.and_(shaped, _real(scraped, shaped, 19)))
-    listed = t["listing_date"]
-    shaped = pc.match_substring_regex(listed, _DATE)
-    yield "format:listing_date", pc.invert(pc.and_(shaped, _real(listed, shaped, 10)))
+    scraped, listed = t["scraped_timestamp"], t["listing_date"]
+    yield "format:scraped_timestamp", _by_value(scraped, lambda values: _malformed(values, _TIMESTAMP, 19))
+    yield "format:listing_date", _by_value(listed, lambda values: _malformed(values, _DATE, 10))
     yield "range:listing_date", pc.or_(pc.less(listed, "1990-01-01"),
                                        pc.greater(listed, pc.utf8_slice_codeunits(scraped, 0, 10)))
 

@@ -212,7 +212,8 @@ class Sold(Honest):
         tables = []
         for z in assignment.zipcodes:
             result = self.source._search(z.zipcode, 1)
-            tables.append(clean_records(result.records, self.source.normalize, utcnow(), z.zipcode, drops))
+            tables.append(clean_records(result.records, self.source.normalize, utcnow(), z.zipcode, drops,
+                                        self.source.normalize_table))
         table = pa.concat_tables(tables) if tables else READ_SCHEMA.empty_table()
         if table.num_rows == 0:
             return None

@@ -66,11 +66,15 @@ def _number(value) -> float | None:
     return None
 
 
+COUNT_LIMIT = 2**53
+"""Counts (rooms, square feet) at or beyond this are not numbers a source means: null, never an overflow."""
+
+
 def _int(value) -> int | None:
     if type(value) is int:
-        return value
+        return value if -COUNT_LIMIT < value < COUNT_LIMIT else None
     number = _number(value)
-    return None if number is None or abs(number) > 2**53 else int(number)
+    return None if number is None or abs(number) >= COUNT_LIMIT else int(number)
 
 
 _PRECISION = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ](\d{2})(?::(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?)?")
@@ -115,10 +119,12 @@ def _millis(moment: datetime) -> datetime:
 
 def observed_at(record: dict, default: datetime) -> datetime:
     """When the source answered with ``record`` (to the millisecond, as written into rows)."""
-    stamp = record.get("_observed_at")
-    if type(stamp) is float:
-        return _millis(datetime.fromtimestamp(stamp, _UTC))
-    return _millis(default)
+    return answered_at(record.get("_observed_at"), default)
+
+
+def answered_at(stamp, default: datetime) -> datetime:
+    """:func:`observed_at` of a record whose ``_observed_at`` is ``stamp``."""
+    return _millis(datetime.fromtimestamp(stamp, _UTC) if type(stamp) is float else default)
 
 
 _EMPTY: dict = {}
@@ -176,7 +182,7 @@ def normalize_realtor(record: dict, scraped_at: datetime) -> dict:
         raise Drop("not_a_record")
     try:
         return _normalize(record, observed_at(record, scraped_at))
-    except (AttributeError, TypeError, ValueError, OverflowError):  # a nested value of the wrong kind
+    except (AttributeError, TypeError, ValueError, OverflowError, OSError):  # a nested value of the wrong kind
         raise Drop("malformed_record") from None
 
 
@@ -274,7 +280,7 @@ def realtor_facts(record: dict, observed: datetime) -> dict:
             _derived_events(record, status)
         price = _number(record.get("list_price"))
         when = observed_at(record, observed)
-    except (AttributeError, TypeError, ValueError, OverflowError):
+    except (AttributeError, TypeError, ValueError, OverflowError, OSError):
         raise Drop("malformed_record") from None
     events.sort(key=lambda e: (e[0], e[1]))
     return {"listing_id": static["listing_id"], "observed_at": when.timestamp(), "static": static,

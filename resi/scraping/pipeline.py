@@ -16,15 +16,24 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from loguru import logger
 
-from resi.arrays import tally
+from resi.arrays import contiguous, tally, to_numpy
 from resi.epochs import utcnow
 from resi.listings.checks import table_problems
-from resi.listings.schema import READ_SCHEMA, address_key
-from resi.scraping.source import Drop, ListingSource, Normalizer, SourceBlocked, SourceError
+from resi.listings.schema import READ_SCHEMA, address_groups, address_keys
+from resi.scraping.source import (
+    Drop,
+    ListingSource,
+    Normalizer,
+    SourceBlocked,
+    SourceError,
+    TableNormalizer,
+    normalize_each,
+)
 
 
 @dataclass
@@ -45,35 +54,21 @@ class ZipcodeOutcome:
 
 
 def clean_records(records: Iterable[dict], normalize: Normalizer, scraped_at: datetime, zipcode: str | None,
-                  drops: Counter, chunk: int = 4096) -> pa.Table:
+                  drops: Counter, normalize_table: TableNormalizer | None = None) -> pa.Table:
     """Normalize and validate: the plausible rows (of ``zipcode``, when given); ``drops`` counts the rest.
-
-    Rows become arrow columns a chunk at a time, so row dicts die young (cheap for the garbage collector).
-    """
-    batches = []
-    rows: list[dict] = []
-
-    def flush() -> None:
-        if rows:
-            columns = [[row[name] for row in rows] for name in READ_SCHEMA.names]
-            batches.append(pa.RecordBatch.from_arrays(
-                [pa.array(col, f.type) for col, f in zip(columns, READ_SCHEMA)], schema=READ_SCHEMA))
-            rows.clear()
-
-    for record in records:
-        try:
-            row = normalize(record, scraped_at)
-        except Drop as drop:
-            drops[drop.reason] += 1
-            continue
-        if zipcode is not None and row["zipcode"] != zipcode:
-            drops["outside_zipcode"] += 1
-            continue
-        rows.append(row)
-        if len(rows) >= chunk:
-            flush()
-    flush()
-    return drop_implausible(pa.Table.from_batches(batches, schema=READ_SCHEMA), drops)
+    ``normalize_table``, when given, is the same normalizer for many records at once (the source's fast path)."""
+    records = records if isinstance(records, list) else list(records)
+    if normalize_table is not None:
+        table = normalize_table(records, scraped_at, drops)
+    else:
+        table = normalize_each(records, normalize, scraped_at, drops)[0]
+    if zipcode is not None:
+        inside = pc.fill_null(pc.equal(table["zipcode"], zipcode), False)
+        outside = table.num_rows - pc.sum(inside).as_py() if table.num_rows else 0
+        if outside:
+            drops["outside_zipcode"] += outside
+            table = table.filter(inside)
+    return drop_implausible(table, drops)
 
 
 def drop_implausible(table: pa.Table, drops: Counter) -> pa.Table:
@@ -85,25 +80,59 @@ def drop_implausible(table: pa.Table, drops: Counter) -> pa.Table:
 
 
 def dedupe(table: pa.Table, drops: Counter) -> pa.Table:
-    """First row of each listing id and of each address + zipcode; ``drops`` counts the duplicates."""
-    seen_ids: set[str] = set()
-    seen_addresses: set[str] = set()
-    keep = []
-    for listing_id, address, zipcode in zip(table["listing_id"].to_pylist(), table["address"].to_pylist(),
-                                            table["zipcode"].to_pylist()):
-        if listing_id in seen_ids:
-            drops["duplicate_id"] += 1
-            keep.append(False)
-            continue
-        key = address_key(address, zipcode)
-        if key in seen_addresses:
-            drops["duplicate_address"] += 1
-            keep.append(False)
-            continue
-        seen_ids.add(listing_id)
-        seen_addresses.add(key)
-        keep.append(True)
-    return table.filter(pa.array(keep, pa.bool_())) if not all(keep) else table
+    """The rows whose listing id and address + zipcode (``address_key``) no row kept before them has;
+    ``drops`` counts the others (``duplicate_id`` first, then ``duplicate_address``).
+
+    At once: while no row is the first of its id without being the first of its address (or the other way
+    round), the rows kept are exactly the first of each id, and every other one is a duplicate id (a
+    duplicate's id was first seen on a row that was first of both, so kept). Otherwise the rows are walked in
+    order, on integer codes."""
+    n = table.num_rows
+    if n == 0:
+        return table
+    ids = _codes(table["listing_id"])
+    keys = _address_codes(table["address"], table["zipcode"])
+    first_id, first_key = _firsts(ids), _firsts(keys)
+    if not (first_id ^ first_key).any():
+        keep = first_id
+        if not keep.all():
+            drops["duplicate_id"] += int(n - keep.sum())
+    else:
+        keep = np.zeros(n, bool)
+        seen_ids, seen_keys = bytearray(int(ids.max()) + 1), bytearray(int(keys.max()) + 1)
+        for row, (listing, key) in enumerate(zip(ids.tolist(), keys.tolist())):
+            if seen_ids[listing]:
+                drops["duplicate_id"] += 1
+            elif seen_keys[key]:
+                drops["duplicate_address"] += 1
+            else:
+                seen_ids[listing] = seen_keys[key] = 1
+                keep[row] = True
+    return table if keep.all() else table.filter(pa.array(keep))
+
+
+def _codes(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """An integer per row, equal where the values are (null is one value)."""
+    return to_numpy(pc.dictionary_encode(contiguous(values), null_encoding="encode").indices)
+
+
+def _address_codes(addresses: pa.ChunkedArray, zipcodes: pa.ChunkedArray) -> np.ndarray:
+    """:func:`_codes` of the address keys, computing keys only for the rows that share an address group
+    (equal keys are always in one group, so a row alone in its group has a key no other row has)."""
+    groups = _codes(address_groups(addresses, zipcodes))
+    shared = np.flatnonzero(np.bincount(groups)[groups] > 1)
+    if len(shared):
+        at = pa.array(shared)
+        groups = groups.copy()  # arrow's buffer is read-only
+        groups[shared] = _codes(address_keys(addresses.take(at), zipcodes.take(at))) + int(groups.max()) + 1
+    return groups
+
+
+def _firsts(codes: np.ndarray) -> np.ndarray:
+    """Whether each row is the first with its code."""
+    first = np.zeros(len(codes), bool)
+    first[np.unique(codes, return_index=True)[1]] = True
+    return first
 
 
 def _facts_of(records: list[dict], extract, observed: datetime, keep: set[str]) -> dict[str, dict]:
@@ -165,7 +194,8 @@ class Pipeline:
             outcome.error = None
             outcome.records, outcome.requests = len(result.records), result.requests
             scraped_at = utcnow()
-            rows = clean_records(result.records, self.source.normalize, scraped_at, zipcode, outcome.drops)
+            rows = clean_records(result.records, self.source.normalize, scraped_at, zipcode, outcome.drops,
+                                 self.source.normalize_table)
             outcome.rows = dedupe(rows, outcome.drops)
             if self.keep_facts:
                 outcome.facts = _facts_of(result.records, self.source.facts, scraped_at,

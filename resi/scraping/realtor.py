@@ -27,6 +27,7 @@ from homeharvest.core.scrapers.realtor.queries import HOMES_DATA
 from loguru import logger
 
 from resi.scraping.normalize import normalize_realtor, realtor_facts
+from resi.scraping.realtor_table import realtor_table
 from resi.scraping.source import SearchResult, SourceBlocked, SourceError, SourceRefused
 
 REALTOR_GRAPHQL = RealtorScraper.SEARCH_GQL_URL
@@ -171,6 +172,7 @@ class RealtorSource:
         self.cap = RateCap(max_rps)
         self.version = f"homeharvest-{package_version('homeharvest')}"
         self.normalize = normalize_realtor
+        self.normalize_table = realtor_table
         self.facts = realtor_facts
         self.closed = threading.Event()
 
