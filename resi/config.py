@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from resi import __version__
 from resi import constants as c
 
 
@@ -23,20 +24,52 @@ def env(*names: str, default: str | None = None) -> str | None:
     return default
 
 
-def env_int(*names: str, default: int) -> int:
-    value = env(*names)
-    try:
-        return int(value) if value is not None else default
-    except ValueError:
-        raise SystemExit(f"environment variable {names[0]} must be an integer, got {value!r}") from None
+def number(kind: type = float, low: float | None = None, high: float | None = None, *, above: bool = False,
+           below: bool = False):
+    """An argparse ``type``: a number of ``kind`` in the range (``above``/``below``: the bound itself is out),
+    refused with the allowed range otherwise."""
+    left = "" if low is None else f"{'>' if above else '>='} {low:g}"
+    right = "" if high is None else f"{'<' if below else '<='} {high:g}"
+    allowed = f"{'an integer' if kind is int else 'a number'} {' and '.join(x for x in (left, right) if x)}".strip()
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text!r}") from None
+        if value != value or (low is not None and (value <= low if above else value < low)) or \
+                (high is not None and (value >= high if below else value > high)):
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its own messages
+    return parse
 
 
-def env_float(*names: str, default: float) -> float:
-    value = env(*names)
-    try:
-        return float(value) if value is not None else default
-    except ValueError:
-        raise SystemExit(f"environment variable {names[0]} must be a number, got {value!r}") from None
+POSITIVE = number(float, 0, above=True)
+"""Seconds, sizes: more than 0."""
+COUNT = number(int, 1)
+"""Workers, concurrency, sample sizes: at least 1."""
+FRACTION = number(float, 0, 1)
+"""Thresholds: 0 to 1."""
+SECONDS = number(float, 0)
+"""Pauses and margins: 0 or more."""
+
+
+def chain_name(text: str) -> str:
+    """``--subtensor.network``: a name bittensor knows or a ``ws(s)://`` endpoint (a typo is not a file)."""
+    if text in c.NETWORKS or text.startswith(("ws://", "wss://")):
+        return text
+    raise argparse.ArgumentTypeError(f"unknown network {text!r}: use one of {', '.join(c.NETWORKS)} or a "
+                                     "ws:// or wss:// endpoint")
+
+
+def chain_endpoint(text: str) -> str:
+    """``--subtensor.chain_endpoint``: a ``ws(s)://`` endpoint, or ``sim:PATH`` for a local network's chain."""
+    if text.startswith(("ws://", "wss://", "sim:")):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is not an endpoint: give ws://HOST:PORT, wss://HOST:PORT or "
+                                     "sim:PATH")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -47,7 +80,7 @@ def add_shared_args(parser: argparse.ArgumentParser) -> None:
     """Add the flags every neuron takes."""
     net = parser.add_argument_group("network and wallet")
     net.add_argument(
-        "--netuid", type=int, default=env_int("NET_UID", "RESI_NETUID", default=c.NETUID),
+        "--netuid", type=number(int, 0, 65535), default=env("NET_UID", "RESI_NETUID", default=str(c.NETUID)),
         help=f"subnet uid: {c.NETUID} on finney, {c.TESTNET_NETUID} on testnet [env NET_UID]",
     )
     net.add_argument(
@@ -63,13 +96,15 @@ def add_shared_args(parser: argparse.ArgumentParser) -> None:
         help="folder that holds the wallets [env BT_WALLET_PATH]",
     )
     net.add_argument(
-        "--subtensor.network", dest="subtensor_network", default=env("BT_NETWORK", default="finney"),
-        help="finney, test or local [env BT_NETWORK]",
+        "--subtensor.network", dest="subtensor_network", type=chain_name,
+        default=env("BT_SUBTENSOR_NETWORK", "BT_NETWORK", default="finney"),
+        help=f"{', '.join(c.NETWORKS)}, or a ws(s):// endpoint [env BT_SUBTENSOR_NETWORK or BT_NETWORK]",
     )
     net.add_argument(
-        "--subtensor.chain_endpoint", dest="subtensor_chain_endpoint", default=env("BT_CHAIN_ENDPOINT"),
+        "--subtensor.chain_endpoint", dest="subtensor_chain_endpoint", type=chain_endpoint,
+        default=env("BT_SUBTENSOR_CHAIN_ENDPOINT", "BT_CHAIN_ENDPOINT"),
         help="overrides --subtensor.network: a ws:// or wss:// endpoint, or sim:PATH for the simulated chain "
-        "of a local network [env BT_CHAIN_ENDPOINT]",
+        "of a local network [env BT_SUBTENSOR_CHAIN_ENDPOINT or BT_CHAIN_ENDPOINT]",
     )
     api = parser.add_argument_group("Resi API")
     api.add_argument(
@@ -77,9 +112,14 @@ def add_shared_args(parser: argparse.ArgumentParser) -> None:
         help="base URL of the Resi Labs API [env RESI_API_URL or API_BASE_URL]",
     )
     api.add_argument(
-        "--api.timeout", dest="api_timeout", type=float, default=env_float("RESI_API_TIMEOUT", default=30.0),
+        "--api.timeout", dest="api_timeout", type=POSITIVE, default=env("RESI_API_TIMEOUT", default="30"),
         help="seconds before one API request is abandoned (then retried) [env RESI_API_TIMEOUT]",
     )
+    run = parser.add_argument_group("running")
+    run.add_argument("--check", action="store_true",
+                     help="only run the start-up checks (folder, chain, registration, API, clock), print what they "
+                     "found and exit: 0 when all pass, 2 otherwise")
+    run.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     log = parser.add_argument_group("logging")
     log.add_argument("--logging.debug", dest="logging_debug", action="store_true", help="log at DEBUG level")
     log.add_argument("--logging.trace", dest="logging_trace", action="store_true", help="log at TRACE level")

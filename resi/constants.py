@@ -97,3 +97,8 @@ def miner_epoch_prefix(hotkey: str, epoch_id: str) -> str:
 def validator_epoch_prefix(hotkey: str, epoch_id: str) -> str:
     """``validators/{hotkey}/{epoch_id}/``: where a validator's results for an epoch go."""
     return VALIDATOR_EPOCH_PREFIX.format(hotkey=hotkey, epoch_id=epoch_id)
+
+NETWORKS = ("finney", "test", "local", "archive")
+"""The chain names bittensor knows (any other chain is given as a ``ws://`` or ``wss://`` endpoint)."""
+MAX_CLOCK_SKEW_SECONDS = 60.0
+"""A neuron whose clock is further off the API's than this refuses to start: epoch deadlines are absolute."""

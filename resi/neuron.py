@@ -10,9 +10,10 @@ from collections.abc import Awaitable, Callable
 
 from loguru import logger
 
+from resi import __version__
 from resi.chain import KeyLoadError, KeypairSigner, load_signer
-from resi.chain.base import Chain, ChainError, Metagraph
-from resi.config import SharedConfig, env, env_float
+from resi.chain.base import Metagraph
+from resi.config import POSITIVE, SharedConfig, env
 from resi.logs import register_secret, setup_logging
 from resi.scraping.realtor import RealtorSource
 
@@ -24,10 +25,10 @@ def add_source_args(parser: argparse.ArgumentParser, title: str) -> None:
                    "[env RESI_SOURCE_URL]")
     s.add_argument("--source.proxy", dest="source_proxy", default=env("RESI_PROXY_URL"),
                    help="HTTP(S) proxy URL, credentials included; prefer the environment [env RESI_PROXY_URL]")
-    s.add_argument("--source.max_rps", dest="source_max_rps", type=float,
-                   default=env_float("RESI_SOURCE_MAX_RPS", default=4.0),
+    s.add_argument("--source.max_rps", dest="source_max_rps", type=POSITIVE,
+                   default=env("RESI_SOURCE_MAX_RPS", default="4"),
                    help="requests per second to the source, at most [env RESI_SOURCE_MAX_RPS]")
-    s.add_argument("--source.timeout", dest="source_timeout", type=float, default=15.0,
+    s.add_argument("--source.timeout", dest="source_timeout", type=POSITIVE, default=15.0,
                    help="seconds before one request to the source is abandoned (then retried)")
 
 
@@ -40,6 +41,7 @@ def start(args: argparse.Namespace, name: str) -> tuple[SharedConfig, KeypairSig
     """Logging configured and secrets registered; the shared settings and the hotkey (None if it cannot load)."""
     shared = SharedConfig.from_args(args)
     setup_logging(shared.debug, shared.trace, shared.log_file, name=name)
+    logger.info(f"resi {name} {__version__} (netuid {shared.netuid}, chain {shared.chain_spec}, API {shared.api_url})")
     register_secret(getattr(args, "source_proxy", None))
     try:
         return shared, load_signer(shared.wallet_name, shared.wallet_hotkey, shared.wallet_path)
@@ -61,20 +63,6 @@ def registration_problem(graph: Metagraph, hotkey: str, *, validator: bool, hint
                 f"the largest stakes at each tempo; add stake with `btcli stake add --netuid {graph.netuid}{flags}`, "
                 "then start again")
     return None
-
-
-async def startup_registration(chain: Chain, hotkey: str, *, validator: bool, hint: str = "") -> str | None:
-    """:func:`registration_problem` against the chain now (made for ``asyncio.run`` before the neuron's own
-    loop: the chain's connection is closed after, and opened again on first use). A chain that cannot be
-    reached is not a reason to stop: it is said in one line, and the check is made again while running."""
-    try:
-        graph = await chain.metagraph()
-    except ChainError as exc:
-        logger.warning(f"cannot check the registration of {hotkey} now ({exc}); checking again while running")
-        return None
-    finally:
-        await chain.close()
-    return registration_problem(graph, hotkey, validator=validator, hint=hint)
 
 
 async def pause(stop: asyncio.Event, seconds: float) -> None:

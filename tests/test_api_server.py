@@ -475,3 +475,18 @@ def test_a_client_seven_minutes_off_signs_with_the_apis_time_and_says_so_once(ne
     assert first.epoch_id == second.epoch_id and 415 <= offset <= 425
     skew = [line for line in lines if "clock is" in line]
     assert len(skew) == 1 and any(f"+{s} s" in skew[0] for s in (419, 420, 421)) and "timedatectl" in skew[0]
+
+
+def test_two_clients_of_one_hotkey_in_the_same_second_are_both_served(net):
+    frozen = time.time()  # both clocks read the same second: the second signature is a replay at first
+
+    async def go():
+        async with net.client(net.miners[3], clock=lambda: frozen) as a, \
+                net.client(net.miners[3], clock=lambda: frozen) as b:
+            first = await a.current_assignment()
+            second = await b.current_assignment()
+            return first, second, a._last_ts, b._last_ts
+
+    first, second, stamps_a, stamps_b = run(go())
+    assert first.epoch_id == second.epoch_id
+    assert set(stamps_a.values()) != set(stamps_b.values())  # one of them signed the next second

@@ -167,7 +167,7 @@ class ResiApiClient:
         endpoint = f"{method} {path}"
         bound = self.max_rate_wait if max_wait is None else min(max_wait, self.max_rate_wait)
         last: ApiError | None = None
-        skew_retry = True
+        skew_retry = replay_retry = True
         for attempt in range(self.max_attempts):
             try:
                 await self._pacer.acquire(key, max_wait=bound)
@@ -203,6 +203,11 @@ class ResiApiClient:
                 last = ApiError.from_body(status, body, endpoint, self._rate_wait(headers) if status == 429 else None)
                 if status == 400 and moved and skew_retry and build is not None:
                     skew_retry = False  # "Invalid timestamp" from a skewed clock: signed again with the API's time
+                    continue
+                if status == 401 and build is not None and replay_retry and _is_replay(last):
+                    # A fresh signature refused as used: another client of this hotkey (a restart, a check run
+                    # just before) signed the same second. The next signature takes the second after it.
+                    replay_retry = False
                     continue
                 if not last.retryable:
                     raise last
@@ -359,6 +364,10 @@ class ResiApiClient:
 
         build = self._signed(f"miner:{miner_hotkey}", lambda ts: signing.validator_miner_access(miner_hotkey, ts), fields)
         return await self._call(lim.MINER_ACCESS, "POST", "/get-miner-specific-access", MinerSpecificAccess, build)
+
+
+def _is_replay(error: ApiError) -> bool:
+    return any("already used" in message for message in error.messages)
 
 
 def _decode(raw: bytes) -> Any:

@@ -27,8 +27,8 @@ from loguru import logger
 
 from resi.chain.base import ChainError, Metagraph, Neuron, SubnetParams, WeightsRefused, WeightsResult
 from resi.chain.weights import U16_MAX, conform
+from resi.constants import NETWORKS
 
-NETWORKS = ("finney", "test", "local", "archive")
 RAO = 1e9
 _ST = bittensor.storage.SubtensorModule
 _CALLS = bittensor.calls.SubtensorModule

@@ -11,11 +11,12 @@ from loguru import logger
 
 from resi.api.client import ResiApiClient
 from resi.chain import open_chain
-from resi.config import HelpFormatter, add_shared_args, env, env_float, env_int
+from resi.config import COUNT, POSITIVE, SECONDS, HelpFormatter, add_shared_args, env
 from resi.miner.checkpoint import Checkpoint
 from resi.miner.loop import Miner, MinerConfig
 from resi.miner.upload import Uploader
-from resi.neuron import add_source_args, run_until_signal, source_from_args, start, startup_registration
+from resi.neuron import add_source_args, run_until_signal, source_from_args, start
+from resi.preflight import outcome, run_checks
 
 DESCRIPTION = """RESI subnet 46 miner: every epoch, scrape the assigned zipcodes' current listings from a real
 source, upload listings.parquet + metadata.json through the Resi API's presigned POST, report status.
@@ -31,19 +32,19 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--miner.data_dir", dest="data_dir", default=env("RESI_MINER_DATA_DIR"),
                    help="folder for the checkpoint and local epoch files (default ~/.resi/miner/<hotkey>) "
                    "[env RESI_MINER_DATA_DIR]")
-    m.add_argument("--miner.concurrency", dest="concurrency", type=int, default=env_int("RESI_MINER_CONCURRENCY", default=4),
+    m.add_argument("--miner.concurrency", dest="concurrency", type=COUNT, default=env("RESI_MINER_CONCURRENCY", default="4"),
                    help="zipcodes scraped at once [env RESI_MINER_CONCURRENCY]")
-    m.add_argument("--miner.upload_margin", dest="upload_margin", type=float,
-                   default=env_float("RESI_MINER_UPLOAD_MARGIN", default=900.0),
+    m.add_argument("--miner.upload_margin", dest="upload_margin", type=SECONDS,
+                   default=env("RESI_MINER_UPLOAD_MARGIN", default="900"),
                    help="seconds before the deadline at which scraping stops and what there is gets uploaded "
                    "[env RESI_MINER_UPLOAD_MARGIN]")
-    m.add_argument("--miner.poll_interval", dest="poll_interval", type=float, default=60.0,
+    m.add_argument("--miner.poll_interval", dest="poll_interval", type=POSITIVE, default=60.0,
                    help="seconds between assignment checks (the API allows 10 per minute)")
-    m.add_argument("--miner.retention_days", dest="retention_days", type=float, default=7.0,
+    m.add_argument("--miner.retention_days", dest="retention_days", type=POSITIVE, default=7.0,
                    help="local epoch data older than this is deleted")
-    m.add_argument("--miner.zipcode_retry_pause", dest="zipcode_retry_pause", type=float, default=30.0,
+    m.add_argument("--miner.zipcode_retry_pause", dest="zipcode_retry_pause", type=SECONDS, default=30.0,
                    help="seconds between rounds of retrying zipcodes whose scrape failed")
-    m.add_argument("--miner.shutdown_grace", dest="shutdown_grace", type=float, default=20.0,
+    m.add_argument("--miner.shutdown_grace", dest="shutdown_grace", type=SECONDS, default=20.0,
                    help="seconds given to the work in flight after SIGINT/SIGTERM (keep under pm2's kill_timeout)")
     add_source_args(p, "listing source (Realtor.com through homeharvest)")
     return p
@@ -56,12 +57,12 @@ def main(argv: list[str] | None = None, strategy=None) -> int:
     if started is None:
         return 2
     shared, signer = started
-    problem = asyncio.run(startup_registration(open_chain(shared.chain_spec, shared.netuid), signer.hotkey,
-                                               validator=False, hint=shared.btcli_flags))
-    if problem:
-        logger.error(problem)
-        return 2
     data_dir = Path(args.data_dir or f"~/.resi/miner/{signer.hotkey}").expanduser()
+    findings = asyncio.run(run_checks(shared, signer, open_chain(shared.chain_spec, shared.netuid), data_dir,
+                                      "--miner.data_dir", validator=False))
+    code = outcome(findings, args.check)
+    if code is not None:
+        return code
     config = MinerConfig(data_dir=data_dir, concurrency=args.concurrency, upload_margin=args.upload_margin,
                          poll_interval=args.poll_interval, retention_days=args.retention_days,
                          zipcode_retry_pause=args.zipcode_retry_pause)

@@ -11,10 +11,11 @@ from loguru import logger
 
 from resi.api.client import ResiApiClient
 from resi.chain import open_chain
-from resi.config import HelpFormatter, add_shared_args, env, env_float
+from resi.config import COUNT, FRACTION, POSITIVE, SECONDS, HelpFormatter, add_shared_args, env, number
 from resi.constants import WEIGHTS_VERSION_KEY
 from resi.listings.files import ReadLimits
-from resi.neuron import add_source_args, run_until_signal, source_from_args, start, startup_registration
+from resi.neuron import add_source_args, run_until_signal, source_from_args, start
+from resi.preflight import outcome, run_checks
 from resi.validation.params import ValidationParams
 from resi.validator.downloads import DownloadLimits
 from resi.validator.loop import Validator, ValidatorConfig
@@ -39,48 +40,48 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--validator.data_dir", dest="data_dir", default=env("RESI_VALIDATOR_DATA_DIR"),
                    help="folder for the state database and the results (default ~/.resi/validator/<hotkey>) "
                    "[env RESI_VALIDATOR_DATA_DIR]")
-    v.add_argument("--validator.grace", dest="grace", type=float, default=env_float("RESI_VALIDATOR_GRACE", default=600.0),
+    v.add_argument("--validator.grace", dest="grace", type=SECONDS, default=env("RESI_VALIDATOR_GRACE", default="600"),
                    help="seconds after an epoch's deadline before validating it [env RESI_VALIDATOR_GRACE]")
-    v.add_argument("--validator.max_lag", dest="max_lag", type=float, default=None,
+    v.add_argument("--validator.max_lag", dest="max_lag", type=POSITIVE, default=None,
                    help="skip an epoch not reached within this many seconds of its deadline (default: one epoch)")
-    v.add_argument("--validator.poll_interval", dest="poll_interval", type=float, default=60.0,
+    v.add_argument("--validator.poll_interval", dest="poll_interval", type=POSITIVE, default=60.0,
                    help="seconds between checks for a finished epoch")
-    v.add_argument("--validator.download_concurrency", dest="download_concurrency", type=int, default=8,
+    v.add_argument("--validator.download_concurrency", dest="download_concurrency", type=COUNT, default=8,
                    help="miners downloaded at once")
-    v.add_argument("--validator.download_timeout", dest="download_timeout", type=float, default=180.0,
+    v.add_argument("--validator.download_timeout", dest="download_timeout", type=POSITIVE, default=180.0,
                    help="seconds one miner's download may take before the miner scores 0 for the epoch")
-    v.add_argument("--validator.max_listings_mb", dest="max_listings_mb", type=float, default=64.0,
+    v.add_argument("--validator.max_listings_mb", dest="max_listings_mb", type=POSITIVE, default=64.0,
                    help="byte cap of a listings.parquet, in MB")
-    v.add_argument("--validator.max_metadata_kb", dest="max_metadata_kb", type=float, default=1024.0,
+    v.add_argument("--validator.max_metadata_kb", dest="max_metadata_kb", type=POSITIVE, default=1024.0,
                    help="byte cap of a metadata.json, in KB")
-    v.add_argument("--validator.max_rows", dest="max_rows", type=int, default=200_000,
+    v.add_argument("--validator.max_rows", dest="max_rows", type=COUNT, default=200_000,
                    help="rows a listings.parquet may have (checked from its footer)")
-    v.add_argument("--validator.max_decoded_mb", dest="max_decoded_mb", type=float, default=256.0,
+    v.add_argument("--validator.max_decoded_mb", dest="max_decoded_mb", type=POSITIVE, default=256.0,
                    help="decoded size a listings.parquet may have, in MB (checked from its footer, then per batch)")
-    v.add_argument("--validator.refetch_concurrency", dest="refetch_concurrency", type=int, default=4,
+    v.add_argument("--validator.refetch_concurrency", dest="refetch_concurrency", type=COUNT, default=4,
                    help="listings fetched again at once for the truth check")
-    v.add_argument("--validator.judge_memory_mb", dest="judge_memory_mb", type=int, default=1024,
+    v.add_argument("--validator.judge_memory_mb", dest="judge_memory_mb", type=number(int, 64), default=1024,
                    help="memory the child process that judges one miner's files may use beyond its own footprint, "
                    "in MB; a file that needs more scores memory_limit_exceeded")
-    v.add_argument("--validator.judge_timeout", dest="judge_timeout", type=float, default=120.0,
+    v.add_argument("--validator.judge_timeout", dest="judge_timeout", type=POSITIVE, default=120.0,
                    help="seconds judging one miner's files may take (judging_timeout past it)")
-    v.add_argument("--validator.judge_workers", dest="judge_workers", type=int, default=SandboxLimits().workers,
+    v.add_argument("--validator.judge_workers", dest="judge_workers", type=COUNT, default=SandboxLimits().workers,
                    help="judging children side by side (one per core to spare; each may use judge_memory_mb)")
     w = p.add_argument_group("weights")
     defaults_w = WeightSchedule()
-    w.add_argument("--weights.resync_blocks", dest="resync_blocks", type=int, default=defaults_w.resync_blocks,
+    w.add_argument("--weights.resync_blocks", dest="resync_blocks", type=COUNT, default=defaults_w.resync_blocks,
                    help="blocks between two reads of the metagraph (also read right before weights are set)")
-    w.add_argument("--weights.margin_blocks", dest="margin_blocks", type=int, default=defaults_w.margin_blocks,
+    w.add_argument("--weights.margin_blocks", dest="margin_blocks", type=number(int, 0), default=defaults_w.margin_blocks,
                    help="weights are set again every WeightsSetRateLimit + this many blocks")
-    w.add_argument("--weights.poll_seconds", dest="weights_poll", type=float, default=defaults_w.poll_seconds,
+    w.add_argument("--weights.poll_seconds", dest="weights_poll", type=POSITIVE, default=defaults_w.poll_seconds,
                    help="seconds between two looks at the chain head")
     s = p.add_argument_group("scoring (consensus values: change only with the subnet)")
     defaults = ValidationParams()
-    s.add_argument("--scoring.sample_size", dest="sample_size", type=int, default=defaults.sample_size,
+    s.add_argument("--scoring.sample_size", dest="sample_size", type=COUNT, default=defaults.sample_size,
                    help="rows the snapshot lacks that are fetched again per miner")
-    s.add_argument("--scoring.ema_alpha", dest="ema_alpha", type=float, default=defaults.ema_alpha,
+    s.add_argument("--scoring.ema_alpha", dest="ema_alpha", type=number(float, 0, 1, above=True), default=defaults.ema_alpha,
                    help="weight of the newest epoch in the EMA")
-    s.add_argument("--scoring.fabrication_threshold", dest="fabrication_threshold", type=float,
+    s.add_argument("--scoring.fabrication_threshold", dest="fabrication_threshold", type=FRACTION,
                    default=defaults.fabrication_threshold, help="estimated fabricated share above which a miner scores 0")
     add_source_args(p, "listing source (the validator's own scrape and refetches)")
     return p
@@ -111,10 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     chain = open_chain(shared.chain_spec, shared.netuid, hotkey=signer.hotkey,
                        wallet=(shared.wallet_name, shared.wallet_hotkey, shared.wallet_path))
-    problem = asyncio.run(startup_registration(chain, signer.hotkey, validator=True, hint=shared.btcli_flags))
-    if problem:
-        logger.error(problem)
-        return 2
+    findings = asyncio.run(run_checks(shared, signer, chain, data_dir, "--validator.data_dir", validator=True))
+    code = outcome(findings, args.check)
+    if code is not None:
+        return code
     api = ResiApiClient(shared.api_url, signer, timeout=shared.api_timeout)
     source = source_from_args(args)
     state = ValidatorState(data_dir / "state.db")

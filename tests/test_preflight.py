@@ -1,0 +1,151 @@
+"""Neurons check what they need before their loop and stop in seconds with one line that names the fix (exit
+2); ``--check`` runs only the checks; flags out of range are refused with the allowed range."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from resi import __version__
+from resi.api.client import ResiApiClient
+from resi.chain.keys import create_wallet
+from resi.chain.local import SimulatedChainStore
+from resi.preflight import check_api
+from resi.processes import free_port
+from tests.helpers import run
+from tests.servers import ApiServer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class World:
+    """A simulated chain with a miner, a validator with a permit and one without, an unregistered key, and the
+    reference API server on it."""
+
+    def __init__(self, root: Path, s3):
+        self.root = root
+        self.wallets = root / "wallets"
+        self.chain = SimulatedChainStore(root / "chain.db", create=True)
+        self.miner = create_wallet(self.wallets, "miner")
+        self.validator = create_wallet(self.wallets, "validator")
+        self.small = create_wallet(self.wallets, "small")
+        self.stranger = create_wallet(self.wallets, "stranger")
+        self.chain.register(self.miner.hotkey, self.miner.coldkey, stake=1)
+        self.chain.register(self.validator.hotkey, self.validator.coldkey, stake=1000, validator=True)
+        self.chain.register(self.small.hotkey, self.small.coldkey, stake=1)
+        self.server = ApiServer(root, root / "chain.db", s3, "--listings-scale", "0.05").start()
+
+    def neuron(self, script: str, wallet: str, *extra: str, chain: str | None = None,
+               api: str | None = None) -> tuple[subprocess.CompletedProcess, float]:
+        data = ["--miner.data_dir" if script == "miner.py" else "--validator.data_dir", str(self.root / wallet)]
+        started = time.monotonic()
+        out = subprocess.run(
+            [sys.executable, str(ROOT / "neurons" / script), "--wallet.name", wallet, "--wallet.path",
+             str(self.wallets), "--subtensor.chain_endpoint", chain or f"sim:{self.chain.path}",
+             "--api.url", api or self.server.url, *data, *extra],
+            capture_output=True, text=True, timeout=120, cwd=ROOT)
+        return out, time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, local_s3):
+    w = World(tmp_path_factory.mktemp("preflight"), local_s3)
+    yield w
+    w.server.stop()
+
+
+def _refused(out: subprocess.CompletedProcess, seconds: float, *fix: str) -> None:
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert seconds < 60 and "Traceback" not in out.stderr
+    for words in fix:
+        assert words in out.stderr, (words, out.stderr[-2000:])
+
+
+@pytest.mark.parametrize("script,wallet", [("miner.py", "miner"), ("validator.py", "validator")])
+def test_check_passes_on_a_good_setup_and_says_what_it_found(world, script, wallet):
+    out, seconds = world.neuron(script, wallet, "--check")
+    assert out.returncode == 0, out.stdout + out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert len(lines) == 4 and all(line.startswith("ok ") for line in lines), lines
+    assert "is writable" in lines[0] and "is uid" in lines[1] and "accepts hotkey" in lines[2] and "clock" in lines[3]
+
+
+def test_unregistered_hotkey_and_missing_permit(world):
+    _refused(*world.neuron("miner.py", "stranger"), f"hotkey {world.stranger.hotkey} is not registered on netuid 46",
+             "btcli subnets register --netuid 46 --wallet.name stranger --wallet.hotkey default")
+    _refused(*world.neuron("validator.py", "small"), "has no validator permit on netuid 46", "btcli stake add")
+
+
+def test_unreachable_chain(world):
+    port = free_port()  # nothing listens there
+    _refused(*world.neuron("miner.py", "miner", chain=f"ws://127.0.0.1:{port}"),
+             f"from the chain at ws://127.0.0.1:{port}", "check --subtensor.network / --subtensor.chain_endpoint")
+    _refused(*world.neuron("miner.py", "miner", chain=f"sim:{world.root / 'no-such-chain.db'}"),
+             "cannot read netuid 46 from the chain")
+
+
+def test_unreachable_api(world):
+    url = f"http://127.0.0.1:{free_port()}"
+    _refused(*world.neuron("validator.py", "validator", api=url), f"the Resi API at {url} does not answer",
+             "check --api.url")
+
+
+def test_unknown_network_and_endpoints_that_are_not_endpoints(world):
+    _refused(*world.neuron("miner.py", "miner", "--subtensor.network", "finey"), "unknown network 'finey'",
+             "finney, test, local, archive")
+    _refused(*world.neuron("miner.py", "miner", chain="./chain.db"), "'./chain.db' is not an endpoint")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere: no folder is unwritable")
+def test_unwritable_folder(world, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    out, seconds = world.neuron("miner.py", "miner", "--miner.data_dir", str(locked / "data"))
+    _refused(out, seconds, f"cannot write to {locked / 'data'}", "give a writable folder with --miner.data_dir")
+
+
+def test_a_folder_that_is_a_file_is_unwritable(world, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    out, seconds = world.neuron("validator.py", "validator", "--validator.data_dir", str(blocker / "v"))
+    _refused(out, seconds, f"cannot write to {blocker / 'v'}", "--validator.data_dir")
+
+
+@pytest.mark.parametrize("script,flag,value,allowed", [
+    ("miner.py", "--miner.concurrency", "0", "an integer >= 1"),
+    ("miner.py", "--miner.poll_interval", "-5", "a number > 0"),
+    ("miner.py", "--source.max_rps", "nan", "a number > 0"),
+    ("validator.py", "--scoring.ema_alpha", "1.5", "a number > 0 and <= 1"),
+    ("validator.py", "--scoring.fabrication_threshold", "-0.1", "a number >= 0 and <= 1"),
+    ("validator.py", "--validator.judge_workers", "0", "an integer >= 1"),
+    ("validator.py", "--netuid", "70000", "an integer >= 0 and <= 65535"),
+])
+def test_out_of_range_flags_are_refused_with_the_allowed_range(world, script, flag, value, allowed):
+    out, seconds = world.neuron(script, "miner", flag, value)
+    _refused(out, seconds, f"argument {flag}: must be {allowed}, got '{value}'")
+
+
+def test_a_clock_far_off_the_apis_is_refused_with_the_fix(world):
+    async def go(offset: float):
+        async with ResiApiClient(world.server.url, world.miner, clock=lambda: time.time() + offset,
+                                 max_attempts=2, backoff_base=0.05) as api:
+            return await check_api(api, world.miner.hotkey, validator=False)
+
+    near = run(go(5))
+    assert all(f.ok for f in near) and "clock within" in near[-1].line
+    far = run(go(-420))
+    assert far[0].ok  # signed with the API's time: the API accepts the hotkey
+    assert not far[-1].ok and any(f"clock is {s} s behind the API's" in far[-1].line for s in (419, 420, 421))
+    assert "timedatectl set-ntp true" in far[-1].line
+
+
+def test_version():
+    out = subprocess.run([sys.executable, str(ROOT / "neurons" / "validator.py"), "--version"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and __version__ in out.stdout
