@@ -125,7 +125,12 @@ def add_shared_args(parser: argparse.ArgumentParser) -> None:
     log.add_argument("--logging.trace", dest="logging_trace", action="store_true", help="log at TRACE level")
     log.add_argument(
         "--logging.file", dest="logging_file", type=Path, default=env("RESI_LOG_FILE"),
-        help="also write logs to this file (rotated at 50 MB) [env RESI_LOG_FILE]",
+        help="write logs to this file instead of the default one (rotated at 50 MB) [env RESI_LOG_FILE]",
+    )
+    log.add_argument(
+        "--logging.logging_dir", dest="logging_dir", type=Path, default=env("RESI_LOG_DIR"),
+        help="folder of the neuron's log file, <role>.log, rotated at 50 MB, five kept (default: logs/ in its "
+        "data folder) [env RESI_LOG_DIR]",
     )
 
 
@@ -142,6 +147,7 @@ class SharedConfig:
     debug: bool
     trace: bool
     log_file: Path | None
+    log_dir: Path | None = None
 
     @property
     def chain_spec(self) -> str:
@@ -174,4 +180,5 @@ class SharedConfig:
             debug=args.logging_debug,
             trace=args.logging_trace,
             log_file=Path(args.logging_file) if args.logging_file else None,
+            log_dir=Path(args.logging_dir).expanduser() if getattr(args, "logging_dir", None) else None,
         )

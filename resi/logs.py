@@ -66,12 +66,22 @@ def setup_logging(debug: bool = False, trace: bool = False, log_file: Path | Non
     level = "TRACE" if trace else "DEBUG" if debug else "INFO"
     logger.remove()
     logger.configure(patcher=_patch, extra={"name": name})
-    fmt = "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> | <level>{level: <7}</level> | " + (
-        f"{name} | " if name else ""
-    ) + "<level>{message}</level>"
-    logger.add(sys.stderr, level=level, format=fmt, backtrace=False, diagnose=False)
+    _SINK.update(level=level, format="<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> | <level>{level: <7}</level> | "
+                 + (f"{name} | " if name else "") + "<level>{message}</level>")
+    logger.add(sys.stderr, backtrace=False, diagnose=False, **_SINK)
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        logger.add(
-            log_file, level=level, format=fmt, backtrace=False, diagnose=False, rotation="50 MB", retention=5
-        )
+        add_log_file(log_file)
+
+
+_SINK: dict = {"level": "INFO", "format": "{message}"}
+
+
+def add_log_file(path: Path) -> bool:
+    """Also log to ``path`` (rotated at 50 MB, five files kept); False, said on stderr, if it cannot be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        logger.add(path, backtrace=False, diagnose=False, rotation="50 MB", retention=5, **_SINK)
+    except OSError as exc:
+        logger.warning(f"cannot log to {path} ({exc}): logging to stderr only")
+        return False
+    return True

@@ -7,14 +7,15 @@ import argparse
 import asyncio
 import signal
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from loguru import logger
 
 from resi import __version__
 from resi.chain import KeyLoadError, KeypairSigner, load_signer
 from resi.chain.base import Metagraph
-from resi.config import POSITIVE, SharedConfig, env
-from resi.logs import register_secret, setup_logging
+from resi.config import POSITIVE, SharedConfig, env, number
+from resi.logs import add_log_file, register_secret, setup_logging
 from resi.scraping.realtor import RealtorSource
 
 
@@ -25,9 +26,10 @@ def add_source_args(parser: argparse.ArgumentParser, title: str) -> None:
                    "[env RESI_SOURCE_URL]")
     s.add_argument("--source.proxy", dest="source_proxy", default=env("RESI_PROXY_URL"),
                    help="HTTP(S) proxy URL, credentials included; prefer the environment [env RESI_PROXY_URL]")
-    s.add_argument("--source.max_rps", dest="source_max_rps", type=POSITIVE,
+    s.add_argument("--source.max_rps", dest="source_max_rps", type=number(float, 0),
                    default=env("RESI_SOURCE_MAX_RPS", default="4"),
-                   help="requests per second to the source, at most [env RESI_SOURCE_MAX_RPS]")
+                   help="requests per second to the source, at most; 0: no cap (a local site only) "
+                   "[env RESI_SOURCE_MAX_RPS]")
     s.add_argument("--source.timeout", dest="source_timeout", type=POSITIVE, default=15.0,
                    help="seconds before one request to the source is abandoned (then retried)")
 
@@ -35,6 +37,21 @@ def add_source_args(parser: argparse.ArgumentParser, title: str) -> None:
 def source_from_args(args: argparse.Namespace) -> RealtorSource:
     return RealtorSource(args.source_url, proxy=args.source_proxy, max_rps=args.source_max_rps,
                          timeout=args.source_timeout)
+
+
+def until_stopped(run: Callable[[], int]) -> int:
+    """A neuron's ``run`` (start-up, then its loop); SIGINT or SIGTERM before the loop takes them over ends it
+    cleanly (exit 0, one log line) instead of killing it mid-way."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        return run()
+    except KeyboardInterrupt:
+        logger.info("stopped during start-up")
+        return 0
 
 
 def start(args: argparse.Namespace, name: str) -> tuple[SharedConfig, KeypairSigner] | None:
@@ -48,6 +65,14 @@ def start(args: argparse.Namespace, name: str) -> tuple[SharedConfig, KeypairSig
     except KeyLoadError as exc:
         logger.error(str(exc))
         return None
+
+
+def log_to_folder(shared: SharedConfig, data_dir: Path, name: str) -> None:
+    """The neuron's own log file, rotated (unless ``--logging.file`` named another): ``<name>.log`` in
+    ``--logging.logging_dir``, by default ``logs/`` in its data folder."""
+    path = shared.log_file or (shared.log_dir or data_dir / "logs") / f"{name}.log"
+    if shared.log_file is not None or add_log_file(path):
+        logger.info(f"resi {name} {__version__}: logging to {path}")  # the file's first line says the version
 
 
 def registration_problem(graph: Metagraph, hotkey: str, *, validator: bool, hint: str = "") -> str | None:

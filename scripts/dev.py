@@ -4,6 +4,9 @@
     python3 scripts/dev.py localnet [flags]   start the local network (SeaweedFS, chain, API, site, neurons)
     python3 scripts/dev.py test [pytest args] run the test suite
 
+Ctrl-C (or SIGTERM to this script) is passed on, and the local network stops gracefully: every process
+finishes its work in flight and says so; nothing is left running.
+
 Each command first makes ``.venv`` (if missing or older than the requirements) and installs the project
 into it with ``pip install -e .[test]``, and caches the subtensor runtime metadata the local chain node
 serves (``python -m resi.chain.runtime``: once, from PyPI); then it runs inside it. Nothing is installed
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -55,7 +59,33 @@ def ensure_venv() -> Path:
     return python
 
 
+def run(cmd: list[str]) -> int:
+    """Run ``cmd`` to its end. SIGINT and SIGTERM to this script are passed on to it, once, and it is waited
+    for (the local network stops gracefully); if this script is killed outright, it gets SIGTERM."""
+
+    def detach() -> None:  # its own process group: a terminal's Ctrl-C reaches it only through this script
+        os.setsid()
+        if sys.platform.startswith("linux"):
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    child = subprocess.Popen(cmd, preexec_fn=detach)
+
+    def forward(signum, _frame) -> None:
+        if child.poll() is None:
+            print(f"[dev] passing {signal.Signals(signum).name} on; waiting for a graceful stop", flush=True)
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    return child.wait()
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] in (["-h"], ["--help"]):
+        print(__doc__)
+        return 0
     if not argv or argv[0] not in ("localnet", "test"):
         print(__doc__)
         return 2
@@ -66,10 +96,7 @@ def main(argv: list[str]) -> int:
     else:
         cmd = [str(python), "-m", "resi.localnet", *rest]
     os.chdir(ROOT)
-    try:
-        return subprocess.call(cmd)
-    except KeyboardInterrupt:
-        return 130
+    return run(cmd)
 
 
 if __name__ == "__main__":

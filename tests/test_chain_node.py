@@ -119,6 +119,8 @@ def test_weights_land_and_every_refusal_carries_the_chains_reason(node, people):
     result, too_fast = run(as_validator, twice)
     assert result.success and result.block is not None
     assert store.current_weights(46)[uids["validator"]] == (targets, [65535, 21845])
+    held = run(_chain(node), lambda c: c.weights_of([uids["validator"], uids["miner1"]]))  # read back over the wire
+    assert held == {uids["validator"]: list(zip(targets, [65535, 21845])), uids["miner1"]: []}
     me = next(n for n in store.neurons(46) if n.hotkey == made["validator"].hotkey)
     assert me.last_update == result.block  # the block the extrinsic went into
     assert too_fast.reason == "SettingWeightsTooFast"

@@ -85,6 +85,8 @@ def _tampered(epoch, index: int) -> pa.Table:
             row["listing_status"] = "sold"
         elif pick == 9 and row["listing_date"]:
             row["listing_date"] = row["listing_date"][:8] + "01"
+        elif pick == 10:  # the page with a query string (still this listing's page), or another listing's page
+            row["source_url"] += rng.choice(("?from=search", "?x=1\n_19103_M1234-5678", "/?", "_M999"))
     return pa.Table.from_pylist(rows, schema=table.schema)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,8 @@ from resi.chain.local import SimulatedChainStore
 from resi.chain.weights import conform
 from resi.localnet.cheaters import STRATEGIES
 from tests.helpers import PYTHON
+
+ROOT = Path(__file__).resolve().parent.parent
 
 EXPECTED = {  # cheater -> the reason (or reasons) its results must show, and its score is 0
     "nothing": "no_upload",
@@ -140,3 +143,39 @@ def test_a_hotkey_that_takes_over_a_uid_starts_from_zero(localnet):
                 assert uid not in r["uids"], r
         latest = [r for r in after if r["created_at"] > counted[rows[-1][0]]]
         assert latest and all(uid in r["uids"] for r in latest)  # once counted, it is weighted
+
+
+def _status(run_dir, script: str, name: str, folder: str) -> dict:
+    flag = "--miner.data_dir" if script == "miner.py" else "--validator.data_dir"
+    out = subprocess.run(
+        [PYTHON, str(ROOT / "neurons" / script), "status", "--wallet.name", name, "--wallet.path",
+         str(run_dir / "wallets"), "--subtensor.chain_endpoint", f"sim:{run_dir / 'chain.db'}", flag,
+         str(run_dir / folder / name), "--json"],
+        capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout)
+
+
+def test_status_says_what_each_neuron_did_and_what_the_chain_says(localnet):
+    run_dir, _ = localnet
+    miner = _status(run_dir, "miner.py", "miner1", "miners")
+    chain = miner["chain"]
+    assert chain["registered"] and chain["incentive"] > 0 and chain["last_update"] == 0
+    assert len(chain["weights_from_validators"]) == 2 and all(w > 0 for w in chain["weights_from_validators"].values())
+    done = [e for e in miner["epochs"] if e["reported"] == "COMPLETED"]
+    assert len(done) >= 3 and all(e["rows"] > 0 and e["zipcodes_done"] == e["zipcodes"] and e["upload_verified"]
+                                  for e in done)
+    validator = _status(run_dir, "validator.py", "validator1", "validators")
+    assert validator["chain"]["validator_permit"] and validator["chain"]["blocks_since_update"] is not None
+    assert len(validator["epochs"]) >= 3 and all(e["weights_set"] and e["miners"] > 10 for e in validator["epochs"])
+    reasons = {r["hotkey"]: r["zero_reason"] for r in validator["epochs"][0]["results"]}
+    assert reasons[miner["hotkey"]] is None  # an honest miner scores
+    zeros = [reason for reason in reasons.values() if reason]
+    assert any(reason.startswith("copy of ") for reason in zeros) and any("no_upload" in r for r in zeros)
+    assert validator["ema_leaders"] and validator["ema_leaders"][0]["ema"] > 0
+    text = subprocess.run(
+        [PYTHON, str(ROOT / "neurons" / "validator.py"), "status", "--wallet.name", "validator1", "--wallet.path",
+         str(run_dir / "wallets"), "--subtensor.chain_endpoint", f"sim:{run_dir / 'chain.db'}",
+         "--validator.data_dir", str(run_dir / "validators" / "validator1")],
+        capture_output=True, text=True, timeout=120).stdout
+    assert "miners judged" in text and "<- copy of" in text and "EMA leaders" in text

@@ -120,7 +120,8 @@ def test_a_folder_that_is_a_file_is_unwritable(world, tmp_path):
 @pytest.mark.parametrize("script,flag,value,allowed", [
     ("miner.py", "--miner.concurrency", "0", "an integer >= 1"),
     ("miner.py", "--miner.poll_interval", "-5", "a number > 0"),
-    ("miner.py", "--source.max_rps", "nan", "a number > 0"),
+    ("miner.py", "--source.max_rps", "nan", "a number >= 0"),
+    ("miner.py", "--source.timeout", "0", "a number > 0"),
     ("validator.py", "--scoring.ema_alpha", "1.5", "a number > 0 and <= 1"),
     ("validator.py", "--scoring.fabrication_threshold", "-0.1", "a number >= 0 and <= 1"),
     ("validator.py", "--validator.judge_workers", "0", "an integer >= 1"),
@@ -149,3 +150,22 @@ def test_version():
     out = subprocess.run([sys.executable, str(ROOT / "neurons" / "validator.py"), "--version"], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0 and __version__ in out.stdout
+
+
+def test_a_running_neuron_logs_to_a_rotated_file_in_its_data_folder_that_starts_with_its_version(world):
+    data = world.root / "logging-miner"
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "neurons" / "miner.py"), "--wallet.name", "miner", "--wallet.path",
+         str(world.wallets), "--subtensor.chain_endpoint", f"sim:{world.chain.path}", "--api.url", world.server.url,
+         "--miner.data_dir", str(data), "--source.url", "http://127.0.0.1:9", "--miner.poll_interval", "30"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    log = data / "logs" / "miner.log"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (log.exists() and "epoch" in log.read_text()):
+            time.sleep(0.2)
+        lines = log.read_text().splitlines()
+        assert f"resi miner {__version__}: logging to {log}" in lines[0] and any("epoch" in x for x in lines)
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=60) == 0

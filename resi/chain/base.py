@@ -106,6 +106,10 @@ class Chain(Protocol):
         """The first block produced at or after unix time ``moment`` (it may not exist yet)."""
         ...
 
+    async def weights_of(self, uids: list[int]) -> dict[int, list[tuple[int, int]]]:
+        """The weight vector each of ``uids`` has set, as the chain holds it now: (uid, u16 weight) pairs."""
+        ...
+
     async def set_weights(self, uids: list[int], weights: list[float], version_key: int) -> WeightsResult:
         """Set weights as this chain's own hotkey (given at construction), fitted to the subnet's
         hyperparameters; :class:`WeightsRefused` with the chain's reason when it refuses them."""

@@ -164,6 +164,17 @@ class BittensorChain:
             raise ChainError(f"metagraph of netuid {self.netuid} on {self.network!r} is malformed: {exc}") from None
         return Metagraph(netuid=self.netuid, block=block, neurons=neurons)
 
+    async def weights_of(self, uids: list[int]) -> dict[int, list[tuple[int, int]]]:
+        async def read(client) -> list:
+            block = await client.block()
+            return await asyncio.gather(*(client.query(_ST.Weights, [self.netuid, uid], block=block) for uid in uids))
+
+        values = await self._call("weights", read)
+        try:
+            return {uid: [(int(u), int(w)) for u, w in (vector or [])] for uid, vector in zip(uids, values)}
+        except (TypeError, ValueError) as exc:
+            raise ChainError(f"weights of netuid {self.netuid} are malformed: {exc}") from None
+
     async def params(self) -> SubnetParams:
         async def read(client) -> list:
             block = await client.block()

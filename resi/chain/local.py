@@ -558,6 +558,10 @@ class LocalChain:
     async def first_block_at(self, moment: float) -> int:
         return await self._run(self.store.first_block_at, moment)
 
+    async def weights_of(self, uids: list[int]) -> dict[int, list[tuple[int, int]]]:
+        held = await self._run(self.store.current_weights, self.netuid)
+        return {uid: list(zip(*held[uid])) if uid in held else [] for uid in uids}
+
     async def set_weights(self, uids: list[int], weights: list[float], version_key: int) -> WeightsResult:
         """Fit the weights to the subnet as the bittensor SDK does (max-weight clip, u16), then apply them."""
         if self.hotkey is None:

@@ -8,6 +8,7 @@ process group and dies with its parent; :meth:`LocalNetwork.stop` stops them all
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,12 +212,17 @@ class LocalNetwork:
     def stop(self) -> dict[str, int | None]:
         """Stop every process (neurons first, then the servers); their exit codes by name."""
         codes: dict[str, int | None] = {}
-        for p in self.participants:
-            if p.process is not None:
-                codes[p.name] = p.process.stop(grace=30)
-        for name, proc in (("api", self.api), ("site", self.site), ("chain-node", self.node)):
-            if proc is not None:
-                codes[name] = proc.stop()
+        neurons = [(p.name, p.process) for p in self.participants if p.process is not None]
+        for _, process in neurons:  # all at once: each finishes its work in flight while the others do
+            process.signal(signal.SIGTERM)
+        servers = [(name, proc) for name, proc in (("api", self.api), ("site", self.site), ("chain-node", self.node))
+                   if proc is not None]
+        for name, process in neurons:
+            codes[name] = process.stop(grace=30, signalled=True)
+            logger.info(f"{name} stopped (exit code {codes[name]})")
+        for name, process in servers:
+            codes[name] = process.stop(grace=30)
+            logger.info(f"{name} stopped (exit code {codes[name]})")
         if self._own_s3 and self.s3 is not None:
             self.s3.stop()
         return codes

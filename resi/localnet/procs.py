@@ -54,13 +54,15 @@ class ManagedProcess:
                 pass
             self.proc.wait(10)
 
-    def stop(self, grace: float = 10.0) -> int | None:
-        """SIGTERM, then SIGKILL after ``grace`` seconds; the exit code (None if it was never started)."""
+    def stop(self, grace: float = 10.0, signalled: bool = False) -> int | None:
+        """SIGTERM (unless ``signalled`` already: a second one could land after the process restored the default
+        handler on its way out), then SIGKILL after ``grace`` seconds; the exit code (None if never started)."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
             try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
+                if not signalled:
+                    os.killpg(self.proc.pid, signal.SIGTERM)
                 self.proc.wait(grace)
             except ProcessLookupError:
                 pass

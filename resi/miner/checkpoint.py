@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS zipcodes (
     epoch_id TEXT NOT NULL, zipcode TEXT NOT NULL, rows BLOB NOT NULL, row_count INTEGER NOT NULL,
     drops TEXT NOT NULL, finished_at REAL NOT NULL, PRIMARY KEY (epoch_id, zipcode)
 );
+CREATE TABLE IF NOT EXISTS uploads (epoch_id TEXT PRIMARY KEY, verified INTEGER NOT NULL);
 """
 
 SCRAPING, UPLOADED = "scraping", "uploaded"
@@ -71,6 +72,29 @@ class Checkpoint:
         with closing(self._db()) as db:
             db.execute("UPDATE epochs SET state=?, uploaded_at=CASE WHEN ?='uploaded' THEN ? ELSE uploaded_at END"
                        " WHERE epoch_id=?", (state, state, time.time(), epoch_id))
+
+    def set_uploaded(self, epoch_id: str, verified: bool) -> None:
+        """Both files are uploaded (``verified``: and seen in the bucket's listing)."""
+        self.set_state(epoch_id, UPLOADED)
+        with closing(self._db()) as db:
+            db.execute("INSERT OR REPLACE INTO uploads VALUES (?, ?)", (epoch_id, int(verified)))
+
+    def recent(self, limit: int) -> list[dict]:
+        """The newest ``limit`` epochs, newest first: what was assigned, done, uploaded and reported."""
+        with closing(self._db()) as db:
+            rows = db.execute(
+                "SELECT e.epoch_id, e.assignment, e.state, e.created_at, e.uploaded_at, e.reported, u.verified,"
+                " (SELECT COUNT(*) FROM zipcodes z WHERE z.epoch_id=e.epoch_id),"
+                " (SELECT COALESCE(SUM(row_count), 0) FROM zipcodes z WHERE z.epoch_id=e.epoch_id)"
+                " FROM epochs e LEFT JOIN uploads u ON u.epoch_id=e.epoch_id ORDER BY e.created_at DESC LIMIT ?",
+                (limit,)).fetchall()
+        out = []
+        for epoch_id, assignment, state, created, uploaded, reported, verified, done, rows_kept in rows:
+            zipcodes = Assignment.model_validate_json(assignment).zipcodes
+            out.append({"epoch_id": epoch_id, "state": state, "started_at": created, "zipcodes": len(zipcodes),
+                        "zipcodes_done": done, "rows": rows_kept, "uploaded_at": uploaded,
+                        "upload_verified": None if verified is None else bool(verified), "reported": reported})
+        return out
 
     def set_reported(self, epoch_id: str, status: str) -> None:
         with closing(self._db()) as db:

@@ -41,6 +41,15 @@ class MinerConfig:
     zipcode_retry_pause: float = 30.0
 
 
+def too_late(assignment: Assignment, now: datetime, upload_margin: float) -> str | None:
+    """What to say when an epoch not started yet is past its upload time (None while there is time)."""
+    upload_at = assignment.submission_deadline - timedelta(seconds=upload_margin)
+    if now < upload_at:
+        return None
+    return (f"too late for epoch {assignment.epoch_id}: its upload time {upload_at:%H:%M} UTC has passed; next "
+            f"epoch at {assignment.epoch_end:%H:%M} UTC")
+
+
 class Miner:
     def __init__(
         self,
@@ -60,6 +69,7 @@ class Miner:
         self.config = config
         self.strategy = strategy or Honest()
         self.pipeline = Pipeline(source, concurrency=config.concurrency, zipcode_attempts=1)
+        self._late_for: str | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until ``stop``: poll the assignment, work every epoch not yet reported, wait for the next."""
@@ -69,7 +79,12 @@ class Miner:
             try:
                 assignment = await self.api.current_assignment()
                 record = self.checkpoint.epoch(assignment.epoch_id)
-                if record is None or record.reported is None:
+                late = too_late(assignment, utcnow(), self.config.upload_margin) if record is None else None
+                if late:
+                    if self._late_for != assignment.epoch_id:
+                        logger.warning(late)
+                        self._late_for = assignment.epoch_id
+                elif record is None or record.reported is None:
                     await self.run_epoch(assignment, stop)
                     self.prune()
                 until_next = (assignment.epoch_end - utcnow()).total_seconds() + 1
@@ -150,11 +165,11 @@ class Miner:
             return (c.STATUS_FAILED if all_done else c.STATUS_TIMEOUT), "no listings were scraped"
         files.save(self.config.data_dir / "epochs" / epoch_id)
         try:
-            await self.uploader.upload(files, epoch_id, assignment.submission_deadline)
+            verified = await self.uploader.upload(files, epoch_id, assignment.submission_deadline)
         except UploadFailed as exc:
             logger.error(f"epoch {epoch_id}: upload failed: {exc}")
             return (c.STATUS_FAILED if exc.fatal else c.STATUS_TIMEOUT), str(exc)
-        self.checkpoint.set_state(epoch_id, UPLOADED)
+        self.checkpoint.set_uploaded(epoch_id, bool(verified))
         if all_done:
             return c.STATUS_COMPLETED, None
         return c.STATUS_TIMEOUT, "the upload time came before every zipcode was scraped"

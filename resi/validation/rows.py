@@ -58,7 +58,9 @@ def urls_match(table: pa.Table, origin: str) -> pa.Array:
     """:func:`url_matches` of every row at once (false where it is false or a value is null)."""
     urls = table["source_url"]
     page = pc.starts_with(urls, origin.rstrip("/") + "/realestateandhomes-detail/")
-    ref = pc.extract_regex(pc.replace_substring_regex(urls, r"(?s)\?.*", "", max_replacements=1), _URL_REF)
+    if pc.any(pc.match_substring(urls, "?")).as_py():  # a query string is not part of the page's name
+        urls = pc.replace_substring_regex(urls, r"(?s)\?.*", "", max_replacements=1)
+    ref = pc.extract_regex(urls, _URL_REF)
     same_zip = pc.equal(pc.struct_field(ref, "zip"), table["zipcode"])
     same_id = pc.equal(pc.replace_substring(pc.struct_field(ref, "id"), "-", ""), table["listing_id"])
     return pc.fill_null(pc.and_(pc.and_(page, same_zip), same_id), False)

@@ -14,8 +14,16 @@ from resi.chain import open_chain
 from resi.config import COUNT, FRACTION, POSITIVE, SECONDS, HelpFormatter, add_shared_args, env, number
 from resi.constants import WEIGHTS_VERSION_KEY
 from resi.listings.files import ReadLimits
-from resi.neuron import add_source_args, run_until_signal, source_from_args, start
+from resi.neuron import (
+    add_source_args,
+    log_to_folder,
+    run_until_signal,
+    source_from_args,
+    start,
+    until_stopped,
+)
 from resi.preflight import outcome, run_checks
+from resi.status import add_status_args, status_main
 from resi.validation.params import ValidationParams
 from resi.validator.downloads import DownloadLimits
 from resi.validator.loop import Validator, ValidatorConfig
@@ -28,6 +36,7 @@ every row with its own scrape of the source, re-fetch a committed random sample,
 weights and upload validation_results.json.
 
   python neurons/validator.py --wallet.name NAME --wallet.hotkey HOTKEY [--subtensor.network finney]
+  python neurons/validator.py status [the same flags] [--json]     what it did lately and what the chain says
 """
 
 MB = 1024 * 1024
@@ -87,13 +96,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+DATA_DIR = "~/.resi/validator/{hotkey}"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run a validator (or ``status``)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["status"]:
+        parser = build_parser()
+        parser.prog += " status"
+        add_status_args(parser)
+        return status_main(parser.parse_args(argv[1:]), "validator", DATA_DIR)
     args = build_parser().parse_args(argv)
+    return until_stopped(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     started = start(args, "validator")
     if started is None:
         return 2
     shared, signer = started
-    data_dir = Path(args.data_dir or f"~/.resi/validator/{signer.hotkey}").expanduser()
+    data_dir = Path(args.data_dir or DATA_DIR.format(hotkey=signer.hotkey)).expanduser()
     params = ValidationParams(
         sample_size=args.sample_size, ema_alpha=args.ema_alpha, fabrication_threshold=args.fabrication_threshold,
         limits=ReadLimits(max_file_bytes=int(args.max_listings_mb * MB), max_rows=args.max_rows,
@@ -116,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     code = outcome(findings, args.check)
     if code is not None:
         return code
+    log_to_folder(shared, data_dir, "validator")
     api = ResiApiClient(shared.api_url, signer, timeout=shared.api_timeout)
     source = source_from_args(args)
     state = ValidatorState(data_dir / "state.db")

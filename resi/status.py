@@ -1,0 +1,165 @@
+"""``status``: "what is my score?" What a neuron did lately, from its own records, and what the chain says
+about its uid now (rank, incentive, emission, trust, the weights validators gave it, its last update).
+
+``python neurons/miner.py status`` and ``python neurons/validator.py status`` (``resi-miner status``,
+``resi-validator status``) take the neuron's own flags; ``--json`` prints the same as one JSON document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from resi.chain import Chain, ChainError, KeyLoadError, load_signer, open_chain
+from resi.config import COUNT, SharedConfig
+
+
+def add_status_args(parser: argparse.ArgumentParser) -> None:
+    s = parser.add_argument_group("status")
+    s.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    s.add_argument("--epochs", type=COUNT, default=6, help="how many recent epochs to show")
+
+
+async def chain_view(chain: Chain, hotkey: str, timeout: float = 30.0) -> dict:
+    """The hotkey's neuron now, and the share of each validator's weights that goes to it."""
+    try:
+        graph = await asyncio.wait_for(chain.metagraph(), timeout)
+        me = graph.by_hotkey(hotkey)
+        if me is None:
+            return {"block": graph.block, "registered": False}
+        validators = [n for n in graph.neurons if n.validator_permit and n.uid != me.uid]
+        held = await asyncio.wait_for(chain.weights_of([n.uid for n in validators]), timeout)
+    except (ChainError, asyncio.TimeoutError, OSError) as exc:
+        return {"error": str(exc) or "no answer"}
+    finally:
+        await chain.close()
+    given = {}
+    for n in validators:
+        vector = dict(held.get(n.uid) or [])
+        total = sum(vector.values())
+        if total:
+            given[n.uid] = vector.get(me.uid, 0) / total
+    return {"block": graph.block, "registered": True, "uid": me.uid, "stake": me.stake, "rank": me.rank,
+            "incentive": me.incentive, "emission": me.emission, "trust": me.trust, "dividends": me.dividends,
+            "validator_permit": me.validator_permit, "last_update": me.last_update,
+            "blocks_since_update": graph.block - me.last_update if me.last_update else None,
+            "weights_from_validators": given}
+
+
+def zero_reason(result: dict) -> str | None:
+    """Why a validator's result scores 0, in words (None when it does not)."""
+    if result.get("score", 0) > 0:
+        return None
+    if result.get("gate"):
+        return f"{result['gate']}: {result.get('gate_detail') or 'refused at the gate'}"
+    if result.get("copy"):
+        kind, _, other = result["copy"].partition(":")
+        return f"copy of {other}" if kind == "copy_of" else f"same upload as {other} (tie)"
+    if result.get("truth_factor", 1) == 0:
+        return f"truth check: about {result.get('estimated_fabrication', 0):.0%} of the rows are false or unproven"
+    if result.get("quality", 1) == 0:
+        return f"quality 0: {result.get('rows_valid', 0)} of {result.get('rows_uploaded', 0)} rows valid"
+    if result.get("completeness", 1) == 0:
+        return "no valid rows of the assigned zipcodes"
+    return "score 0"
+
+
+def miner_report(data_dir: Path, hotkey: str, chain: dict, epochs: int) -> dict:
+    from resi.miner.checkpoint import Checkpoint
+
+    path = data_dir / "checkpoint.db"
+    return {"role": "miner", "hotkey": hotkey, "data_dir": str(data_dir), "chain": chain,
+            "epochs": Checkpoint(path).recent(epochs) if path.exists() else []}
+
+
+def validator_report(data_dir: Path, hotkey: str, chain: dict, epochs: int) -> dict:
+    from resi.validator.state import ValidatorState
+
+    path = data_dir / "state.db"
+    done, leaders = [], []
+    if path.exists():
+        state = ValidatorState(path)
+        try:
+            for record in state.recent_done(epochs):
+                results = record.get("results") or []
+                weights = record.get("weights") or {}
+                done.append({
+                    "epoch_id": record["epoch_id"], "miners": len(results),
+                    "scored": sum(1 for r in results if r.get("score", 0) > 0),
+                    "weights_set": record["weights_set"], "results_uploaded": record["results_uploaded"],
+                    "weights": dict(zip(weights.get("uids", []), weights.get("weights", []))),
+                    "results": [{"uid": r.get("uid"), "hotkey": r.get("hotkey"), "score": r.get("score", 0.0),
+                                 "zero_reason": zero_reason(r)} for r in results],
+                })
+            ema = state.ema()
+        finally:
+            state.close()
+        leaders = [{"uid": uid, "hotkey": hk, "ema": value}
+                   for uid, (hk, value) in sorted(ema.items(), key=lambda kv: -kv[1][1])[:10]]
+    return {"role": "validator", "hotkey": hotkey, "data_dir": str(data_dir), "chain": chain, "epochs": done,
+            "ema_leaders": leaders}
+
+
+def _when(moment: float | None) -> str:
+    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
+
+
+def render(report: dict) -> str:
+    chain = report["chain"]
+    lines = [f"{report['role']} {report['hotkey']} (records in {report['data_dir']})"]
+    if "error" in chain:
+        lines.append(f"chain: cannot be read now ({chain['error']})")
+    elif not chain["registered"]:
+        lines.append(f"chain (block {chain['block']}): NOT registered on the subnet")
+    else:
+        since = chain["blocks_since_update"]
+        lines.append(f"chain (block {chain['block']}): uid {chain['uid']}, stake {chain['stake']:.4g}, rank "
+                     f"{chain['rank']:.4f}, incentive {chain['incentive']:.4f}, emission {chain['emission']:.4g}, "
+                     f"trust {chain['trust']:.4f}, dividends {chain['dividends']:.4f}, permit "
+                     f"{'yes' if chain['validator_permit'] else 'no'}, last update "
+                     f"{'never' if since is None else f'{since} blocks ago'}")
+        given = chain["weights_from_validators"]
+        if given:
+            lines.append("  weights from validators: " + ", ".join(f"uid {uid}: {share:.1%}"
+                                                                   for uid, share in sorted(given.items())))
+        elif report["role"] == "miner":
+            lines.append("  no validator has set weights yet")
+    if not report["epochs"]:
+        lines.append("no epochs recorded yet")
+    if report["role"] == "miner":
+        for e in report["epochs"]:
+            verified = {True: "verified", False: "not verified", None: ""}[e["upload_verified"]]
+            lines.append(f"  epoch {e['epoch_id']}: zipcodes {e['zipcodes_done']}/{e['zipcodes']}, rows {e['rows']}, "
+                         f"uploaded {_when(e['uploaded_at'])} {verified}".rstrip()
+                         + f", reported {e['reported'] or '-'}")
+    else:
+        for e in report["epochs"]:
+            lines.append(f"  epoch {e['epoch_id']}: {e['miners']} miners judged, {e['scored']} scored above 0, "
+                         f"weights {'set' if e['weights_set'] else 'not set yet'}, results "
+                         f"{'uploaded' if e['results_uploaded'] else 'not uploaded yet'}")
+            for r in e["results"]:
+                reason = f"  <- {r['zero_reason']}" if r["zero_reason"] else ""
+                lines.append(f"    uid {r['uid']:>4} {r['score']:.4f}{reason}")
+        if report.get("ema_leaders"):
+            lines.append("  EMA leaders: " + ", ".join(f"uid {x['uid']} {x['ema']:.4f}" for x in report["ema_leaders"]))
+    return "\n".join(lines)
+
+
+def status_main(args: argparse.Namespace, role: str, default_dir: str) -> int:
+    """Print the status of the neuron the flags name; 2 when its keys cannot be loaded."""
+    shared = SharedConfig.from_args(args)
+    try:
+        signer = load_signer(shared.wallet_name, shared.wallet_hotkey, shared.wallet_path)
+    except KeyLoadError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    data_dir = Path(args.data_dir or default_dir.format(hotkey=signer.hotkey)).expanduser()
+    chain = asyncio.run(chain_view(open_chain(shared.chain_spec, shared.netuid), signer.hotkey))
+    build = miner_report if role == "miner" else validator_report
+    report = build(data_dir, signer.hotkey, chain, args.epochs)
+    print(json.dumps(report, indent=2) if args.json else render(report))
+    return 0
