@@ -61,27 +61,40 @@ async def check_chain(chain: Chain, spec: str, hotkey: str, *, validator: bool, 
     return Finding(True, f"hotkey {hotkey} is uid {me.uid} on netuid {graph.netuid} at {spec} ({role})")
 
 
-async def check_api(api: ResiApiClient, hotkey: str, *, validator: bool) -> list[Finding]:
-    """The API answers, accepts a signed call from the hotkey, and its clock agrees with this machine's."""
+async def check_api(api: ResiApiClient, hotkey: str, *, validator: bool, registered: bool = False,
+                    patience: float = 60.0, pause: float = 10.0) -> list[Finding]:
+    """The API answers, accepts a signed call from the hotkey, and its clock agrees with this machine's.
+    ``registered``: the chain says the hotkey is; then an API that does not know it yet (its view of the
+    metagraph lags a fresh registration) is asked again every ``pause`` seconds for up to ``patience``."""
     url = api.base_url
     try:
         await api.healthcheck()
     except ApiError as exc:
         return [Finding(False, f"the Resi API at {url} does not answer ({exc}): check --api.url and the "
                         "connection, then start again")]
-    try:
-        if validator:
-            await api.validator_access()
-        else:
-            await api.current_assignment()
-    except ApiError as exc:
-        if exc.status in (401, 403):
-            return [Finding(False, f"the Resi API at {url} refuses hotkey {hotkey} ({exc}): it must be registered "
-                            "on the subnet the API serves (check --netuid and --api.url)")]
-        if exc.status is None or exc.retryable:
-            return [Finding(False, f"the Resi API at {url} does not answer signed calls ({exc}): try again "
-                            "later, or check --api.url")]
-        # Any other refusal (no epoch open right now, ...) came after the signature was read: it was accepted.
+    waited = 0.0
+    while True:
+        try:
+            if validator:
+                await api.validator_access(force=True)
+            else:
+                await api.current_assignment()
+        except ApiError as exc:
+            if exc.status in (401, 403) and registered and waited < patience and _unknown_hotkey(exc):
+                if not waited:
+                    logger.info(f"the Resi API does not know hotkey {hotkey} yet (a fresh registration?); "
+                                f"asking again for up to {patience:g} s")
+                await asyncio.sleep(pause)
+                waited += pause
+                continue
+            if exc.status in (401, 403):
+                return [Finding(False, f"the Resi API at {url} refuses hotkey {hotkey} ({exc}): it must be "
+                                "registered on the subnet the API serves (check --netuid and --api.url)")]
+            if exc.status is None or exc.retryable:
+                return [Finding(False, f"the Resi API at {url} does not answer signed calls ({exc}): try again "
+                                "later, or check --api.url")]
+            # Any other refusal (no epoch open right now, ...) came after the signature was read: accepted.
+        break
     skew = api.clock_offset
     findings = [Finding(True, f"the Resi API at {url} answers and accepts hotkey {hotkey}")]
     if abs(skew) > MAX_CLOCK_SKEW_SECONDS:
@@ -92,15 +105,20 @@ async def check_api(api: ResiApiClient, hotkey: str, *, validator: bool) -> list
     return findings
 
 
+def _unknown_hotkey(error: ApiError) -> bool:
+    return any("not registered" in m or "not validator" in m for m in error.messages)
+
+
 async def run_checks(shared: SharedConfig, signer: Signer, chain: Chain, folder: Path, folder_flag: str, *,
                      validator: bool, timeout: float = 10.0) -> list[Finding]:
     """Every check, in the order a fix is made: folder, chain and registration, API, clock."""
     findings = [check_folder(folder, folder_flag)]
-    findings.append(await check_chain(chain, shared.chain_spec, signer.hotkey, validator=validator,
-                                      hint=shared.btcli_flags, timeout=3 * timeout))
+    on_chain = await check_chain(chain, shared.chain_spec, signer.hotkey, validator=validator,
+                                 hint=shared.btcli_flags, timeout=3 * timeout)
+    findings.append(on_chain)
     async with ResiApiClient(shared.api_url, signer, timeout=min(shared.api_timeout, timeout), max_attempts=2,
                              backoff_base=0.5) as api:
-        findings.extend(await check_api(api, signer.hotkey, validator=validator))
+        findings.extend(await check_api(api, signer.hotkey, validator=validator, registered=on_chain.ok))
     return findings
 
 

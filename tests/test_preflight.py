@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -169,3 +170,21 @@ def test_a_running_neuron_logs_to_a_rotated_file_in_its_data_folder_that_starts_
     finally:
         proc.terminate()
         assert proc.wait(timeout=60) == 0
+
+
+def test_a_registration_the_api_has_not_seen_yet_is_waited_for(world):
+    newcomer = create_wallet(world.wallets, "newcomer")
+
+    async def go(wallet, patience: float, register_after: float | None):
+        async with ResiApiClient(world.server.url, wallet, max_attempts=1) as api:
+            check = asyncio.create_task(check_api(api, wallet.hotkey, validator=False, registered=True,
+                                                  patience=patience, pause=0.5))
+            if register_after is not None:
+                await asyncio.sleep(register_after)  # refused meanwhile: the API does not know the hotkey yet
+                world.chain.register(wallet.hotkey, wallet.coldkey, stake=1)
+            return await check
+
+    assert all(f.ok for f in run(go(newcomer, 30, register_after=1.5)))
+    started = time.monotonic()
+    never = run(go(world.stranger, 2, register_after=None))
+    assert not never[0].ok and "refuses hotkey" in never[0].line and 2 <= time.monotonic() - started < 10
