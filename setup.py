@@ -21,7 +21,10 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["resi", "resi.*", "neurons"]),
     install_requires=_requirements("requirements.txt"),
-    extras_require={"test": _requirements("requirements-test.txt")},
+    extras_require={
+        "localnet": _requirements("requirements-localnet.txt"),
+        "test": _requirements("requirements-localnet.txt") + _requirements("requirements-test.txt"),
+    },
     entry_points={
         "console_scripts": [
             "resi-miner=neurons.miner:main",

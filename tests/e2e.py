@@ -24,14 +24,22 @@ def wait_for(predicate, timeout: float, interval: float = 0.5, what: str = "cond
         time.sleep(interval)
 
 
-def statuses(run_dir: Path, hotkey: str | None = None) -> list[dict]:
-    """Every status the API server stored (oldest first)."""
-    path = run_dir / "api" / "state.db"
+def db_rows(path: Path, query: str, params: tuple = ()) -> list[tuple]:
+    """``query`` on a process's SQLite file; [] while the file or its tables do not exist yet (a process that
+    is starting creates them when it gets there: wait on that, not on time)."""
     if not path.exists():
         return []
     with sqlite3.connect(path) as db:
-        rows = db.execute("SELECT epoch_id, hotkey, status, listings_scraped, s3_upload_complete, body, received_at"
-                          " FROM statuses ORDER BY id").fetchall()
+        try:
+            return db.execute(query, params).fetchall()
+        except sqlite3.OperationalError:
+            return []
+
+
+def statuses(run_dir: Path, hotkey: str | None = None) -> list[dict]:
+    """Every status the API server stored (oldest first)."""
+    rows = db_rows(run_dir / "api" / "state.db", "SELECT epoch_id, hotkey, status, listings_scraped, "
+                   "s3_upload_complete, body, received_at FROM statuses ORDER BY id")
     out = [{"epoch_id": r[0], "hotkey": r[1], "status": r[2], "listings": r[3], "uploaded": bool(r[4]),
             "body": json.loads(r[5]), "at": r[6]} for r in rows]
     return [s for s in out if hotkey is None or s["hotkey"] == hotkey]

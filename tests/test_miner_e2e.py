@@ -14,7 +14,7 @@ from resi.epochs import parse_iso
 from resi.listings.files import read_listings, read_metadata, sha256_hex
 from resi.localnet.network import LocalNetwork, NetworkConfig
 from resi.localnet.world import ListingWorld, WorldConfig
-from tests.e2e import final_status, read_upload, wait_epoch_with, wait_for
+from tests.e2e import db_rows, final_status, read_upload, wait_epoch_with, wait_for
 
 EPOCH_MINUTES = 1.0
 
@@ -74,10 +74,7 @@ def test_sigkill_mid_epoch_resumes_without_fetching_finished_zipcodes_again(net)
     net.start_miner(participant, "--miner.concurrency", "1", "--source.max_rps", "3")
 
     def finished() -> list[str]:
-        if not checkpoint.exists():
-            return []
-        with sqlite3.connect(checkpoint) as db:
-            return [r[0] for r in db.execute("SELECT zipcode FROM zipcodes")]
+        return [r[0] for r in db_rows(checkpoint, "SELECT zipcode FROM zipcodes")]
 
     done_before = wait_for(lambda: len(finished()) >= 2 and finished(), 60, interval=0.05, what="two zipcodes done")
     participant.process.signal(signal.SIGKILL)
@@ -109,10 +106,7 @@ def test_sigterm_stops_cleanly_and_keeps_the_checkpoint(net, sig):
     net.start_miner(participant, "--miner.concurrency", "1", "--source.max_rps", "2", "--miner.shutdown_grace", "10")
 
     def finished() -> int:
-        if not checkpoint.exists():
-            return 0
-        with sqlite3.connect(checkpoint) as db:
-            return db.execute("SELECT COUNT(*) FROM zipcodes").fetchone()[0]
+        return len(db_rows(checkpoint, "SELECT zipcode FROM zipcodes"))
 
     wait_for(lambda: finished() >= 1, 60, interval=0.05, what="a finished zipcode")
     started = time.monotonic()

@@ -188,3 +188,26 @@ def test_a_registration_the_api_has_not_seen_yet_is_waited_for(world):
     started = time.monotonic()
     never = run(go(world.stranger, 2, register_after=None))
     assert not never[0].ok and "refuses hotkey" in never[0].line and 2 <= time.monotonic() - started < 10
+
+
+def test_the_lean_install_runs_the_neurons_without_the_twins(world, tmp_path):
+    """``pip install .`` into a fresh venv: no boto3, no zipcodes, no weed binary, no test tools; the miner's
+    --help and --check work (against this test's chain and API server); the twins say what to install."""
+    lean = tmp_path / "lean"
+    subprocess.run([sys.executable, "-m", "venv", str(lean)], check=True, timeout=120)
+    python = lean / "bin" / "python"
+    install = subprocess.run([str(python), "-m", "pip", "install", "-q", str(ROOT)], capture_output=True, text=True,
+                             timeout=900)
+    assert install.returncode == 0, install.stderr[-3000:]
+    probe = "import importlib.util as u; print([m for m in ('boto3', 'zipcodes', 'pytest') if u.find_spec(m)])"
+    assert subprocess.run([str(python), "-c", probe], capture_output=True, text=True).stdout.strip() == "[]"
+    assert not (lean / "bin" / "weed").exists()
+    outside = {"cwd": tmp_path, "capture_output": True, "text": True, "timeout": 120}  # the installed copy runs
+    assert subprocess.run([str(lean / "bin" / "resi-miner"), "--help"], **outside).returncode == 0
+    out = subprocess.run(
+        [str(lean / "bin" / "resi-miner"), "--check", "--wallet.name", "miner", "--wallet.path", str(world.wallets),
+         "--subtensor.chain_endpoint", f"sim:{world.chain.path}", "--api.url", world.server.url,
+         "--miner.data_dir", str(tmp_path / "data")], **outside)
+    assert out.returncode == 0 and out.stdout.count("ok ") == 4, out.stdout + out.stderr[-2000:]
+    twin = subprocess.run([str(lean / "bin" / "resi-localnet"), "--help"], **outside)
+    assert twin.returncode != 0 and "pip install '.[localnet]'" in twin.stderr and "Traceback" not in twin.stderr

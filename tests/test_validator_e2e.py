@@ -11,17 +11,7 @@ import sqlite3
 from resi.chain.local import SimulatedChainStore
 from resi.chain.weights import conform
 from resi.localnet.network import LocalNetwork, NetworkConfig
-from tests.e2e import wait_for
-
-
-def _rows(path, query):
-    if not path.exists():
-        return []
-    with sqlite3.connect(path) as db:
-        try:
-            return db.execute(query).fetchall()
-        except sqlite3.OperationalError:
-            return []
+from tests.e2e import db_rows, wait_for
 
 
 def test_killed_validator_sets_the_same_weights(tmp_path, local_s3):
@@ -38,7 +28,7 @@ def test_killed_validator_sets_the_same_weights(tmp_path, local_s3):
         slow = ("--source.max_rps", "2")  # its snapshot takes seconds: time to kill it in the middle
         net.start_validator(killed, *slow)
         state = net.validator_dir(killed) / "state.db"
-        in_progress = wait_for(lambda: _rows(state, "SELECT epoch_id FROM epochs WHERE status='processing'"),
+        in_progress = wait_for(lambda: db_rows(state, "SELECT epoch_id FROM epochs WHERE status='processing'"),
                                180, interval=0.05, what="the validator to begin an epoch")
         killed.process.signal(signal.SIGKILL)
         killed.process.proc.wait(10)
@@ -48,7 +38,7 @@ def test_killed_validator_sets_the_same_weights(tmp_path, local_s3):
         net.start_validator(killed, *slow)
 
         def both_done():
-            done = [_rows(net.validator_dir(v) / "state.db",
+            done = [db_rows(net.validator_dir(v) / "state.db",
                           "SELECT epoch_id, weights_set FROM epochs WHERE status='done' ORDER BY epoch_id")
                     for v in (steady, killed)]
             common = {e for e, _ in done[0]} & {e for e, _ in done[1]}
@@ -63,7 +53,7 @@ def test_killed_validator_sets_the_same_weights(tmp_path, local_s3):
                     for v in (steady, killed)}
         params = store.params(46)
         query = "SELECT epoch_id, results, weights FROM epochs WHERE status='done'"
-        done_rows = [{e: (res, w) for e, res, w in _rows(net.validator_dir(v) / "state.db", query)}
+        done_rows = [{e: (res, w) for e, res, w in db_rows(net.validator_dir(v) / "state.db", query)}
                      for v in (steady, killed)]
         for (epoch,) in common:  # each epoch counted once by each: the same scores, EMA and weights after it
             a, b = (json.loads(r[epoch][0]) for r in done_rows)

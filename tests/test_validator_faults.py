@@ -5,7 +5,6 @@ sits behind a TCP proxy that the test cuts, the API is SIGKILLed and started aga
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 import urllib.request
 from datetime import timedelta
@@ -19,7 +18,7 @@ from resi.scraping.realtor import RealtorSource
 from resi.validation.truth import REFUSED, UNANSWERED, Snapshot
 from resi.validator.loop import Validator, ValidatorConfig
 from resi.validator.state import ValidatorState
-from tests.e2e import final_status, statuses, wait_for
+from tests.e2e import db_rows, final_status, statuses, wait_for
 from tests.helpers import run
 from tests.servers import SiteThread, TcpProxy
 
@@ -27,14 +26,8 @@ EPOCH = timedelta(seconds=30)
 
 
 def done_epochs(net, validator) -> dict[str, dict]:
-    path = net.validator_dir(validator) / "state.db"
-    if not path.exists():
-        return {}
-    with sqlite3.connect(path) as db:
-        try:
-            rows = db.execute("SELECT epoch_id, results, finished_at FROM epochs WHERE status='done'").fetchall()
-        except sqlite3.OperationalError:
-            return {}
+    rows = db_rows(net.validator_dir(validator) / "state.db",
+                   "SELECT epoch_id, results, finished_at FROM epochs WHERE status='done'")
     return {e: {"miners": json.loads(r), "finished_at": f} for e, r, f in rows}
 
 
