@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -196,7 +197,10 @@ def test_the_lean_install_runs_the_neurons_without_the_twins(world, tmp_path):
     lean = tmp_path / "lean"
     subprocess.run([sys.executable, "-m", "venv", str(lean)], check=True, timeout=120)
     python = lean / "bin" / "python"
-    install = subprocess.run([str(python), "-m", "pip", "install", "-q", str(ROOT)], capture_output=True, text=True,
+    source = tmp_path / "src"  # a copy: the build leaves nothing in the working tree
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", "__pycache__",
+                                                                 ".hypothesis", ".pytest_cache", "localnet-run"))
+    install = subprocess.run([str(python), "-m", "pip", "install", "-q", str(source)], capture_output=True, text=True,
                              timeout=900)
     assert install.returncode == 0, install.stderr[-3000:]
     probe = "import importlib.util as u; print([m for m in ('boto3', 'zipcodes', 'pytest') if u.find_spec(m)])"

@@ -181,7 +181,7 @@ def test_403_is_a_blocked_source():
 def test_scraping_command_writes_both_files(tmp_path):
     with SiteThread(WorldConfig(seed="t5", scale=0.05)) as site:
         out = subprocess.run([PYTHON, "-m", "resi.scraping", "--zipcodes", "19103,08540", "--out", str(tmp_path),
-                              "--source-url", site.url, "--quiet"], capture_output=True, text=True, timeout=120)
+                              "--source.url", site.url, "--quiet"], capture_output=True, text=True, timeout=120)
         expected = len(site.truth("19103")) + len(site.truth("08540"))
     assert out.returncode == 0, out.stderr
     meta = json.loads((tmp_path / "metadata.json").read_text())

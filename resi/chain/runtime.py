@@ -11,6 +11,7 @@ it, so that tests and the local network never wait for it).
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import json
@@ -115,8 +116,12 @@ def load() -> RuntimeInfo:
                        ss58_format=int(network["ss58_format"]))
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Download the runtime metadata into the cache unless it is there (silent then)."""
+    argparse.ArgumentParser(prog="python -m resi.chain.runtime", description=(
+        "Fetch the subtensor runtime metadata the local chain node serves (once, from the bittensor 11.3.0 sdist "
+        f"on PyPI, pinned by sha256) into {cache_dir()} (or $RESI_CACHE_DIR); silent when it is there.")
+    ).parse_args(argv)
     path = cache_dir() / CACHE_FILE
     if path.exists():
         return 0

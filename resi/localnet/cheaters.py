@@ -435,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
                 victim = Path(value)
     if name is None:
         print(__doc__)
-        return 2
+        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
     return miner_main(argv, strategy=strategy(name, victim, argv))
 
 

@@ -1,6 +1,6 @@
 """Try your listing source: run the miner's pipeline for some zipcodes into a folder.
 
-    python -m resi.scraping --zipcodes 19103,08540 --out DIR [--source-url URL] [--proxy URL]
+    python -m resi.scraping --zipcodes 19103,08540 --out DIR [--source.url URL] [--source.proxy URL]
 
 Writes DIR/listings.parquet and DIR/metadata.json exactly as a miner would (hotkey, epoch and nonce are
 ``manual``), and prints per zipcode the rows kept and the reasons records were dropped.
@@ -17,33 +17,30 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from resi.config import HelpFormatter, env
+from resi.config import COUNT, HelpFormatter
 from resi.epochs import utcnow
 from resi.listings.files import build_epoch_files
 from resi.logs import register_secret, setup_logging
+from resi.neuron import add_source_args, source_from_args
 from resi.scraping.pipeline import Pipeline, dedupe
-from resi.scraping.realtor import RealtorSource
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m resi.scraping", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--zipcodes", required=True, help="comma-separated 5-digit zipcodes")
     p.add_argument("--out", type=Path, required=True, help="folder for listings.parquet and metadata.json")
-    p.add_argument("--source-url", default=env("RESI_SOURCE_URL"),
-                   help="listing site origin (default Realtor.com; the local site for testing) [env RESI_SOURCE_URL]")
-    p.add_argument("--proxy", default=env("RESI_PROXY_URL"), help="HTTP(S) proxy for the source [env RESI_PROXY_URL]")
-    p.add_argument("--concurrency", type=int, default=4, help="zipcodes scraped at once")
-    p.add_argument("--max-rps", type=float, default=4.0, help="requests per second to the source, at most")
+    p.add_argument("--concurrency", type=COUNT, default=4, help="zipcodes scraped at once")
     p.add_argument("--quiet", action="store_true", help="log lines instead of a progress line")
+    add_source_args(p, "listing source (the same flags as the miner's)")
     args = p.parse_args(argv)
     setup_logging(name="scrape")
-    register_secret(args.proxy)
+    register_secret(args.source_proxy)
     zipcodes = [z.strip() for z in args.zipcodes.split(",") if z.strip()]
     bad = [z for z in zipcodes if not re.fullmatch(r"\d{5}", z)]
     if bad or not zipcodes:
         print(f"error: not 5-digit zipcodes: {', '.join(bad) or '(none given)'}", file=sys.stderr)
         return 2
-    source = RealtorSource(args.source_url, proxy=args.proxy, max_rps=args.max_rps)
+    source = source_from_args(args)
     started = utcnow()
     outcomes = asyncio.run(Pipeline(source, concurrency=args.concurrency).run(zipcodes, quiet=args.quiet))
     drops: Counter = Counter()

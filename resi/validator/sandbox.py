@@ -18,6 +18,7 @@ child once.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -255,8 +256,12 @@ def _write_frame(stream, payload: bytes) -> None:
     stream.write(_FRAME.pack(len(payload)) + payload)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """The child: read the epoch, then judge submissions one by one until stdin closes."""
+    argparse.ArgumentParser(prog="python -m resi.validator.sandbox", description=(
+        "The validator's judging child: reads the epoch and then one miner's files at a time as framed messages "
+        "on stdin, answers each verdict on stdout, under the memory limit in $RESI_SANDBOX_MEMORY_MB. The "
+        "validator starts it (--validator.judge_workers of them); it is not run by hand.")).parse_args(argv)
     import pyarrow  # noqa: F401 - loaded before the limit is measured: it belongs to the footprint
 
     _limit_memory(int(os.environ.get("RESI_SANDBOX_MEMORY_MB", "1024")))
