@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                     summary = epoch_summary(net, epoch_id, docs)
                     reported.add(epoch_id)
                     if epoch_from_id(epoch_id, length).start < neurons_up:
-                        print(render(summary) + "\n  (partial epoch: the network started during it; not counted)",
+                        print("partial epoch (the network started during it; not counted):\n" + render(summary),
                               flush=True)
                         continue
                     summaries.append(summary)
@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("stopping every process")
         net.stop()
         write(config.run_dir / "summary.json", summaries, failed)
+    logger.info(f"summary of the counted epochs: {config.run_dir / 'summary.json'}")
     if failed:
         logger.error(f"failed: {', '.join(failed)}")
         return 1

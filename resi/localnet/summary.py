@@ -8,6 +8,7 @@ from contextlib import closing
 from pathlib import Path
 
 from resi.localnet.network import LocalNetwork, Participant
+from resi.status import zero_reason
 
 
 def results_of(net: LocalNetwork, validator: Participant) -> dict[str, dict]:
@@ -33,14 +34,14 @@ def weights_set(net: LocalNetwork, validator: Participant, epoch_id: str) -> boo
     return bool(row and row[0])
 
 
-def _truth(miner: dict) -> str:
-    if miner.get("gate"):
-        return f"gate: {miner['gate']}"
-    if miner.get("copy"):
-        return miner["copy"]
-    if miner.get("truth_factor", 0) == 0:
-        return f"false rows ~{miner.get('estimated_fabrication', 0):.0%}"
-    return f"ok ({miner.get('sample_size', 0)} refetched)"
+def _truth(miner: dict, names: dict[str, str]) -> str:
+    """The deciding reason of a zero in plain words (hotkeys as participant names), else the truth check."""
+    reason = zero_reason(miner)
+    if reason is None:
+        return f"ok ({miner.get('sample_size', 0)} refetched)"
+    for hotkey, name in names.items():
+        reason = reason.replace(hotkey, name)
+    return reason
 
 
 def epoch_summary(net: LocalNetwork, epoch_id: str, documents: dict[str, dict]) -> dict:
@@ -49,6 +50,7 @@ def epoch_summary(net: LocalNetwork, epoch_id: str, documents: dict[str, dict]) 
     first = documents[validators[0].name]
     by_hotkey = {m["hotkey"]: m for m in first.get("miners") or []}
     miners = []
+    names = {p.signer.hotkey: p.name for p in net.participants}
     for p in net.participants:
         if p.role != "miner":
             continue
@@ -59,7 +61,7 @@ def epoch_summary(net: LocalNetwork, epoch_id: str, documents: dict[str, dict]) 
             "rows_uploaded": m.get("rows_uploaded", 0), "rows_valid": m.get("rows_valid", 0),
             "rows_credited": m.get("rows_credited", 0), "completeness": m.get("completeness", 0.0),
             "quality": m.get("quality", 0.0), "truth_factor": m.get("truth_factor", 0.0),
-            "truth_check": _truth(m) if m else "not evaluated", "score": m.get("score", 0.0),
+            "truth_check": _truth(m, names) if m else "not evaluated", "score": m.get("score", 0.0),
             "weight": m.get("weight", 0.0), "reasons": m.get("reasons", {}),
         })
     return {
@@ -72,14 +74,15 @@ def epoch_summary(net: LocalNetwork, epoch_id: str, documents: dict[str, dict]) 
 
 
 def render(summary: dict) -> str:
+    width = max([len(m["name"]) for m in summary["miners"]] + [5])
     lines = [f"epoch {summary['epoch_id']}",
-             f"  {'miner':<16} {'uid':>3} {'rows':>6} {'valid':>6}  {'truth check':<32} {'score':>6} {'weight':>7}"]
+             f"  {'miner':<{width}} {'uid':>3} {'rows':>6} {'valid':>6} {'score':>6} {'weight':>7}  truth check, or "
+             "why the score is 0"]
     for m in summary["miners"]:
-        label = m["name"] + (f" ({m['cheater']})" if m["cheater"] else "")
-        lines.append(f"  {label[:16]:<16} {m['uid']:>3} {m['rows_uploaded']:>6} {m['rows_valid']:>6}  "
-                     f"{m['truth_check'][:32]:<32} {m['score']:>6.3f} {m['weight']:>7.3f}")
+        lines.append(f"  {m['name']:<{width}} {m['uid']:>3} {m['rows_uploaded']:>6} {m['rows_valid']:>6} "
+                     f"{m['score']:>6.3f} {m['weight']:>7.3f}  {m['truth_check']}")
         if m["reasons"]:
-            lines.append(f"  {'':<16}     reasons: {', '.join(f'{k}={v}' for k, v in m['reasons'].items())}")
+            lines.append(f"  {'':<{width}}     reasons: {', '.join(f'{k}={v}' for k, v in m['reasons'].items())}")
     for v in summary["validators"]:
         lines.append(f"  validator {v['name']}: weights {'set' if v['weights_set'] else 'NOT set'}")
     return "\n".join(lines)
