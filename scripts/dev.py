@@ -48,9 +48,11 @@ def ensure_venv() -> Path:
         print(f"[dev] creating {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
     if not STAMP.exists() or STAMP.read_text() != _fingerprint():
-        print("[dev] installing the project and its dependencies into .venv", flush=True)
+        print("[dev] installing the project and its dependencies into .venv (a minute or two the first time; "
+              "pip's lines follow)", flush=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "-e", f"{ROOT}[test]"], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--progress-bar", "off", "-e", f"{ROOT}[test]"],
+                       check=True)
         STAMP.write_text(_fingerprint())
     # The local chain node serves the subtensor runtime's metadata, fetched once from PyPI into a cache.
     if subprocess.call([str(python), "-m", "resi.chain.runtime"], cwd=ROOT) != 0:

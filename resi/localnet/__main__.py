@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sqlite3
 import sys
 import time
 from datetime import timedelta
@@ -21,11 +22,12 @@ from pathlib import Path
 from loguru import logger
 
 from resi.config import HelpFormatter
-from resi.epochs import epoch_from_id, utcnow
+from resi.epochs import epoch_at, epoch_from_id, utcnow
 from resi.localnet.cheaters import STRATEGIES
 from resi.localnet.network import LocalNetwork, NetworkConfig
 from resi.localnet.summary import epoch_summary, render, results_of, weights_set, write
 from resi.logs import setup_logging
+from resi.miner.checkpoint import Checkpoint
 from resi.validator.weights import WeightSchedule
 
 
@@ -56,6 +58,27 @@ def parse_faults(text: str) -> dict[str, float]:
         name, _, value = item.partition("=")
         out[name.strip()] = float(value)
     return out
+
+
+PROGRESS_SECONDS = 20.0
+
+
+def progress_line(net: LocalNetwork, length: timedelta) -> str:
+    """Where the epoch is, and each honest miner's zipcodes done in it (from their checkpoints)."""
+    epoch = epoch_at(utcnow(), length)
+    parts = []
+    for p in net.participants:
+        if p.role != "miner" or p.strategy:
+            continue
+        path = net.run_dir / "miners" / p.name / "checkpoint.db"
+        try:
+            recent = Checkpoint(path).recent(1) if path.exists() else []
+        except sqlite3.Error:
+            recent = []
+        now = recent[0] if recent and recent[0]["epoch_id"] == epoch.id else None
+        parts.append(f"{p.name} {now['zipcodes_done']}/{now['zipcodes']}" if now else f"{p.name} starting")
+    return (f"epoch {epoch.id} ends {epoch.end:%H:%M:%S} UTC (in {(epoch.end - utcnow()).total_seconds():.0f} s); "
+            + ", ".join(parts))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         net.write_description()
         logger.info(f"local network up: run folder {config.run_dir}, API {net.api_url}, site {net.site_url}")
         logger.info(f"logs: {config.run_dir / 'logs'}; chain {net.chain_spec}; metagraph: "
-                    f"python -m resi.chain.local show --chain {net.chain_path}")
+                    f"{sys.executable} -m resi.chain.local show --chain {net.chain_path}")
         logger.info(f"{len(honest)} miners, {len(cheats)} cheaters, {len(validators)} validators; epochs of "
                     f"{args.epoch_minutes:g} min. Ctrl-C stops everything.")
         length = timedelta(minutes=args.epoch_minutes)
@@ -109,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         progressed, counted = time.monotonic(), 0
         reported: set[str] = set()
         first_seen: dict[str, float] = {}
+        said_at = 0.0
         settle = 2 * (config.subnet_params["weights_rate_limit"] + WeightSchedule().margin_blocks) * args.block_seconds + 10
         while not stopping["flag"]:
             for p in net.participants:
@@ -119,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
                 if proc is not None and not proc.running and name not in failed:
                     failed.append(name)
                     logger.error(f"{name} exited with code {proc.returncode}")
+            if time.monotonic() - said_at > PROGRESS_SECONDS:
+                said_at = time.monotonic()
+                logger.info(progress_line(net, length))
             if validators:
                 documents = {v.name: results_of(net, v) for v in validators}
                 common = sorted(set.intersection(*(set(d) for d in documents.values())) - reported)
