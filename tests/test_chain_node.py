@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import bittensor
 import pytest
@@ -315,3 +319,18 @@ def test_with_epoch_consensus_the_sdks_own_set_weights_runs_and_its_refusals_car
 
     assert refusal("stranger") == "HotKeyNotRegisteredInSubNet"  # the SDK's preflight
     assert refusal("miner1") == "NeuronNoValidatorPermit"  # the chain, through the SDK's result
+
+
+def test_status_reads_the_uid_and_the_weights_it_was_given_from_the_node(node, people, tmp_path):
+    server, _ = node
+    made, uids, wallets = people
+    run(_chain(node, wallets["validator"]), lambda c: c.set_weights([uids["miner1"], uids["miner2"]], [0.75, 0.25], 0))
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve().parent.parent / "neurons" / "miner.py"), "status", "--json", "--wallet.name", "miner1",
+         "--wallet.path", str(wallets["miner1"].path), "--subtensor.chain_endpoint", server.url,
+         "--miner.data_dir", str(tmp_path / "none")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout)
+    chain = report["chain"]
+    assert chain["registered"] and chain["uid"] == uids["miner1"] and report["epochs"] == []
+    assert chain["weights_from_validators"][str(uids["validator"])] == pytest.approx(0.75, abs=1e-4)
