@@ -148,6 +148,17 @@ def test_a_clock_far_off_the_apis_is_refused_with_the_fix(world):
     assert "timedatectl set-ntp true" in far[-1].line
 
 
+def test_a_neuron_whose_clock_is_far_off_the_apis_stops_with_the_fix(world, local_s3, tmp_path):
+    skewed = ApiServer(tmp_path, world.root / "chain.db", local_s3, "--listings-scale", "0.05", "--clock-offset",
+                       "420").start()  # the API's clock runs 7 minutes ahead of this machine's
+    try:
+        out, seconds = world.neuron("miner.py", "miner", api=skewed.url)
+        _refused(out, seconds, "behind the API's: sync it (`sudo timedatectl set-ntp true`)")
+        assert any(f"clock is {s} s behind" in out.stderr for s in (419, 420, 421)), out.stderr[-2000:]
+    finally:
+        skewed.stop()
+
+
 def test_version():
     out = subprocess.run([sys.executable, str(ROOT / "neurons" / "validator.py"), "--version"], capture_output=True,
                          text=True, timeout=60)

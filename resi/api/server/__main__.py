@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate-limits", default="", help="overrides, e.g. 'status=5/60,assignment=10/60' "
                    f"(endpoints: {', '.join(DEFAULT_LIMITS)})")
     p.add_argument("--metagraph-ttl", type=float, default=60.0, help="seconds between metagraph refreshes")
+    p.add_argument("--clock-offset", type=float, default=0.0,
+                   help="seconds to shift this server's clock by, to rehearse clients against a skewed clock (its "
+                   "Date header and timestamp check)")
     p.add_argument("--header-timeout", type=float, default=10.0,
                    help="seconds a connection has to send a complete request head; slower ones are closed")
     p.add_argument("--upload-ttl-seconds", type=float, default=None,
@@ -93,6 +96,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         rate_limits=limits,
         metagraph_ttl=args.metagraph_ttl,
         header_timeout=args.header_timeout,
+        clock_offset=args.clock_offset,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from email.utils import formatdate
 
 from aiohttp import web
 from loguru import logger
@@ -68,4 +69,9 @@ def build_app(ctx: ServerContext) -> web.Application:
         app.router.add_route(endpoint.method.upper(), path, handler)
     app.router.add_get("/docs-json", public.docs_json)
     app.router.add_get("/docs", public.docs)
+    if ctx.config.clock_offset:
+        async def skewed_date(request: web.Request, response: web.StreamResponse) -> None:
+            response.headers["Date"] = formatdate(ctx.now(), usegmt=True)
+
+        app.on_response_prepare.append(skewed_date)
     return app

@@ -45,6 +45,9 @@ class ServerConfig:
     max_body_bytes: int = 64 * 1024
     header_timeout: float = 10.0
     """Seconds a connection has to send a complete request head (then it is closed: slow clients)."""
+    clock_offset: float = 0.0
+    """Seconds this server's clock is off (rehearsal of a skewed clock: its ``Date`` header and the timestamp
+    check use it)."""
 
     @property
     def selection(self) -> asg.SelectionParams:
@@ -100,6 +103,10 @@ class ServerContext:
         self.store_failed_at: float | None = None
         """When a request last found the state store unable to read or write (monotonic seconds)."""
         self._assignment_json: tuple[str, bytes] | None = None
+
+    def now(self) -> float:
+        """This server's clock (unix seconds)."""
+        return time.time() + self.config.clock_offset
 
     def store_ok(self, within: float = 60.0) -> bool:
         """The store takes a write now, and no request found it failing in the last ``within`` seconds."""

@@ -8,7 +8,6 @@ refused before anything is charged to the hotkey it names; a replay is refused w
 from __future__ import annotations
 
 import asyncio
-import time
 from http import HTTPStatus
 from typing import TypeVar
 
@@ -92,7 +91,7 @@ def charge(ctx: ServerContext, request: web.Request, limit_key: str, who: str) -
     rule = ctx.config.rate_limits.get(limit_key)
     if rule is None:
         return
-    now = time.time()
+    now = ctx.now()
     allowed, remaining, reset = ctx.store.charge(f"{limit_key}:{who}", rule.limit, rule.window, now)
     ctx.charged += 1
     if ctx.charged % 1000 == 0:
@@ -120,7 +119,7 @@ async def authorize(
     validator: bool = False,
 ) -> Neuron:
     """Run every check of a signed request and charge it; the caller's neuron."""
-    now = time.time()
+    now = ctx.now()
     if not c.TIMESTAMP_MIN <= timestamp <= c.TIMESTAMP_MAX or abs(now - timestamp) > c.TIMESTAMP_TOLERANCE_S:
         raise HttpError(400, "Invalid timestamp")
     if not is_ss58(hotkey):
