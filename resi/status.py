@@ -90,7 +90,8 @@ def validator_report(data_dir: Path, hotkey: str, chain: dict, epochs: int) -> d
                 done.append({
                     "epoch_id": record["epoch_id"], "miners": len(results),
                     "scored": sum(1 for r in results if r.get("score", 0) > 0),
-                    "weights_set": record["weights_set"], "results_uploaded": record["results_uploaded"],
+                    "weights_set": record["weights_set"], "weights_set_at": record["weights_set_at"],
+                    "results_uploaded": record["results_uploaded"],
                     "weights": dict(zip(weights.get("uids", []), weights.get("weights", []))),
                     "results": [{"uid": r.get("uid"), "hotkey": r.get("hotkey"), "score": r.get("score", 0.0),
                                  "zero_reason": zero_reason(r)} for r in results],
@@ -139,7 +140,7 @@ def render(report: dict) -> str:
     else:
         for e in report["epochs"]:
             lines.append(f"  epoch {e['epoch_id']}: {e['miners']} miners judged, {e['scored']} scored above 0, "
-                         f"weights {'set' if e['weights_set'] else 'not set yet'}, results "
+                         f"weights {'set ' + _when(e['weights_set_at']) if e['weights_set'] else 'not set yet'}, results "
                          f"{'uploaded' if e['results_uploaded'] else 'not uploaded yet'}")
             for r in e["results"]:
                 reason = f"  <- {r['zero_reason']}" if r["zero_reason"] else ""

@@ -168,7 +168,7 @@ def test_status_says_what_each_neuron_did_and_what_the_chain_says(localnet):
     validator = _status(run_dir, "validator.py", "validator1", "validators")
     assert validator["chain"]["validator_permit"] and validator["chain"]["blocks_since_update"] is not None
     counted = validator["epochs"][:3]  # newest first; an older partial epoch (the network started in it) set none
-    assert len(counted) == 3 and all(e["weights_set"] and e["miners"] > 10 for e in counted)
+    assert len(counted) == 3 and all(e["weights_set"] and e["weights_set_at"] and e["miners"] > 10 for e in counted)
     reasons = {r["hotkey"]: r["zero_reason"] for r in validator["epochs"][0]["results"]}
     assert reasons[miner["hotkey"]] is None  # an honest miner scores
     zeros = [reason for reason in reasons.values() if reason]

@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS refetch (
     epoch_id TEXT NOT NULL, listing_id TEXT NOT NULL, outcome TEXT NOT NULL, PRIMARY KEY (epoch_id, listing_id)
 );
 CREATE TABLE IF NOT EXISTS attempts (epoch_id TEXT PRIMARY KEY, count INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS weights_set_at (epoch_id TEXT PRIMARY KEY, at REAL NOT NULL);
 """
 
 PROCESSING, DONE, SKIPPED = "processing", "done", "skipped"
@@ -72,13 +73,14 @@ class ValidatorState:
     def epoch(self, epoch_id: str) -> dict | None:
         with self._db() as db:
             row = db.execute("SELECT status, block, block_hash, metagraph, results, weights, weights_set, "
-                             "results_uploaded, detail FROM epochs WHERE epoch_id=?", (epoch_id,)).fetchone()
+                             "results_uploaded, detail, (SELECT at FROM weights_set_at w WHERE w.epoch_id=e.epoch_id)"
+                             " FROM epochs e WHERE epoch_id=?", (epoch_id,)).fetchone()
         if row is None:
             return None
         return {"epoch_id": epoch_id, "status": row[0], "block": row[1], "block_hash": row[2],
                 "metagraph": json.loads(row[3]) if row[3] else None, "results": json.loads(row[4]) if row[4] else None,
                 "weights": json.loads(row[5]) if row[5] else None, "weights_set": bool(row[6]),
-                "results_uploaded": bool(row[7]), "detail": row[8]}
+                "results_uploaded": bool(row[7]), "detail": row[8], "weights_set_at": row[9]}
 
     def begin(self, epoch_id: str, block: int, block_hash: str, metagraph: list[tuple[int, str]]) -> dict:
         """Fix the epoch's inputs (the first call wins: a restart reuses them)."""
@@ -125,6 +127,8 @@ class ValidatorState:
         with self._db() as db:
             if weights_set is not None:
                 db.execute("UPDATE epochs SET weights_set=? WHERE epoch_id=?", (int(weights_set), epoch_id))
+                if weights_set:
+                    db.execute("INSERT OR IGNORE INTO weights_set_at VALUES (?, ?)", (epoch_id, time.time()))
             if results_uploaded is not None:
                 db.execute("UPDATE epochs SET results_uploaded=? WHERE epoch_id=?", (int(results_uploaded), epoch_id))
 
