@@ -182,3 +182,8 @@ class SharedConfig:
             log_file=Path(args.logging_file) if args.logging_file else None,
             log_dir=Path(args.logging_dir).expanduser() if getattr(args, "logging_dir", None) else None,
         )
+
+
+def data_dir(args: argparse.Namespace, default: str, hotkey: str) -> Path:
+    """A neuron's data folder: its ``--<role>.data_dir``, else ``default`` (``~/.resi/<role>/{hotkey}``)."""
+    return Path(args.data_dir or default.format(hotkey=hotkey)).expanduser()

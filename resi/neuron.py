@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from resi.chain.base import Metagraph
 from resi.config import POSITIVE, SharedConfig, env, number
 from resi.logs import add_log_file, register_secret, setup_logging
 from resi.scraping.realtor import RealtorSource
+from resi.status import add_status_args, status_main
 
 
 def add_source_args(parser: argparse.ArgumentParser, title: str) -> None:
@@ -37,6 +39,19 @@ def add_source_args(parser: argparse.ArgumentParser, title: str) -> None:
 def source_from_args(args: argparse.Namespace) -> RealtorSource:
     return RealtorSource(args.source_url, proxy=args.source_proxy, max_rps=args.source_max_rps,
                          timeout=args.source_timeout)
+
+
+def entry(argv: list[str] | None, role: str, build_parser: Callable[[], argparse.ArgumentParser],
+          default_dir: str, run: Callable[[argparse.Namespace], int]) -> int:
+    """What both neurons' ``main`` does: ``status [flags]``, or ``run`` with the parsed flags until stopped."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["status"]:
+        parser = build_parser()
+        parser.prog += " status"
+        add_status_args(parser)
+        return status_main(parser.parse_args(argv[1:]), role, default_dir)
+    args = build_parser().parse_args(argv)
+    return until_stopped(lambda: run(args))
 
 
 def until_stopped(run: Callable[[], int]) -> int:

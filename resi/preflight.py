@@ -8,8 +8,10 @@ code 2 (pm2 shows the line in its logs); ``--check`` prints every line and exits
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +19,10 @@ from loguru import logger
 
 from resi.api.client import ResiApiClient
 from resi.api.errors import ApiError
-from resi.chain import Chain, ChainError, Signer
-from resi.config import SharedConfig
+from resi.chain import Chain, ChainError, KeypairSigner, Signer
+from resi.config import SharedConfig, data_dir
 from resi.constants import MAX_CLOCK_SKEW_SECONDS
-from resi.neuron import registration_problem
+from resi.neuron import log_to_folder, registration_problem, start
 
 
 @dataclass(frozen=True)
@@ -133,3 +135,31 @@ def outcome(findings: list[Finding], only_check: bool) -> int | None:
     for finding in problems:
         logger.error(finding.line)
     return 2 if problems else None
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A neuron past its start-up checks: what its loop is built from."""
+    shared: SharedConfig
+    signer: KeypairSigner
+    data_dir: Path
+    chain: Chain
+
+
+def begin(args: argparse.Namespace, role: str, default_dir: str,
+          chain_for: Callable[[SharedConfig, KeypairSigner], Chain]) -> Ready | int:
+    """Both neurons' start-up: logging and keys, the checks (``--check`` stops after them), then the log file;
+    the exit code when the neuron must not go on."""
+    started = start(args, role)
+    if started is None:
+        return 2
+    shared, signer = started
+    folder = data_dir(args, default_dir, signer.hotkey)
+    chain = chain_for(shared, signer)
+    findings = asyncio.run(run_checks(shared, signer, chain, folder, f"--{role}.data_dir",
+                                      validator=role == "validator"))
+    code = outcome(findings, args.check)
+    if code is not None:
+        return code
+    log_to_folder(shared, folder, role)
+    return Ready(shared, signer, folder, chain)

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from resi.chain import Chain, ChainError, KeyLoadError, load_signer, open_chain
-from resi.config import COUNT, SharedConfig
+from resi.config import COUNT, SharedConfig, data_dir
 
 
 def add_status_args(parser: argparse.ArgumentParser) -> None:
@@ -158,9 +158,8 @@ def status_main(args: argparse.Namespace, role: str, default_dir: str) -> int:
     except KeyLoadError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    data_dir = Path(args.data_dir or default_dir.format(hotkey=signer.hotkey)).expanduser()
     chain = asyncio.run(chain_view(open_chain(shared.chain_spec, shared.netuid), signer.hotkey))
     build = miner_report if role == "miner" else validator_report
-    report = build(data_dir, signer.hotkey, chain, args.epochs)
+    report = build(data_dir(args, default_dir, signer.hotkey), signer.hotkey, chain, args.epochs)
     print(json.dumps(report, indent=2) if args.json else render(report))
     return 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from pathlib import Path
 
 from loguru import logger
 
@@ -15,16 +14,8 @@ from resi.config import COUNT, POSITIVE, SECONDS, HelpFormatter, add_shared_args
 from resi.miner.checkpoint import Checkpoint
 from resi.miner.loop import Miner, MinerConfig
 from resi.miner.upload import Uploader
-from resi.neuron import (
-    add_source_args,
-    log_to_folder,
-    run_until_signal,
-    source_from_args,
-    start,
-    until_stopped,
-)
-from resi.preflight import outcome, run_checks
-from resi.status import add_status_args, status_main
+from resi.neuron import add_source_args, entry, run_until_signal, source_from_args
+from resi.preflight import begin
 
 DESCRIPTION = """RESI subnet 46 miner: every epoch, scrape the assigned zipcodes' current listings from a real
 source, upload listings.parquet + metadata.json through the Resi API's presigned POST, report status.
@@ -65,28 +56,14 @@ DATA_DIR = "~/.resi/miner/{hotkey}"
 def main(argv: list[str] | None = None, strategy=None) -> int:
     """Run a miner (or ``status``); ``strategy`` is the honest one unless a local network's cheater passes its
     own."""
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["status"]:
-        parser = build_parser()
-        parser.prog += " status"
-        add_status_args(parser)
-        return status_main(parser.parse_args(argv[1:]), "miner", DATA_DIR)
-    args = build_parser().parse_args(argv)
-    return until_stopped(lambda: _run(args, strategy))
+    return entry(argv, "miner", build_parser, DATA_DIR, lambda args: _run(args, strategy))
 
 
 def _run(args: argparse.Namespace, strategy) -> int:
-    started = start(args, "miner")
-    if started is None:
-        return 2
-    shared, signer = started
-    data_dir = Path(args.data_dir or DATA_DIR.format(hotkey=signer.hotkey)).expanduser()
-    findings = asyncio.run(run_checks(shared, signer, open_chain(shared.chain_spec, shared.netuid), data_dir,
-                                      "--miner.data_dir", validator=False))
-    code = outcome(findings, args.check)
-    if code is not None:
-        return code
-    log_to_folder(shared, data_dir, "miner")
+    ready = begin(args, "miner", DATA_DIR, lambda shared, _: open_chain(shared.chain_spec, shared.netuid))
+    if isinstance(ready, int):
+        return ready
+    shared, signer, data_dir = ready.shared, ready.signer, ready.data_dir
     config = MinerConfig(data_dir=data_dir, concurrency=args.concurrency, upload_margin=args.upload_margin,
                          poll_interval=args.poll_interval, retention_days=args.retention_days,
                          zipcode_retry_pause=args.zipcode_retry_pause)

@@ -5,25 +5,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from pathlib import Path
 
 from loguru import logger
 
 from resi.api.client import ResiApiClient
-from resi.chain import open_chain
-from resi.config import COUNT, FRACTION, POSITIVE, SECONDS, HelpFormatter, add_shared_args, env, number
+from resi.chain import Chain, open_chain
+from resi.config import (
+    COUNT,
+    FRACTION,
+    POSITIVE,
+    SECONDS,
+    HelpFormatter,
+    SharedConfig,
+    add_shared_args,
+    env,
+    number,
+)
 from resi.constants import WEIGHTS_VERSION_KEY
 from resi.listings.files import ReadLimits
-from resi.neuron import (
-    add_source_args,
-    log_to_folder,
-    run_until_signal,
-    source_from_args,
-    start,
-    until_stopped,
-)
-from resi.preflight import outcome, run_checks
-from resi.status import add_status_args, status_main
+from resi.neuron import add_source_args, entry, run_until_signal, source_from_args
+from resi.preflight import begin
 from resi.validation.params import ValidationParams
 from resi.validator.downloads import DownloadLimits
 from resi.validator.loop import Validator, ValidatorConfig
@@ -101,22 +102,20 @@ DATA_DIR = "~/.resi/validator/{hotkey}"
 
 def main(argv: list[str] | None = None) -> int:
     """Run a validator (or ``status``)."""
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["status"]:
-        parser = build_parser()
-        parser.prog += " status"
-        add_status_args(parser)
-        return status_main(parser.parse_args(argv[1:]), "validator", DATA_DIR)
-    args = build_parser().parse_args(argv)
-    return until_stopped(lambda: _run(args))
+    return entry(argv, "validator", build_parser, DATA_DIR, _run)
+
+
+def _chain(shared: SharedConfig, signer) -> Chain:
+    """The chain as the validator's own hotkey (it sets weights)."""
+    return open_chain(shared.chain_spec, shared.netuid, hotkey=signer.hotkey,
+                      wallet=(shared.wallet_name, shared.wallet_hotkey, shared.wallet_path))
 
 
 def _run(args: argparse.Namespace) -> int:
-    started = start(args, "validator")
-    if started is None:
-        return 2
-    shared, signer = started
-    data_dir = Path(args.data_dir or DATA_DIR.format(hotkey=signer.hotkey)).expanduser()
+    ready = begin(args, "validator", DATA_DIR, _chain)
+    if isinstance(ready, int):
+        return ready
+    shared, signer, data_dir, chain = ready.shared, ready.signer, ready.data_dir, ready.chain
     params = ValidationParams(
         sample_size=args.sample_size, ema_alpha=args.ema_alpha, fabrication_threshold=args.fabrication_threshold,
         limits=ReadLimits(max_file_bytes=int(args.max_listings_mb * MB), max_rows=args.max_rows,
@@ -133,13 +132,6 @@ def _run(args: argparse.Namespace) -> int:
                               workers=args.judge_workers),
         params=params,
     )
-    chain = open_chain(shared.chain_spec, shared.netuid, hotkey=signer.hotkey,
-                       wallet=(shared.wallet_name, shared.wallet_hotkey, shared.wallet_path))
-    findings = asyncio.run(run_checks(shared, signer, chain, data_dir, "--validator.data_dir", validator=True))
-    code = outcome(findings, args.check)
-    if code is not None:
-        return code
-    log_to_folder(shared, data_dir, "validator")
     api = ResiApiClient(shared.api_url, signer, timeout=shared.api_timeout)
     source = source_from_args(args)
     state = ValidatorState(data_dir / "state.db")
