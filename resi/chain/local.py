@@ -39,8 +39,8 @@ import secrets
 import sqlite3
 import sys
 import time
-from collections.abc import Callable
-from contextlib import closing
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
@@ -140,11 +140,21 @@ class SimulatedChainStore:
                 out += [0, 0]
         return tuple(out)
 
-    def _tx(self):
-        """A connection inside ``BEGIN IMMEDIATE`` (committed by :meth:`_commit`)."""
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A connection inside ``BEGIN IMMEDIATE``: committed when the block ends (a ``return`` included),
+        rolled back when it raises, closed either way."""
         conn = self._connect()
-        conn.execute("BEGIN IMMEDIATE")
-        return conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.close()
 
     # --- blocks -------------------------------------------------------------------------------------------------
 
@@ -176,24 +186,19 @@ class SimulatedChainStore:
             raise ChainError(f"block {block} does not exist yet (head is {head})")
         with closing(self._connect()) as conn:
             row = conn.execute("SELECT hash FROM blocks WHERE number=?", (block,)).fetchone()
-            if row is not None:
-                return row[0]
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                last = conn.execute("SELECT number, hash FROM blocks ORDER BY number DESC LIMIT 1").fetchone()
-                number, parent = (last[0], last[1]) if last else (-1, "0x" + "00" * 32)
-                made = []
-                while number < block:
-                    number += 1
-                    digest = hashlib.blake2b(bytes.fromhex(parent[2:]) + secrets.token_bytes(32)
-                                             + number.to_bytes(8, "little"), digest_size=32).hexdigest()
-                    parent = "0x" + digest
-                    made.append((number, parent))
-                conn.executemany("INSERT OR IGNORE INTO blocks VALUES (?, ?)", made)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        if row is not None:
+            return row[0]
+        with self._transaction() as conn:
+            last = conn.execute("SELECT number, hash FROM blocks ORDER BY number DESC LIMIT 1").fetchone()
+            number, parent = (last[0], last[1]) if last else (-1, "0x" + "00" * 32)
+            made = []
+            while number < block:
+                number += 1
+                digest = hashlib.blake2b(bytes.fromhex(parent[2:]) + secrets.token_bytes(32)
+                                         + number.to_bytes(8, "little"), digest_size=32).hexdigest()
+                parent = "0x" + digest
+                made.append((number, parent))
+            conn.executemany("INSERT OR IGNORE INTO blocks VALUES (?, ?)", made)
             return conn.execute("SELECT hash FROM blocks WHERE number=?", (block,)).fetchone()[0]
 
     def block_number_of(self, block_hash: str) -> int | None:
@@ -230,13 +235,11 @@ class SimulatedChainStore:
         params = self.params(netuid)
         block = self.block()
         graph = {n.uid: n for n in self.neurons(netuid)}
-        conn = self._tx()
-        try:
+        with self._transaction() as conn:
             existing = conn.execute("SELECT uid FROM neurons WHERE netuid=? AND hotkey=?", (netuid, hotkey)).fetchone()
             if existing is not None and (uid is None or uid == existing[0]):
                 conn.execute("UPDATE neurons SET coldkey=?, stake=? WHERE netuid=? AND uid=?",
                              (coldkey, stake, netuid, existing[0]))
-                conn.execute("COMMIT")
                 return int(existing[0])
             if existing is not None:
                 conn.execute("DELETE FROM neurons WHERE netuid=? AND uid=?", (netuid, existing[0]))
@@ -253,12 +256,6 @@ class SimulatedChainStore:
                 raise ChainError(f"uid {uid} is outside 0..{params.max_uids - 1}")
             conn.execute("DELETE FROM neurons WHERE netuid=? AND uid=?", (netuid, uid))
             conn.execute("INSERT INTO neurons VALUES (?, ?, ?, ?, ?, 0, ?, 0)", (netuid, uid, hotkey, coldkey, stake, block))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        finally:
-            conn.close()
         return uid
 
     def _rows(self, conn: sqlite3.Connection, netuid: int) -> list[tuple]:
@@ -485,8 +482,7 @@ class SimulatedChainStore:
     def include(self, address: str, nonce: int, extrinsic_hash: str, data: str, events: list, block: int) -> int:
         """Take a signed extrinsic at ``nonce`` into ``block`` with its events; its index there. ChainError
         ``Stale``/``Future`` when the nonce is not the account's next."""
-        conn = self._tx()
-        try:
+        with self._transaction() as conn:
             row = conn.execute("SELECT nonce FROM nonces WHERE address=?", (address,)).fetchone()
             expected = 0 if row is None else int(row[0])
             if nonce != expected:
@@ -495,12 +491,6 @@ class SimulatedChainStore:
             idx = conn.execute("SELECT COALESCE(MAX(idx), 0) + 1 FROM extrinsics WHERE block=?", (block,)).fetchone()[0]
             conn.execute("INSERT INTO extrinsics VALUES (?, ?, ?, ?, ?)",
                          (block, idx, extrinsic_hash, data, json.dumps(events)))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        finally:
-            conn.close()
         return idx
 
     def block_extrinsics(self, block: int) -> list[tuple[int, str, str, list]]:
