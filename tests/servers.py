@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from resi.localnet.procs import ManagedProcess, python_module
-from resi.processes import free_port, wait_http
+from resi.processes import free_port
 from resi.storage.seaweed import LocalS3
 
 
@@ -36,10 +36,7 @@ class ApiServer:
         )
         env = {"RESI_S3_ACCESS_KEY": self.s3.access_key, "RESI_S3_SECRET_KEY": self.s3.secret_key}
         self.process = ManagedProcess("api", [*self.prefix, *args], self.workdir / "api.log", env).start()
-        try:
-            wait_http(self.url + "/healthcheck", 60, self.process.proc)
-        except RuntimeError as exc:
-            raise RuntimeError(f"{exc}\n{self.process.log_tail()}") from None
+        self.process.wait_http(self.url + "/healthcheck")
         return self
 
     def stop(self) -> None:
@@ -240,10 +237,7 @@ class ChainNode:
         args = python_module("resi.chain.node", "--chain", str(self.chain_path), "--port", str(self.port),
                              "--logging.debug", *self.extra)
         self.process = ManagedProcess("chain-node", args, self.workdir / "chain-node.log").start()
-        try:
-            wait_http(f"http://127.0.0.1:{self.port}/health", 60, self.process.proc)
-        except RuntimeError as exc:
-            raise RuntimeError(f"{exc}\n{self.process.log_tail()}") from None
+        self.process.wait_http(f"http://127.0.0.1:{self.port}/health")
         return self
 
     def stop(self) -> None:

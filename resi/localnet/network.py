@@ -19,7 +19,7 @@ from resi.chain.keys import KeypairSigner, create_wallet
 from resi.chain.local import SimulatedChainStore
 from resi.constants import NETUID
 from resi.localnet.procs import ManagedProcess, python_module
-from resi.processes import free_port, wait_http
+from resi.processes import free_port
 from resi.storage.seaweed import LocalS3
 
 DATA_BUCKET = "resi-sn46-data"
@@ -109,7 +109,7 @@ class LocalNetwork:
         self.chain_spec = f"ws://127.0.0.1:{port}"
         self.node = ManagedProcess("chain-node", python_module("resi.chain.node", "--chain", str(self.chain_path),
                                                                "--port", str(port)), self.logs / "chain-node.log").start()
-        wait_http(f"http://127.0.0.1:{port}/health", 60, self.node.proc)
+        self.node.wait_http(f"http://127.0.0.1:{port}/health")
         logger.info(f"local subtensor node at {self.chain_spec}")
 
     def start_site(self) -> None:
@@ -121,7 +121,7 @@ class LocalNetwork:
         for name, value in self.config.site_faults.items():
             args += [f"--fault-{name.replace('_', '-')}", str(value)]
         self.site = ManagedProcess("site", args, self.logs / "site.log").start()
-        wait_http(self.site_url + "/healthz", 60, self.site.proc)
+        self.site.wait_http(self.site_url + "/healthz")
         logger.info(f"listing site at {self.site_url}")
 
     def start_api(self) -> None:
@@ -138,7 +138,7 @@ class LocalNetwork:
         )
         env = {"RESI_S3_ACCESS_KEY": self.s3.access_key, "RESI_S3_SECRET_KEY": self.s3.secret_key}
         self.api = ManagedProcess("api", args, self.logs / "api.log", env).start()
-        wait_http(self.api_url + "/healthcheck", 60, self.api.proc)
+        self.api.wait_http(self.api_url + "/healthcheck")
         logger.info(f"Resi API reference server at {self.api_url}")
 
     # --- neurons -------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from resi.processes import die_with_parent
+from resi.processes import die_with_parent, wait_http
 
 
 @dataclass
@@ -69,6 +69,14 @@ class ManagedProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         return self.proc.returncode
+
+    def wait_http(self, url: str, timeout: float = 60.0) -> None:
+        """Wait until ``url`` answers; RuntimeError with the end of the process's log if it does not (or the
+        process exits first)."""
+        try:
+            wait_http(url, timeout, self.proc)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n{self.log_tail()}") from None
 
     def log_tail(self, lines: int = 40) -> str:
         try:
