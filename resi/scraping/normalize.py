@@ -130,6 +130,17 @@ def answered_at(stamp, default: datetime) -> datetime:
 _EMPTY: dict = {}
 
 
+def zipcode_of(postal) -> str | None:
+    """The zipcode of a ``postal_code``: its first five characters when they are digits (None: no zipcode)."""
+    zipcode = str(postal or "")[:5]
+    return zipcode if len(zipcode) == 5 and zipcode.isdigit() else None
+
+
+def property_type_of(kind) -> str:
+    """Realtor's property type as one of the schema's (``other`` for any it does not name)."""
+    return _TYPES.get(str(kind or "").lower(), "other")
+
+
 def _static(record: dict) -> dict:
     """The fields of a listing that do not change with time, normalized (or :class:`Drop`)."""
     get = record.get
@@ -137,8 +148,8 @@ def _static(record: dict) -> dict:
     if not isinstance(property_id, (str, int)) or isinstance(property_id, bool) or not str(property_id).strip():
         raise Drop("missing_id")
     address = (get("location") or _EMPTY).get("address") or _EMPTY
-    postal = str(address.get("postal_code") or "")[:5]
-    if len(postal) != 5 or not postal.isdigit():
+    postal = zipcode_of(address.get("postal_code"))
+    if postal is None:
         raise Drop("bad_zipcode")
     line = address.get("line")
     city, state = address.get("city"), address.get("state_code")
@@ -158,7 +169,7 @@ def _static(record: dict) -> dict:
         "bedrooms": _int(description.get("beds")),
         "bathrooms": None if full is None and half is None else (full or 0) + 0.5 * (half or 0),
         "sqft": sqft if sqft and sqft > 0 else None,
-        "property_type": _TYPES.get(str(description.get("type") or "").lower(), "other"),
+        "property_type": property_type_of(description.get("type")),
         "mls_id": str(mls_id) if mls_id not in (None, "") else None,
         "city": city,
         "state": state,

@@ -31,7 +31,15 @@ import pyarrow.compute as pc
 from resi.arrays import to_numpy
 from resi.listings.schema import READ_SCHEMA
 from resi.moments import iso_micros
-from resi.scraping.normalize import _STATUS, _TYPES, COUNT_LIMIT, _stamp, answered_at, normalize_realtor
+from resi.scraping.normalize import (
+    _STATUS,
+    COUNT_LIMIT,
+    _stamp,
+    answered_at,
+    normalize_realtor,
+    property_type_of,
+    zipcode_of,
+)
 from resi.scraping.source import normalize_each
 
 _EMPTY: dict = {}
@@ -148,12 +156,6 @@ def _read(records: list, slow: np.ndarray) -> dict[str, list]:
         add_lat(lat)
         add_lon(lon)
     return columns
-
-
-def _zipcode(postal: str | None) -> str | None:
-    """The definition's zipcode of a ``postal_code`` (None: it drops the record)."""
-    zipcode = str(postal or "")[:5]
-    return zipcode if len(zipcode) == 5 and zipcode.isdigit() else None
 
 
 class _Fields:
@@ -278,7 +280,7 @@ def _columns(fields: _Fields, scraped_at: datetime) -> dict[str, pa.Array]:
     mark(pc.equal(line, ""))
     city, state = fields.text("city"), fields.text("state_code")
     mark(pc.or_(pc.equal(city, ""), pc.equal(state, "")))
-    zipcode = fields.each_distinct("postal_code", _STRING, _zipcode)
+    zipcode = fields.each_distinct("postal_code", _STRING, zipcode_of)
     address = pc.binary_join_element_wise(line, city, pc.binary_join_element_wise(state, zipcode, " "), ", ")
     mls_id = fields.text("mls_id", optional=True)
     number = {name: fields.count(name) for name in ("sqft", "beds", "baths_full", "baths_half")}
@@ -306,8 +308,7 @@ def _columns(fields: _Fields, scraped_at: datetime) -> dict[str, pa.Array]:
         "bathrooms": bathrooms,
         "sqft": pc.if_else(pc.greater(sqft, 0), sqft, pa.scalar(None, pa.int64())),
         "listing_date": pc.utf8_slice_codeunits(listed_text, 0, 10),
-        "property_type": fields.each_distinct("type", _TEXT,
-                                              lambda kind: _TYPES.get(str(kind or "").lower(), "other")),
+        "property_type": fields.each_distinct("type", _TEXT, property_type_of),
         "listing_status": status,
         "days_on_market": pa.array(days, pa.int64(), mask=~known),
         "mls_id": pc.if_else(pc.equal(mls_id, ""), pa.scalar(None, pa.string()), mls_id),
