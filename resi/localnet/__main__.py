@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "with the bittensor SDK, as on finney")
     p.add_argument("--replace-after", type=int, default=0, metavar="K",
                    help="after K validated epochs a new hotkey takes the last honest miner's uid (0: never)")
+    p.add_argument("--page-port", type=int, default=0,
+                   help="port of the network's status page on 127.0.0.1 (0: a free one; the URL is printed at start)")
     p.add_argument("--site-faults", default="", help="fault rates of the listing site, e.g. 'rate_limit=0.05,"
                    "server_error=0.02' (see python -m resi.localnet.site --help)")
     return p
@@ -121,8 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         for p in validators:
             net.start_validator(p)
         neurons_up = utcnow()
+        page = net.serve_page(args.page_port)
         net.write_description()
         logger.info(f"local network up: run folder {config.run_dir}, API {net.api_url}, site {net.site_url}")
+        logger.info(f"status page: {page} (every validator's scores and EMA chart, every miner's epochs; each "
+                    "neuron's /metrics and /healthz are linked from it)")
         logger.info(f"logs: {config.run_dir / 'logs'}; chain {net.chain_spec}; metagraph: "
                     f"{sys.executable} -m resi.chain.local show --chain {net.chain_path}")
         logger.info(f"{len(honest)} miners, {len(cheats)} cheaters, {len(validators)} validators; epochs of "

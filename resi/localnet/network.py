@@ -19,6 +19,8 @@ from resi.chain.keys import KeypairSigner, create_wallet
 from resi.chain.local import SimulatedChainStore
 from resi.constants import NETUID
 from resi.localnet.procs import ManagedProcess, python_module
+from resi.monitor.page import network_page
+from resi.monitor.server import MonitorServer
 from resi.processes import free_port
 from resi.storage.seaweed import LocalS3
 
@@ -69,6 +71,8 @@ class Participant:
     strategy: str | None = None
     successor_of: str | None = None
     """The participant whose uid this one took over."""
+    monitor_url: str | None = None
+    """Its ``/metrics``, ``/healthz`` (and, for validators, status page) origin."""
 
 
 class LocalNetwork:
@@ -86,6 +90,8 @@ class LocalNetwork:
         self.api: ManagedProcess | None = None
         self.site: ManagedProcess | None = None
         self.api_url = self.site_url = ""
+        self.api_monitor_url: str | None = None
+        self.page: MonitorServer | None = None
         self.participants: list[Participant] = []
 
     # --- infrastructure ----------------------------------------------------------------------------------------
@@ -125,8 +131,9 @@ class LocalNetwork:
         logger.info(f"listing site at {self.site_url}")
 
     def start_api(self) -> None:
-        port = free_port()
+        port, monitor_port = free_port(), free_port()
         self.api_url = f"http://127.0.0.1:{port}"
+        self.api_monitor_url = f"http://127.0.0.1:{monitor_port}"
         c = self.config
         args = python_module(
             "resi.api.server", "--host", "127.0.0.1", "--port", str(port), "--state-dir", str(self.run_dir / "api"),
@@ -134,7 +141,7 @@ class LocalNetwork:
             "--listings-scale", str(c.listings_scale), "--target-listings", str(c.target_listings),
             "--cooldown-hours", str(c.epoch_minutes * 6 / 60), "--s3-endpoint", self.s3.endpoint,
             "--data-bucket", DATA_BUCKET, "--validator-bucket", VALIDATOR_BUCKET, "--metagraph-ttl", "5",
-            *c.api_args,
+            "--metrics.port", str(monitor_port), *c.api_args,
         )
         env = {"RESI_S3_ACCESS_KEY": self.s3.access_key, "RESI_S3_SECRET_KEY": self.s3.secret_key}
         self.api = ManagedProcess("api", args, self.logs / "api.log", env).start()
@@ -161,10 +168,13 @@ class LocalNetwork:
         return self.start_miner(new)
 
     def _neuron_args(self, participant: Participant) -> list[str]:
+        """What every neuron is started with; a fresh monitoring port each start."""
+        port = free_port()
+        participant.monitor_url = f"http://127.0.0.1:{port}"
         return [
             "--wallet.name", participant.name, "--wallet.hotkey", "default", "--wallet.path", str(self.wallet_path),
             "--subtensor.chain_endpoint", self.chain_spec, "--api.url", self.api_url,
-            "--logging.debug",
+            "--logging.debug", "--metrics.port", str(port),
         ]
 
     def miner_args(self, participant: Participant, *extra: str) -> list[str]:
@@ -225,14 +235,24 @@ class LocalNetwork:
             logger.info(f"{name} stopped (exit code {codes[name]})")
         if self._own_s3 and self.s3 is not None:
             self.s3.stop()
+        if self.page is not None:
+            self.page.stop()
         return codes
+
+    def serve_page(self, port: int = 0) -> str:
+        """The network's status page (every validator's epochs and EMA chart, every miner's epochs, links to
+        each neuron's monitoring endpoint), served from this process; its URL."""
+        self.page = MonitorServer("127.0.0.1", port, pages={"/": lambda: network_page(self.describe(), self.run_dir)})
+        self.page.start()
+        return self.page.url + "/"
 
     def describe(self) -> dict:
         return {
             "api_url": self.api_url, "site_url": self.site_url, "chain": str(self.chain_path), "chain_spec": self.chain_spec,
-            "s3_endpoint": self.s3.endpoint if self.s3 else None,
+            "s3_endpoint": self.s3.endpoint if self.s3 else None, "api_monitor_url": self.api_monitor_url,
+            "page_url": self.page.url + "/" if self.page else None,
             "participants": [{"name": p.name, "role": p.role, "uid": p.uid, "hotkey": p.signer.hotkey,
-                              "strategy": p.strategy} for p in self.participants],
+                              "strategy": p.strategy, "monitor_url": p.monitor_url} for p in self.participants],
         }
 
     def write_description(self) -> Path:

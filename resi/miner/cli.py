@@ -14,6 +14,9 @@ from resi.config import COUNT, POSITIVE, SECONDS, HelpFormatter, add_shared_args
 from resi.miner.checkpoint import Checkpoint
 from resi.miner.loop import Miner, MinerConfig
 from resi.miner.upload import Uploader
+from resi.monitor.metrics import MinerMetrics
+from resi.monitor.server import add_monitor_args, start_monitoring
+from resi.monitor.watchdog import Heartbeat
 from resi.neuron import add_source_args, entry, run_until_signal, source_from_args
 from resi.preflight import begin
 
@@ -47,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--miner.shutdown_grace", dest="shutdown_grace", type=SECONDS, default=20.0,
                    help="seconds given to the work in flight after SIGINT/SIGTERM (keep under pm2's kill_timeout)")
     add_source_args(p, "listing source (Realtor.com through homeharvest)")
+    add_monitor_args(p)
     return p
 
 
@@ -69,11 +73,23 @@ def _run(args: argparse.Namespace, strategy) -> int:
                          zipcode_retry_pause=args.zipcode_retry_pause)
     api = ResiApiClient(shared.api_url, signer, timeout=shared.api_timeout)
     source = source_from_args(args)
-    miner = Miner(signer.hotkey, api, source, Checkpoint(data_dir / "checkpoint.db"), Uploader(api, signer.hotkey),
-                  config, strategy)
+    metrics, heartbeat = MinerMetrics(), Heartbeat()
+
+    def upload_retried() -> None:  # retrying is progress too: the watchdog must not end an upload in flight
+        metrics.upload_retries.inc()
+        heartbeat.beat("upload retry")
+
+    uploader = Uploader(api, signer.hotkey, on_retry=upload_retried)
+    miner = Miner(signer.hotkey, api, source, Checkpoint(data_dir / "checkpoint.db"), uploader, config, strategy,
+                  metrics, heartbeat)
+    monitor = start_monitoring(args, metrics.registry, heartbeat)
     logger.info(f"miner {signer.hotkey} (netuid {shared.netuid}) against {shared.api_url}, source "
                 f"{source.origin}, data in {data_dir}")
-    asyncio.run(run_until_signal(miner.run, args.shutdown_grace, source.close, api.close))
+    try:
+        asyncio.run(run_until_signal(miner.run, args.shutdown_grace, source.close, api.close))
+    finally:
+        if monitor is not None:
+            monitor.stop()
     return 0
 
 

@@ -25,6 +25,8 @@ from resi.epochs import UTC, iso_z, utcnow
 from resi.miner.checkpoint import SCRAPING, UPLOADED, Checkpoint, EpochRecord
 from resi.miner.strategy import Honest, PackageInfo, Strategy
 from resi.miner.upload import Uploader, UploadFailed
+from resi.monitor.metrics import MinerMetrics
+from resi.monitor.watchdog import Heartbeat
 from resi.neuron import pause
 from resi.scraping.pipeline import Pipeline, ZipcodeOutcome, dedupe
 from resi.scraping.source import ListingSource
@@ -60,6 +62,8 @@ class Miner:
         uploader: Uploader,
         config: MinerConfig,
         strategy: Strategy | None = None,
+        metrics: MinerMetrics | None = None,
+        heartbeat: Heartbeat | None = None,
     ):
         self.hotkey = hotkey
         self.api = api
@@ -68,6 +72,8 @@ class Miner:
         self.uploader = uploader
         self.config = config
         self.strategy = strategy or Honest()
+        self.metrics = metrics or MinerMetrics()
+        self.heartbeat = heartbeat or Heartbeat()
         self.pipeline = Pipeline(source, concurrency=config.concurrency, zipcode_attempts=1)
         self._late_for: str | None = None
 
@@ -75,6 +81,7 @@ class Miner:
         """Until ``stop``: poll the assignment, work every epoch not yet reported, wait for the next."""
         self.prune()
         while not stop.is_set():
+            self.heartbeat.beat("miner loop")
             wait = self.config.poll_interval
             try:
                 assignment = await self.api.current_assignment()
@@ -125,9 +132,13 @@ class Miner:
         epoch_id = assignment.epoch_id
 
         def save(outcome: ZipcodeOutcome) -> None:
+            self.heartbeat.beat(f"zipcode {outcome.zipcode}")
+            self.metrics.zipcodes.labels("ok" if outcome.ok else "failed").inc()
             if outcome.ok:
                 self.checkpoint.save_zipcode(epoch_id, outcome.zipcode, outcome.rows, dict(outcome.drops))
+                self.metrics.rows_scraped.inc(outcome.rows.num_rows)
             else:
+                self.metrics.source_errors.labels(outcome.error_kind or "unavailable").inc()
                 logger.warning(f"{outcome.zipcode}: {outcome.error}")
 
         while not stop.is_set():
@@ -170,6 +181,9 @@ class Miner:
             logger.error(f"epoch {epoch_id}: upload failed: {exc}")
             return (c.STATUS_FAILED if exc.fatal else c.STATUS_TIMEOUT), str(exc)
         self.checkpoint.set_uploaded(epoch_id, bool(verified))
+        self.metrics.rows_uploaded.inc(rows.num_rows)
+        self.metrics.uploaded_bytes.inc(len(files.parquet) + len(files.metadata_json))
+        self.metrics.last_upload.set_to_current_time()
         if all_done:
             return c.STATUS_COMPLETED, None
         return c.STATUS_TIMEOUT, "the upload time came before every zipcode was scraped"
@@ -198,6 +212,7 @@ class Miner:
             return
         if status != c.STATUS_IN_PROGRESS:
             self.checkpoint.set_reported(epoch_id, status)
+            self.metrics.epochs.labels(status).inc()
         logger.info(f"epoch {epoch_id}: reported {status}" + (f" ({reason})" if reason else ""))
 
     def prune(self) -> None:

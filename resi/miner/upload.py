@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from datetime import datetime
 
 import aiohttp
@@ -32,11 +33,14 @@ class UploadFailed(Exception):
 
 
 class Uploader:
-    def __init__(self, api: ResiApiClient, hotkey: str, backoff_cap: float = 30.0, timeout: float = 120.0):
+    def __init__(self, api: ResiApiClient, hotkey: str, backoff_cap: float = 30.0, timeout: float = 120.0,
+                 on_retry: Callable[[], None] = lambda: None):
+        """``on_retry``: called for each attempt that failed and is tried again (the miner's metrics)."""
         self.api = api
         self.hotkey = hotkey
         self.backoff_cap = backoff_cap
         self.timeout = timeout
+        self.on_retry = on_retry
 
     async def upload(self, files: EpochFiles, epoch_id: str, deadline: datetime) -> bool:
         """Upload both files before ``deadline``; whether their presence could be verified."""
@@ -69,6 +73,7 @@ class Uploader:
                 if left <= wait:
                     raise UploadFailed(f"deadline reached while uploading: {problem}")
                 logger.warning(f"upload attempt {attempt} failed ({problem}); retrying in {wait:.1f} s")
+                self.on_retry()
                 await asyncio.sleep(wait)
 
     async def _verify(self, session: aiohttp.ClientSession, list_url: str | None, prefix: str, files: EpochFiles) -> bool:

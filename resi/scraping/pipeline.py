@@ -31,6 +31,7 @@ from resi.scraping.source import (
     Normalizer,
     SourceBlocked,
     SourceError,
+    SourceRefused,
     TableNormalizer,
     normalize_each,
 )
@@ -44,6 +45,8 @@ class ZipcodeOutcome:
     records: int = 0
     requests: int = 0
     error: str | None = None
+    error_kind: str | None = None
+    """``blocked`` (403: a proxy or a pause is needed), ``refused`` (4xx for this request) or ``unavailable``."""
     finished_at: datetime | None = None
     facts: dict[str, dict] = field(default_factory=dict)
     """Listing id -> the source's facts, for the kept rows (only when the pipeline keeps facts: validators)."""
@@ -187,11 +190,13 @@ class Pipeline:
                 result = await self.source.search(zipcode)
             except SourceError as exc:
                 outcome.error = str(exc)
+                outcome.error_kind = ("blocked" if isinstance(exc, SourceBlocked) else
+                                      "refused" if isinstance(exc, SourceRefused) else "unavailable")
                 if isinstance(exc, SourceBlocked) or attempt + 1 == self.zipcode_attempts:
                     break
                 await asyncio.sleep(self.retry_pause * (attempt + 1) * random.uniform(0.5, 1.0))
                 continue
-            outcome.error = None
+            outcome.error = outcome.error_kind = None
             outcome.records, outcome.requests = len(result.records), result.requests
             scraped_at = utcnow()
             rows = clean_records(result.records, self.source.normalize, scraped_at, zipcode, outcome.drops,

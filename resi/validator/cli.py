@@ -23,6 +23,10 @@ from resi.config import (
 )
 from resi.constants import WEIGHTS_VERSION_KEY
 from resi.listings.files import ReadLimits
+from resi.monitor.metrics import ValidatorMetrics
+from resi.monitor.page import validator_page
+from resi.monitor.server import add_monitor_args, start_monitoring
+from resi.monitor.watchdog import Heartbeat
 from resi.neuron import add_source_args, entry, run_until_signal, source_from_args
 from resi.preflight import begin
 from resi.validation.params import ValidationParams
@@ -94,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scoring.fabrication_threshold", dest="fabrication_threshold", type=FRACTION,
                    default=defaults.fabrication_threshold, help="estimated fabricated share above which a miner scores 0")
     add_source_args(p, "listing source (the validator's own scrape and refetches)")
+    add_monitor_args(p)
     return p
 
 
@@ -135,10 +140,15 @@ def _run(args: argparse.Namespace) -> int:
     api = ResiApiClient(shared.api_url, signer, timeout=shared.api_timeout)
     source = source_from_args(args)
     state = ValidatorState(data_dir / "state.db")
+    metrics, heartbeat = ValidatorMetrics(), Heartbeat()
     keeper = WeightKeeper(chain, state, signer.hotkey, WEIGHTS_VERSION_KEY,
                           WeightSchedule(resync_blocks=args.resync_blocks, margin_blocks=args.margin_blocks,
-                                         poll_seconds=args.weights_poll), wallet_hint=shared.btcli_flags)
-    validator = Validator(signer.hotkey, api, chain, source, state, config, keeper=keeper)
+                                         poll_seconds=args.weights_poll), wallet_hint=shared.btcli_flags,
+                          metrics=metrics)
+    validator = Validator(signer.hotkey, api, chain, source, state, config, keeper=keeper, metrics=metrics,
+                          heartbeat=heartbeat)
+    monitor = start_monitoring(args, metrics.registry, heartbeat,
+                               {"/": lambda: validator_page(signer.hotkey, data_dir / "state.db")})
     logger.info(f"validator {signer.hotkey} (netuid {shared.netuid}, chain {shared.chain_spec}) against "
                 f"{shared.api_url}, source {source.origin}, data in {data_dir}")
     async def cleanup() -> None:
@@ -146,7 +156,11 @@ def _run(args: argparse.Namespace) -> int:
         await chain.close()
 
     # Scores are committed per epoch: an epoch interrupted now resumes with its stored inputs on restart.
-    asyncio.run(run_until_signal(validator.run, 5.0, source.close, cleanup))
+    try:
+        asyncio.run(run_until_signal(validator.run, 5.0, source.close, cleanup))
+    finally:
+        if monitor is not None:
+            monitor.stop()
     return 0
 
 

@@ -5,6 +5,7 @@ and the benchmark (``scripts/bench_validator.py``) run this same code."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -29,15 +30,20 @@ class Judged:
     unanswered: int = 0
 
 
+Observer = Callable[[Submission, MinerResult, float], None]
+"""Told of each miner judged: its submission, its result (before copies) and the seconds it took."""
+
+
 async def judge_all(subs: AsyncIterator[Submission], judge: Judge, refetch: Callable[[list[str]], Awaitable[dict]],
                     ctx: EpochContext, counts: dict[str, int | None], params: ValidationParams,
-                    workers: int) -> Judged:
+                    workers: int, observe: Observer | None = None) -> Judged:
     """Every submission through ``judge`` (at most ``workers`` at once), its sample through ``refetch``, then
     ``finish``; whatever one miner's judging does costs that miner only."""
     judged = Judged()
     running: set[asyncio.Task] = set()
 
     async def one(sub: Submission) -> None:
+        began = time.monotonic()
         prepared = await judge.prepare(sub)
         refetched = await refetch(prepared.sample)
         try:
@@ -52,6 +58,8 @@ async def judge_all(subs: AsyncIterator[Submission], judge: Judge, refetch: Call
             judged.uploads.append(Upload(sub.hotkey, sub.listings_modified, prepared.sha256, prepared.prints))
         logger.info(f"epoch {ctx.epoch_id}: uid {sub.uid} score {result.score:.4f} "
                     f"({result.gate or 'ok'}; {result.rows_valid}/{result.rows_uploaded} valid rows)")
+        if observe is not None:
+            observe(sub, result, time.monotonic() - began)
 
     try:
         async for sub in subs:

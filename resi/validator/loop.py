@@ -27,12 +27,15 @@ from resi.api.models import Assignment
 from resi.chain.base import Chain, ChainError
 from resi.epochs import epoch_id as format_epoch_id
 from resi.epochs import parse_iso, utcnow
+from resi.monitor.metrics import ValidatorMetrics
+from resi.monitor.watchdog import Heartbeat
 from resi.neuron import pause
 from resi.scraping.pipeline import Pipeline
 from resi.scraping.source import Drop, ListingSource, SourceError, SourceRefused
 from resi.storage import StorageError, list_objects
 from resi.validation.copies import find_copies
 from resi.validation.evaluate import MinerResult, apply_copies
+from resi.validation.gates import Submission
 from resi.validation.params import EpochContext, ValidationParams
 from resi.validation.scoring import update_ema, weights
 from resi.validation.truth import REFUSED, UNANSWERED, Snapshot
@@ -69,7 +72,8 @@ class ValidatorConfig:
 
 class Validator:
     def __init__(self, hotkey: str, api: ResiApiClient, chain: Chain, source: ListingSource, state: ValidatorState,
-                 config: ValidatorConfig, sandbox: Sandbox | SandboxPool | None = None, keeper: WeightKeeper | None = None):
+                 config: ValidatorConfig, sandbox: Sandbox | SandboxPool | None = None, keeper: WeightKeeper | None = None,
+                 metrics: ValidatorMetrics | None = None, heartbeat: Heartbeat | None = None):
         self.hotkey = hotkey
         self.api = api
         self.chain = chain
@@ -79,6 +83,9 @@ class Validator:
         self.sandbox = sandbox or SandboxPool(config.sandbox)
         self.results = ResultsPublisher(api, state, config.data_dir / "results", hotkey, config.params)
         self.keeper = keeper or WeightKeeper(chain, state, hotkey, c.WEIGHTS_VERSION_KEY)
+        self.metrics = metrics or ValidatorMetrics()
+        self.heartbeat = heartbeat or Heartbeat()
+        self._seen: set[str] = set()
         self._schedule: tuple[datetime, datetime] | None = None
         self._refetch_cache: tuple[str, dict] | None = None
 
@@ -102,6 +109,7 @@ class Validator:
         keeper = asyncio.create_task(self.keeper.run(stop))
         try:
             while not stop.is_set():
+                self.heartbeat.beat("validator loop")
                 wait = self.config.poll_interval
                 try:
                     wait = min(wait, await self.step())
@@ -152,10 +160,14 @@ class Validator:
                 return (end + grace - now).total_seconds()
             if (now - end).total_seconds() > lag and self.state.epoch(epoch_id) is None:
                 logger.warning(f"epoch {epoch_id}: too old to validate now; skipped")
-                self.state.skip(epoch_id, "too old when the validator got to it")
+                self._skip(epoch_id, "too old when the validator got to it")
                 continue
             return 0.0 if await self.process(epoch_id) is not None else self.config.poll_interval
         return (current_end + grace - now).total_seconds()
+
+    def _skip(self, epoch_id: str, detail: str) -> None:
+        self.state.skip(epoch_id, detail)
+        self.metrics.epochs_skipped.inc()
 
     # --- one epoch ----------------------------------------------------------------------------------------------------
 
@@ -164,10 +176,13 @@ class Validator:
         nothing was committed: an outage stopped it (raised), the source left part of the sample unanswered (it
         is validated again later; from three quarters of the allowed lag on, committed with only proven rows
         earning), or it was skipped."""
+        if epoch_id not in self._seen:
+            self._seen.add(epoch_id)
+            self.metrics.epochs_seen.inc()
         attempts = self.state.start_attempt(epoch_id)
         if attempts > self.config.max_attempts:
             logger.error(f"epoch {epoch_id}: {attempts - 1} attempts in a row ended without an outcome; skipped")
-            self.state.skip(epoch_id, f"{attempts - 1} attempts ended without an outcome")
+            self._skip(epoch_id, f"{attempts - 1} attempts ended without an outcome")
             self.state.end_attempt(epoch_id)
             return None
         try:
@@ -184,13 +199,13 @@ class Validator:
         except ApiError as exc:
             if exc.status == 404:
                 logger.info(f"epoch {epoch_id}: no assignment was made; nothing to validate")
-                self.state.skip(epoch_id, "no assignment")
+                self._skip(epoch_id, "no assignment")
                 return None
             raise
         lag = self._max_lag(assignment.epoch_end - assignment.epoch_start)
         if (utcnow() - assignment.submission_deadline).total_seconds() > lag:
             logger.warning(f"epoch {epoch_id}: not validated within {lag:g} s of its deadline; skipped")
-            self.state.skip(epoch_id, "not validated within the allowed lag")
+            self._skip(epoch_id, "not validated within the allowed lag")
             return None
         record = await self._begin(assignment)
         ctx = EpochContext(epoch_id=epoch_id, nonce=assignment.nonce, start=assignment.epoch_start,
@@ -205,7 +220,7 @@ class Validator:
         subs = submissions(self.api, miners, epoch_id, self.config.limits, self.config.download_concurrency,
                            self._reachable)
         judged = await judge_all(subs, self.sandbox, lambda ids: self._refetch(epoch_id, ids, snapshot), ctx,
-                                 snapshot.counts, params, self.config.sandbox.workers)
+                                 snapshot.counts, params, self.config.sandbox.workers, self._judged_one)
         results, unanswered = judged.results, judged.unanswered
         final = (utcnow() - assignment.submission_deadline).total_seconds() >= 0.75 * lag
         if unanswered and not final:
@@ -220,11 +235,18 @@ class Validator:
         weight_of = dict(zip(*target))
         documents = [dict(r.as_dict(), ema=ema.get(r.uid, (r.hotkey, 0.0))[1], weight=weight_of.get(r.uid, 0.0))
                      for r in results]
-        if not self.state.commit(epoch_id, documents, ema, target):
+        if self.state.commit(epoch_id, documents, ema, target):
+            self.metrics.judged(results, ema)
+        else:
             logger.info(f"epoch {epoch_id}: already counted")
         self._refetch_cache = None
         await self.settle()
         return results
+
+    def _judged_one(self, sub: Submission, result: MinerResult, seconds: float) -> None:
+        self.heartbeat.beat(f"judged uid {sub.uid}")
+        self.metrics.miner_seconds.observe(seconds)
+        self.metrics.downloaded_bytes.inc(len(sub.listings or b"") + len(sub.metadata or b""))
 
     async def _begin(self, assignment: Assignment) -> dict:
         """The epoch's fixed inputs: stored ones on a restart, else the metagraph and the seed block now."""
@@ -236,6 +258,7 @@ class Validator:
         for _ in range(900):  # the seed block comes within a few block times of the deadline
             if await self.chain.block() >= block:
                 break
+            self.heartbeat.beat("waiting for the seed block")
             await asyncio.sleep(1)  # noqa: ASYNC110 - polling the chain head
         else:
             raise ChainError(f"block {block} did not arrive within 15 minutes")
@@ -249,7 +272,8 @@ class Validator:
         stored = self.state.snapshot(assignment.epoch_id)
         if stored is None:
             pipeline = Pipeline(self.source, concurrency=4, zipcode_attempts=3, retry_pause=5.0, keep_facts=True)
-            outcomes = await pipeline.run([z.zipcode for z in assignment.zipcodes], quiet=True)
+            outcomes = await pipeline.run([z.zipcode for z in assignment.zipcodes], quiet=True,
+                                          on_done=lambda o: self.heartbeat.beat(f"snapshot {o.zipcode}"))
             failed = [o.zipcode for o in outcomes if not o.ok]
             if not outcomes or len(failed) > self.config.snapshot_failure_share * len(outcomes):
                 raise SourceError(f"the listing source failed {len(failed)} of {len(outcomes)} zipcodes of the "

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from loguru import logger
 
 from resi.chain.base import Chain, ChainError, Metagraph, SubnetParams, WeightsRefused
+from resi.monitor.metrics import ValidatorMetrics
 from resi.neuron import pause, registration_problem
 from resi.validation.scoring import chain_weights
 from resi.validator.state import ValidatorState
@@ -41,8 +42,10 @@ class WeightSchedule:
 
 class WeightKeeper:
     def __init__(self, chain: Chain, state: ValidatorState, hotkey: str, version_key: int,
-                 schedule: WeightSchedule = WeightSchedule(), wallet_hint: str = ""):
+                 schedule: WeightSchedule = WeightSchedule(), wallet_hint: str = "",
+                 metrics: ValidatorMetrics | None = None):
         self.chain = chain
+        self.metrics = metrics or ValidatorMetrics()
         self.state = state
         self.hotkey = hotkey
         self.version_key = version_key
@@ -146,14 +149,17 @@ class WeightKeeper:
         try:
             result = await self.chain.set_weights(uids, weights, self.version_key)
         except WeightsRefused as exc:
+            self.metrics.weights_failures.labels("refused").inc()
             self._not_before = block + self.schedule.retry_blocks
             self._once("refused", "WARNING", f"weights: the chain refused them: {exc}")
             return
         except ChainError as exc:
+            self.metrics.weights_failures.labels("error").inc()
             self._not_before = block + self.schedule.retry_blocks
             logger.warning(f"weights: submission failed ({exc}); trying again in {self.schedule.retry_blocks} blocks")
             return
         self._said.pop("refused", None)
+        self.metrics.weights_set.inc()
         self._pending = result.block or block
         self._sent_epoch = epoch
         self._sent_holders = {uid: holders[uid] for uid in uids}

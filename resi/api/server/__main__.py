@@ -30,6 +30,8 @@ from resi.api.server.state import StateStore
 from resi.chain import ChainError, open_chain
 from resi.config import HelpFormatter, env
 from resi.logs import register_secret, setup_logging
+from resi.monitor.metrics import ApiMetrics
+from resi.monitor.server import MonitorServer, add_monitor_args, start_monitoring
 from resi.storage.presigner import S3Presigner, S3Settings
 from resi.storage.seaweed import LocalS3
 
@@ -71,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lifetime of upload credentials (default: two epochs, at most four hours)")
     p.add_argument("--logging.debug", dest="debug", action="store_true", help="log at DEBUG level")
     p.add_argument("--log-file", type=Path, default=None, help="also log to this file")
+    add_monitor_args(p, watchdog=False)
     return p
 
 
@@ -117,6 +120,7 @@ async def serve(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     config.state_dir.mkdir(parents=True, exist_ok=True)
     local_s3: LocalS3 | None = None
+    monitor: MonitorServer | None = None
     if args.local:
         local_s3 = await asyncio.to_thread(
             LocalS3(config.state_dir / "s3").start, [config.data_bucket, config.validator_bucket]
@@ -142,7 +146,8 @@ async def serve(args: argparse.Namespace) -> int:
         if not args.local:
             for bucket in (config.data_bucket, config.validator_bucket):
                 await asyncio.to_thread(presigner.ensure_bucket, bucket)
-        ctx = ServerContext(config, store, chain, presigner, server_secret(config.state_dir))
+        metrics = ApiMetrics()
+        ctx = ServerContext(config, store, chain, presigner, server_secret(config.state_dir), metrics)
         try:
             await ctx.metagraph.get()
         except ChainError as exc:
@@ -154,6 +159,7 @@ async def serve(args: argparse.Namespace) -> int:
         await site.start()
         logger.info(f"Resi API reference server listening on http://{args.host}:{args.port} "
                     f"(epochs of {config.epoch_length}, chain {args.chain})")
+        monitor = start_monitoring(args, metrics.registry)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -162,6 +168,8 @@ async def serve(args: argparse.Namespace) -> int:
         logger.info("shutting down")
         await runner.cleanup()
     finally:
+        if monitor is not None:
+            monitor.stop()
         store.close()
         await chain.close()
         if local_s3 is not None:

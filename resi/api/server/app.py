@@ -30,10 +30,18 @@ HANDLERS = {
 }
 
 
+def route_of(request: web.Request) -> str:
+    """The route's template (``/api/v1/zipcode-assignments/epoch/{epoch_id}``), ``other`` for a path no route
+    matches: a label no stranger can multiply."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "other"
+
+
 @web.middleware
 async def errors(request: web.Request, handler) -> web.StreamResponse:
     ctx = request.app[CTX]
     ctx.requests += 1
+    began = time.perf_counter()
     try:
         declared = request.content_length
         if declared is not None and declared > ctx.config.max_body_bytes:  # refused before a byte is read
@@ -56,6 +64,9 @@ async def errors(request: web.Request, handler) -> web.StreamResponse:
     if response.status >= 400:
         ctx.errors += 1
     response.headers.update(request.get(RATE_HEADERS, {}))
+    route = route_of(request)
+    ctx.metrics.requests.labels(route, str(response.status)).inc()
+    ctx.metrics.latency.labels(route).observe(time.perf_counter() - began)
     return response
 
 

@@ -18,6 +18,7 @@ from resi.api.server.state import StateStore
 from resi.chain.base import Chain, ChainError, Metagraph, Neuron
 from resi.epochs import Epoch, epoch_at, epoch_from_id, utcnow
 from resi.market import count_range
+from resi.monitor.metrics import ApiMetrics
 from resi.storage.presigner import S3Presigner
 
 
@@ -90,8 +91,10 @@ class MetagraphCache:
 
 
 class ServerContext:
-    def __init__(self, config: ServerConfig, store: StateStore, chain: Chain, presigner: S3Presigner, secret: bytes):
+    def __init__(self, config: ServerConfig, store: StateStore, chain: Chain, presigner: S3Presigner, secret: bytes,
+                 metrics: ApiMetrics | None = None):
         self.config = config
+        self.metrics = metrics or ApiMetrics()
         self.store = store
         self.metagraph = MetagraphCache(chain, config.metagraph_ttl, config.metagraph_min_refresh)
         self.presigner = presigner

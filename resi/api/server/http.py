@@ -103,6 +103,7 @@ def charge(ctx: ServerContext, request: web.Request, limit_key: str, who: str) -
     }
     request[RATE_HEADERS] = headers
     if not allowed:
+        ctx.metrics.rate_limited.labels(limit_key).inc()
         headers["Retry-After"] = str(max(1, int(reset - now + 0.999)))
         raise HttpError(429, f"Rate limit of {rule.limit} per {rule.window:g} s exceeded")
 
@@ -125,6 +126,7 @@ async def authorize(
     if not is_ss58(hotkey):
         raise HttpError(400, "hotkey must be an ss58 address")
     if not verify_commitment(hotkey, commitment, signature):
+        ctx.metrics.signature_failures.inc()
         raise HttpError(401, "Invalid signature")
     try:
         neuron = await ctx.metagraph.neuron(hotkey)
