@@ -9,14 +9,16 @@ finishes its work in flight and says so; nothing is left running.
 
 Each command first makes ``.venv`` (if missing or older than the requirements) and installs the project
 into it with ``pip install -e .[test]``, and caches the subtensor runtime metadata the local chain node
-serves (``python -m resi.chain.runtime``: once, from PyPI); then it runs inside it. Nothing is installed
-outside ``.venv``.
+serves (``python -m resi.chain.runtime``: once, from PyPI); then it runs inside it. Nothing else is installed
+outside ``.venv``, except for ``test`` run as root on Debian: Debian's ``chromium`` (apt), for the status page's
+browser test (elsewhere that test skips and says why).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -61,6 +63,25 @@ def ensure_venv() -> Path:
     return python
 
 
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+
+
+def ensure_browser() -> None:
+    """Headless Chromium for the page test: Debian's package, installed when this runs as root with apt."""
+    if any(shutil.which(name) for name in BROWSERS):
+        return
+    if os.name != "posix" or os.geteuid() != 0 or not shutil.which("apt-get"):
+        print("[dev] chromium is not installed: the status page's browser test will skip (install Debian's "
+              "chromium: sudo apt-get install chromium)", flush=True)
+        return
+    print("[dev] installing Debian's chromium for the status page's browser test (apt-get)", flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    ok = subprocess.call(["apt-get", "update", "-qq"], env=env) == 0 and \
+        subprocess.call(["apt-get", "install", "-y", "-qq", "chromium"], env=env, stdout=subprocess.DEVNULL) == 0
+    if not ok:
+        print("[dev] warning: chromium could not be installed; the browser test will skip", flush=True)
+
+
 def run(cmd: list[str]) -> int:
     """Run ``cmd`` to its end. SIGINT and SIGTERM to this script are passed on to it, once, and it is waited
     for (the local network stops gracefully); if this script is killed outright, it gets SIGTERM."""
@@ -94,6 +115,7 @@ def main(argv: list[str]) -> int:
     python = ensure_venv()
     command, rest = argv[0], argv[1:]
     if command == "test":
+        ensure_browser()
         cmd = [str(python), "-m", "pytest", *rest]
     else:
         cmd = [str(python), "-m", "resi.localnet", *rest]
