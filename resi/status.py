@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sqlite3
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -72,8 +73,11 @@ def miner_report(data_dir: Path, hotkey: str, chain: dict, epochs: int) -> dict:
     from resi.miner.checkpoint import Checkpoint
 
     path = data_dir / "checkpoint.db"
-    return {"role": "miner", "hotkey": hotkey, "data_dir": str(data_dir), "chain": chain,
-            "epochs": Checkpoint(path).recent(epochs) if path.exists() else []}
+    try:
+        recent = Checkpoint(path, readonly=True).recent(epochs) if path.exists() else []
+    except sqlite3.OperationalError:  # the miner has not made its tables yet
+        recent = []
+    return {"role": "miner", "hotkey": hotkey, "data_dir": str(data_dir), "chain": chain, "epochs": recent}
 
 
 def validator_report(data_dir: Path, hotkey: str, chain: dict, epochs: int) -> dict:
@@ -82,7 +86,7 @@ def validator_report(data_dir: Path, hotkey: str, chain: dict, epochs: int) -> d
     path = data_dir / "state.db"
     done, leaders = [], []
     if path.exists():
-        state = ValidatorState(path)
+        state = ValidatorState(path, readonly=True)
         try:
             for record in state.recent_done(epochs):
                 results = record.get("results") or []
@@ -97,6 +101,8 @@ def validator_report(data_dir: Path, hotkey: str, chain: dict, epochs: int) -> d
                                  "zero_reason": zero_reason(r)} for r in results],
                 })
             ema = state.ema()
+        except sqlite3.OperationalError:  # the validator has not made its tables yet
+            done, ema = [], {}
         finally:
             state.close()
         leaders = [{"uid": uid, "hotkey": hk, "ema": value}

@@ -6,21 +6,24 @@ rate-limited requests."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from resi.api import signing
 from resi.chain.keys import create_wallet
 from resi.chain.local import SimulatedChainStore
 from resi.monitor.metrics import MAX_LABEL_VALUES, LabelBound, ValidatorMetrics
-from resi.monitor.page import validator_section
+from resi.monitor.page import miner_section, validator_section
 from resi.monitor.server import MonitorServer
 from resi.monitor.watchdog import STALLED_EXIT, Heartbeat, Watchdog
 from resi.processes import free_port
+from resi.status import miner_report, validator_report
 from resi.validation.evaluate import MinerResult
 from resi.validator.state import ValidatorState
 from tests.e2e import wait_for
@@ -184,3 +187,21 @@ def test_the_api_server_counts_routes_signatures_and_rate_limits(tmp_path, local
         assert stranger.hotkey not in text and miner.hotkey not in text
     finally:
         server.stop()
+
+
+def test_readers_beside_a_neuron_never_write_its_files(tmp_path):
+    """The status pages and ``status`` read the neuron's SQLite files read-only: a file whose tables are not made
+    yet reads as 'nothing yet' and stays as it was; a write through a reader fails."""
+    empty, checkpoint = tmp_path / "state.db", tmp_path / "checkpoint.db"
+    for path in (empty, checkpoint):
+        sqlite3.connect(path).close()
+    assert "no epoch validated yet" in validator_section(empty)
+    assert "no epoch yet" in miner_section(checkpoint)
+    assert miner_report(tmp_path, "hk", {}, 3)["epochs"] == [] and validator_report(tmp_path, "hk", {}, 3)["epochs"] == []
+    for path in (empty, checkpoint):
+        with sqlite3.connect(path) as db:
+            assert db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+    reader = ValidatorState(empty, readonly=True)
+    with pytest.raises(sqlite3.OperationalError):
+        reader.skip("2026-03-02T16-00-00", "a write")
+    reader.close()

@@ -74,7 +74,7 @@ def progress_line(net: LocalNetwork, length: timedelta) -> str:
             continue
         path = net.run_dir / "miners" / p.name / "checkpoint.db"
         try:
-            recent = Checkpoint(path).recent(1) if path.exists() else []
+            recent = Checkpoint(path, readonly=True).recent(1) if path.exists() else []
         except sqlite3.Error:
             recent = []
         now = recent[0] if recent and recent[0]["epoch_id"] == epoch.id else None

@@ -47,11 +47,13 @@ class EpochRecord:
 
 
 class Checkpoint:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, readonly: bool = False):
+        """``readonly``: a reader beside the miner (status): writes fail, nothing is created."""
+        self.readonly = readonly
         self.path = path
 
     def _db(self) -> sqlite3.Connection:
-        return connect(self.path, _SCHEMA)
+        return connect(self.path, _SCHEMA, self.readonly)
 
     def start_epoch(self, assignment: Assignment) -> EpochRecord:
         """Record an assignment (the first record of an epoch wins; a restart gets it back)."""

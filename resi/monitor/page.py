@@ -9,6 +9,7 @@ details can quote a miner's file.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from datetime import datetime, timezone
 from html import escape
@@ -101,9 +102,11 @@ def validator_section(state_path: Path, epochs: int = 6, names: dict[str, str] |
         return "<p class=muted>no state yet</p>"
     from resi.validator.state import ValidatorState
 
-    state = ValidatorState(state_path)
+    state = ValidatorState(state_path, readonly=True)
     try:
         records = state.recent_done(epochs)
+    except sqlite3.OperationalError:  # its tables are not made yet
+        records = []
     finally:
         state.close()
     if not records:
@@ -122,10 +125,14 @@ def miner_section(checkpoint_path: Path, epochs: int = 3) -> str:
         return "<p class=muted>no checkpoint yet</p>"
     from resi.miner.checkpoint import Checkpoint
 
+    try:
+        recent = Checkpoint(checkpoint_path, readonly=True).recent(epochs)
+    except sqlite3.OperationalError:  # its tables are not made yet
+        return "<p class=muted>no epoch yet</p>"
     rows = "".join(
         f"<tr><td class=l>{escape(e['epoch_id'])}</td><td>{e['zipcodes_done']}/{e['zipcodes']}</td><td>{e['rows']}</td>"
         f"<td class=l>{_when(e['uploaded_at'])}</td><td class=l>{escape(str(e['reported'] or '-'))}</td></tr>"
-        for e in Checkpoint(checkpoint_path).recent(epochs))
+        for e in recent)
     return ("<table><tr><th class=l>epoch</th><th>zipcodes</th><th>rows</th><th class=l>uploaded</th>"
             f"<th class=l>reported</th></tr>{rows}</table>")
 

@@ -38,14 +38,16 @@ PROCESSING, DONE, SKIPPED = "processing", "done", "skipped"
 class ValidatorState:
     """One connection, opened on first use (nothing happens in the constructor)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, readonly: bool = False):
+        """``readonly``: a reader beside the validator (status, status page): writes fail, nothing is created."""
+        self.readonly = readonly
         self.path = path
         self._conn: sqlite3.Connection | None = None
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
         if self._conn is None:
-            self._conn = connect(self.path, _SCHEMA)
+            self._conn = connect(self.path, _SCHEMA, self.readonly)
         yield self._conn
 
     def close(self) -> None:
