@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -17,6 +18,20 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this program, in MB: the kernel's high-water mark of this process image (``VmHWM``).
+    Not ``getrusage``'s ``ru_maxrss``: Linux carries that across ``exec``, so a program started by a large one (a
+    test runner, through ``vfork``) would report its starter's peak as its own."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # no /proc: the best there is
 
 
 def die_with_parent() -> None:

@@ -16,6 +16,7 @@ import resource
 import sys
 from pathlib import Path
 
+from resi.processes import peak_rss_mb
 from resi.validation.evaluate import finish
 from resi.validation.gates import Submission
 from resi.validator.sandbox import Sandbox, SandboxLimits
@@ -53,7 +54,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=120.0)
     args = parser.parse_args()
     asyncio.run(judge(load(args.folder), SandboxLimits(args.memory_mb, args.seconds)))
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    own = peak_rss_mb()
+    # the judging children's peak; it counts this process's resident size at each fork too: an overestimate
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(json.dumps({"peak_rss_mb": own, "children_peak_rss_mb": children}), flush=True)
     return 0

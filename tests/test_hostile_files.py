@@ -66,6 +66,16 @@ def test_every_hostile_file_ends_in_a_reason_within_the_memory_bound(tmp_path):
     assert memory["peak_rss_mb"] + memory["children_peak_rss_mb"] < BOUND_MB, memory
 
 
+def test_a_programs_peak_memory_is_its_own_not_its_starters():
+    """The memory bound is measured by the judging program itself; started from a large process (as pytest is by
+    then), it must not report its starter's peak (``ru_maxrss`` does, through vfork and exec)."""
+    ballast = b"x" * (800 * 1024 * 1024)  # this process, the starter, now holds 800 MB
+    out = subprocess.run([PYTHON, "-c", "from resi.processes import peak_rss_mb; print(peak_rss_mb())"],
+                         capture_output=True, text=True, timeout=60, check=True)
+    del ballast
+    assert 5 < float(out.stdout) < 300
+
+
 def test_a_file_that_needs_more_memory_than_allowed_costs_that_miner_only(tmp_path):
     write_corpus(tmp_path / "corpus", only={"footer that lies about decoded sizes", "an honest file (control)"})
     results, memory = judge_corpus(tmp_path / "corpus", "--memory-mb", "150")
