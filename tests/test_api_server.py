@@ -17,6 +17,7 @@ from resi.chain.keys import create_wallet
 from resi.chain.local import SimulatedChainStore
 from resi.epochs import epoch_at, utcnow
 from resi.storage import StorageError, list_objects, upload_post
+from tests.e2e import wait_epoch_with
 from tests.helpers import run
 from tests.servers import ApiServer
 
@@ -39,6 +40,14 @@ class Net:
 
     def client(self, signer, **kw) -> ResiApiClient:
         return ResiApiClient(self.server.url, signer, max_attempts=2, backoff_base=0.05, **kw)
+
+
+@pytest.fixture(autouse=True)
+def away_from_an_epoch_boundary():
+    """The servers' epochs are 4 hours, changing at 00, 04, ... UTC: a test that reads "the current epoch" more
+    than once must not straddle a change, so each starts with a minute of its epoch left (a wait of under a
+    minute, in about one run in 240)."""
+    wait_epoch_with(240, 60)
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +135,8 @@ def test_miner_upload_lands_under_its_epoch_folder_and_nowhere_else(net):
     epoch = epoch_at(utcnow())  # the server's epochs are 4 hours
 
     async def go():
-        async with net.client(miner) as c, aiohttp.ClientSession() as s:
+        # reused until 5 s before they expire (at the epoch's deadline, a minute or more away: the fixture above)
+        async with net.client(miner, credential_margin=5) as c, aiohttp.ClientSession() as s:
             access = await c.miner_upload_access()
             again = await c.miner_upload_access()
             own = access.folder + "listings.parquet"
