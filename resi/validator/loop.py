@@ -165,7 +165,14 @@ class Validator:
             return 0.0 if await self.process(epoch_id) is not None else self.config.poll_interval
         return (current_end + grace - now).total_seconds()
 
+    def _saw(self, epoch_id: str) -> None:
+        """Count an ended epoch this validator looked at, once (validated, skipped, or still being tried)."""
+        if epoch_id not in self._seen:
+            self._seen.add(epoch_id)
+            self.metrics.epochs_seen.inc()
+
     def _skip(self, epoch_id: str, detail: str) -> None:
+        self._saw(epoch_id)
         self.state.skip(epoch_id, detail)
         self.metrics.epochs_skipped.inc()
 
@@ -176,9 +183,7 @@ class Validator:
         nothing was committed: an outage stopped it (raised), the source left part of the sample unanswered (it
         is validated again later; from three quarters of the allowed lag on, committed with only proven rows
         earning), or it was skipped."""
-        if epoch_id not in self._seen:
-            self._seen.add(epoch_id)
-            self.metrics.epochs_seen.inc()
+        self._saw(epoch_id)
         attempts = self.state.start_attempt(epoch_id)
         if attempts > self.config.max_attempts:
             logger.error(f"epoch {epoch_id}: {attempts - 1} attempts in a row ended without an outcome; skipped")
