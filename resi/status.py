@@ -69,44 +69,57 @@ def zero_reason(result: dict) -> str | None:
     return "score 0"
 
 
-def miner_report(data_dir: Path, hotkey: str, chain: dict, epochs: int) -> dict:
+def miner_epochs(path: Path, epochs: int) -> list[dict]:
+    """A miner's newest ``epochs`` epochs from its checkpoint at ``path``, read beside the miner (read-only);
+    none before the miner made the file and its tables."""
     from resi.miner.checkpoint import Checkpoint
 
-    path = data_dir / "checkpoint.db"
+    if not path.exists():
+        return []
     try:
-        recent = Checkpoint(path, readonly=True).recent(epochs) if path.exists() else []
+        return Checkpoint(path, readonly=True).recent(epochs)
     except sqlite3.OperationalError:  # the miner has not made its tables yet
-        recent = []
-    return {"role": "miner", "hotkey": hotkey, "data_dir": str(data_dir), "chain": chain, "epochs": recent}
+        return []
+
+
+def validator_epochs(path: Path, epochs: int) -> tuple[list[dict], dict[int, tuple[str, float]]]:
+    """A validator's newest ``epochs`` counted epochs (newest first) and its EMA, from its state at ``path``,
+    read beside the validator (read-only); nothing before the validator made the file and its tables."""
+    from resi.validator.state import ValidatorState
+
+    if not path.exists():
+        return [], {}
+    state = ValidatorState(path, readonly=True)
+    try:
+        return state.recent_done(epochs), state.ema()
+    except sqlite3.OperationalError:  # the validator has not made its tables yet
+        return [], {}
+    finally:
+        state.close()
+
+
+def miner_report(data_dir: Path, hotkey: str, chain: dict, epochs: int) -> dict:
+    return {"role": "miner", "hotkey": hotkey, "data_dir": str(data_dir), "chain": chain,
+            "epochs": miner_epochs(data_dir / "checkpoint.db", epochs)}
 
 
 def validator_report(data_dir: Path, hotkey: str, chain: dict, epochs: int) -> dict:
-    from resi.validator.state import ValidatorState
-
-    path = data_dir / "state.db"
-    done, leaders = [], []
-    if path.exists():
-        state = ValidatorState(path, readonly=True)
-        try:
-            for record in state.recent_done(epochs):
-                results = record.get("results") or []
-                weights = record.get("weights") or {}
-                done.append({
-                    "epoch_id": record["epoch_id"], "miners": len(results),
-                    "scored": sum(1 for r in results if r.get("score", 0) > 0),
-                    "weights_set": record["weights_set"], "weights_set_at": record["weights_set_at"],
-                    "results_uploaded": record["results_uploaded"],
-                    "weights": dict(zip(weights.get("uids", []), weights.get("weights", []))),
-                    "results": [{"uid": r.get("uid"), "hotkey": r.get("hotkey"), "score": r.get("score", 0.0),
-                                 "zero_reason": zero_reason(r)} for r in results],
-                })
-            ema = state.ema()
-        except sqlite3.OperationalError:  # the validator has not made its tables yet
-            done, ema = [], {}
-        finally:
-            state.close()
-        leaders = [{"uid": uid, "hotkey": hk, "ema": value}
-                   for uid, (hk, value) in sorted(ema.items(), key=lambda kv: -kv[1][1])[:10]]
+    records, ema = validator_epochs(data_dir / "state.db", epochs)
+    done = []
+    for record in records:
+        results = record.get("results") or []
+        weights = record.get("weights") or {}
+        done.append({
+            "epoch_id": record["epoch_id"], "miners": len(results),
+            "scored": sum(1 for r in results if r.get("score", 0) > 0),
+            "weights_set": record["weights_set"], "weights_set_at": record["weights_set_at"],
+            "results_uploaded": record["results_uploaded"],
+            "weights": dict(zip(weights.get("uids", []), weights.get("weights", []))),
+            "results": [{"uid": r.get("uid"), "hotkey": r.get("hotkey"), "score": r.get("score", 0.0),
+                         "zero_reason": zero_reason(r)} for r in results],
+        })
+    leaders = [{"uid": uid, "hotkey": hk, "ema": value}
+               for uid, (hk, value) in sorted(ema.items(), key=lambda kv: -kv[1][1])[:10]]
     return {"role": "validator", "hotkey": hotkey, "data_dir": str(data_dir), "chain": chain, "epochs": done,
             "ema_leaders": leaders}
 

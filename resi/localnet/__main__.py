@@ -27,7 +27,7 @@ from resi.localnet.cheaters import STRATEGIES
 from resi.localnet.network import LocalNetwork, NetworkConfig
 from resi.localnet.summary import epoch_summary, render, results_of, weights_set, write
 from resi.logs import setup_logging
-from resi.miner.checkpoint import Checkpoint
+from resi.status import miner_epochs
 from resi.validator.weights import WeightSchedule
 
 
@@ -72,10 +72,9 @@ def progress_line(net: LocalNetwork, length: timedelta) -> str:
     for p in net.participants:
         if p.role != "miner" or p.strategy:
             continue
-        path = net.run_dir / "miners" / p.name / "checkpoint.db"
         try:
-            recent = Checkpoint(path, readonly=True).recent(1) if path.exists() else []
-        except sqlite3.Error:
+            recent = miner_epochs(net.run_dir / "miners" / p.name / "checkpoint.db", 1)
+        except sqlite3.Error:  # the miner is writing it: said on the next progress line
             recent = []
         now = recent[0] if recent and recent[0]["epoch_id"] == epoch.id else None
         parts.append(f"{p.name} {now['zipcodes_done']}/{now['zipcodes']}" if now else f"{p.name} starting")

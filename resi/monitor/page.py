@@ -9,13 +9,12 @@ details can quote a miner's file.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
 
-from resi.status import zero_reason
+from resi.status import miner_epochs, validator_epochs, zero_reason
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")
@@ -98,17 +97,7 @@ def _epoch_table(record: dict, names: dict[str, str]) -> str:
 
 def validator_section(state_path: Path, epochs: int = 6, names: dict[str, str] | None = None) -> str:
     """A validator's last ``epochs`` epochs and its EMA chart, from its state database (read-only use)."""
-    if not state_path.exists():
-        return "<p class=muted>no state yet</p>"
-    from resi.validator.state import ValidatorState
-
-    state = ValidatorState(state_path, readonly=True)
-    try:
-        records = state.recent_done(epochs)
-    except sqlite3.OperationalError:  # its tables are not made yet
-        records = []
-    finally:
-        state.close()
+    records, _ = validator_epochs(state_path, epochs)
     if not records:
         return "<p class=muted>no epoch validated yet</p>"
     return ("<h3>EMA per uid</h3>" + ema_chart(records)
@@ -121,13 +110,8 @@ def validator_page(hotkey: str, state_path: Path, epochs: int = 6) -> str:
 
 def miner_section(checkpoint_path: Path, epochs: int = 3) -> str:
     """A miner's last epochs from its checkpoint."""
-    if not checkpoint_path.exists():
-        return "<p class=muted>no checkpoint yet</p>"
-    from resi.miner.checkpoint import Checkpoint
-
-    try:
-        recent = Checkpoint(checkpoint_path, readonly=True).recent(epochs)
-    except sqlite3.OperationalError:  # its tables are not made yet
+    recent = miner_epochs(checkpoint_path, epochs)
+    if not recent:
         return "<p class=muted>no epoch yet</p>"
     rows = "".join(
         f"<tr><td class=l>{escape(e['epoch_id'])}</td><td>{e['zipcodes_done']}/{e['zipcodes']}</td><td>{e['rows']}</td>"
