@@ -18,6 +18,10 @@ class ValidationParams:
     """Pool rows (the snapshot lacks them, or their values differ from it) fetched again by id, per miner."""
     fabrication_threshold: float = 0.05
     """Estimated share of false rows (fabricated, stale, contradicted, unprovable) above which the epoch scores 0."""
+    false_penalty: float = 4.0
+    """truth factor = 1 - penalty x (estimated share of rows proven false): each such row costs four times its
+    share on top of earning nothing. The largest whole multiple (ten at most) that keeps an honest miner's mean
+    loss under the modelled drift within 1% (``scripts/scoring_power.py`` computes it; docs/scoring.md)."""
     min_answered_share: float = 0.8
     """Share of the sample the source must have answered for the unsampled pool rows to earn by extrapolation."""
     copy_overlap: float = 0.5

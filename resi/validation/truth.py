@@ -15,9 +15,10 @@ exactly these values.
    source was down do not count as answered), the unsampled pool rows are credited at the sample's confirmed
    rate, and the bad share is estimated from the answered sample. Otherwise only proven rows are credited.
 
-Estimated bad share ``r = (proven false in the snapshot + b x pool) / valid rows``, with ``b`` the bad share of
-the answered sample (of the whole sample when too little was answered: an outage never counts against a
-miner). Truth factor: 0 when ``r`` exceeds the threshold, else ``1 - r``.
+Estimated proven-false share ``r = (proven false in the snapshot + b x pool) / valid rows``, with ``b`` the
+proven-false share of the answered sample (of the whole sample when too little was answered: an outage never
+counts against a miner). A row proven false never earns and costs ``false_penalty`` times its share: truth
+factor ``1 - penalty x r``, floored at 0, and 0 when ``r`` exceeds the threshold (what the sample cannot bound).
 """
 
 from __future__ import annotations
@@ -103,6 +104,13 @@ class TruthResult:
         return dict(out)
 
 
+def truth_factor(false_share: float, params: ValidationParams) -> float:
+    """0 above the threshold; else each proven-false row costs ``false_penalty`` times its share."""
+    if false_share > params.fabrication_threshold:
+        return 0.0
+    return max(0.0, 1.0 - params.false_penalty * false_share)
+
+
 def refetch_verdict(row: dict, outcome: dict | str | None, epoch_start: float) -> str | None:
     """Why a refetched pool row is bad (None when the source confirms it); ``outcome`` is not UNANSWERED."""
     if outcome is None:
@@ -141,5 +149,5 @@ def judge(result: TruthResult, outcomes: dict[str, dict | str | None], epoch_sta
     total = result.valid
     estimate = (result.snapshot_bad + bad_share * result.pool_size) / total if total else 0.0
     result.estimated_rate = estimate
-    result.factor = 0.0 if estimate > params.fabrication_threshold else 1.0 - estimate
+    result.factor = truth_factor(estimate, params)
     return result

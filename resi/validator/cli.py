@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight of the newest epoch in the EMA")
     s.add_argument("--scoring.fabrication_threshold", dest="fabrication_threshold", type=FRACTION,
                    default=defaults.fabrication_threshold, help="estimated fabricated share above which a miner scores 0")
+    s.add_argument("--scoring.false_penalty", dest="false_penalty", type=number(float, 0), default=defaults.false_penalty,
+                   help="times its share that a row proven false costs (truth factor = 1 - penalty x proven-false share)")
     add_source_args(p, "listing source (the validator's own scrape and refetches)")
     add_monitor_args(p)
     return p
@@ -123,6 +125,7 @@ def _run(args: argparse.Namespace) -> int:
     shared, signer, data_dir, chain = ready.shared, ready.signer, ready.data_dir, ready.chain
     params = ValidationParams(
         sample_size=args.sample_size, ema_alpha=args.ema_alpha, fabrication_threshold=args.fabrication_threshold,
+        false_penalty=args.false_penalty,
         limits=ReadLimits(max_file_bytes=int(args.max_listings_mb * MB), max_rows=args.max_rows,
                           max_decoded_bytes=int(args.max_decoded_mb * MB),
                           max_metadata_bytes=int(args.max_metadata_kb * 1024)),
