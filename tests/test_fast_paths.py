@@ -85,8 +85,13 @@ def _tampered(epoch, index: int) -> pa.Table:
             row["listing_status"] = "sold"
         elif pick == 9 and row["listing_date"]:
             row["listing_date"] = row["listing_date"][:8] + "01"
-        elif pick == 10:  # the page with a query string (still this listing's page), or another listing's page
-            row["source_url"] += rng.choice(("?from=search", "?x=1\n_19103_M1234-5678", "/?", "_M999"))
+        elif pick == 10:  # the page in another spelling (query string, slash, newline), or another page
+            page, ref = row["source_url"].rsplit("/", 1)
+            tail = ref[ref.index("_" + row["zipcode"] + "_M"):]
+            row["source_url"] = rng.choice((
+                row["source_url"] + rng.choice(("?from=search", "?x=1\n_19103_M1234-5678", "/?", "_M999", "\n", "/")),
+                f"{page}/1-Other-Way_Elsewhere_ST{tail}",  # another listing's slug, this listing's id
+                f"{page}/../../x{tail}", f"{page}/x/y{tail}", f"{page}/x\u00a0y{tail}"))
     return pa.Table.from_pylist(rows, schema=table.schema)
 
 

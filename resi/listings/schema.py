@@ -56,6 +56,17 @@ REQUIRED_FIELDS = COLUMNS[:13]
 """The spec's REQUIRED_FIELDS, in its order."""
 
 
+LISTING_PAGES = "/realestateandhomes-detail/"
+"""Where the source's listing pages live under its origin: a row's ``source_url`` is one of them."""
+
+
+def canonical_source_url(url: str) -> str:
+    """The one spelling of a listing page's address that rows carry and validators compare: without query
+    string, fragment or trailing slash (``https://www.realtor.com/realestateandhomes-detail/1-Main-St_City_ST_08540_M123``).
+    The source's own link to a listing, written this way, is the row's ``source_url``."""
+    return url.split("#", 1)[0].split("?", 1)[0].rstrip("/")
+
+
 class ListingRow(BaseModel):
     """One listing as code sees it; ``model_dump()`` gives a row of :data:`LISTING_SCHEMA`."""
 

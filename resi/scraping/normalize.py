@@ -1,7 +1,9 @@
 """Realtor-shaped records (Realtor.com GraphQL, as homeharvest returns them raw) to listing rows and to facts.
 
 Rows (what miners upload):
-- ``listing_id`` is Realtor's ``property_id`` (what a listing is fetched again by); ``source_url`` its ``href``.
+- ``listing_id`` is Realtor's ``property_id`` (what a listing is fetched again by); ``source_url`` its ``href``
+  in the canonical spelling (``resi.listings.schema.canonical_source_url``: no query string, fragment or
+  trailing slash).
 - status: a pending or contingent flag -> ``pending``; ``for_sale`` -> ``active``; ``sold`` -> ``sold``;
   rentals, off-market and unknown statuses are dropped.
 - price: ``list_price`` as a number > 0, else dropped (a range or "call for price" is not guessed).
@@ -15,7 +17,8 @@ Rows (what miners upload):
   transport per response), else the time given; milliseconds, and days on market are counted from exactly
   that instant, so anyone can recompute them.
 
-Facts (what the validator proves rows against, see ``resi/validation/history.py``): the same static fields,
+Facts (what the validator proves rows against, see ``resi/validation/history.py``): the same static fields
+(the canonical ``source_url`` among them),
 the status and price at the time of the answer, and the listing's dated events: from ``property_history``
 when the record has it (home details), else from ``list_date``, ``pending_date``, ``last_sold_date`` and
 ``last_status_change_date`` (search results). Each event time is an interval ``[earliest, latest)`` in
@@ -30,6 +33,7 @@ from datetime import datetime, timezone
 from functools import lru_cache
 
 from resi.epochs import iso_z
+from resi.listings.schema import canonical_source_url
 from resi.scraping.source import Drop
 
 _TYPES = {
@@ -47,6 +51,7 @@ _EVENTS = {
 }
 """Realtor's ``property_history`` event names -> what they change. Rental events are not the market's."""
 _UTC = timezone.utc
+_WEB = ("http://", "https://")
 
 
 def _number(value) -> float | None:
@@ -162,8 +167,10 @@ def _static(record: dict) -> dict:
     sqft = _int(description.get("sqft"))
     coordinate = address.get("coordinate") or _EMPTY
     mls_id = (get("source") or _EMPTY).get("listing_id")
+    href = get("href")
     return {
         "listing_id": str(property_id).strip(),
+        "source_url": canonical_source_url(href) if isinstance(href, str) and href.startswith(_WEB) else None,
         "address": f"{line.strip()}, {city}, {state} {postal}",
         "zipcode": postal,
         "bedrooms": _int(description.get("beds")),
@@ -203,7 +210,7 @@ def _normalize(record: dict, scraped_at: datetime) -> dict:
     if not isinstance(property_id, (str, int)) or isinstance(property_id, bool) or not str(property_id).strip():
         raise Drop("missing_id")
     href = get("href")
-    if not isinstance(href, str) or not href.startswith(("http://", "https://")):
+    if not isinstance(href, str) or not href.startswith(_WEB):
         raise Drop("missing_url")
     raw_status = str(get("status") or "").lower()
     if raw_status == "for_rent":
@@ -223,7 +230,6 @@ def _normalize(record: dict, scraped_at: datetime) -> dict:
         listing_date=listed.date().isoformat() if listed else None,
         listing_status=status,
         days_on_market=days if days is not None and days >= 0 else None,
-        source_url=href,
         scraped_timestamp=_stamp(scraped_at),
     )
     return row

@@ -268,6 +268,7 @@ def _columns(fields: _Fields, scraped_at: datetime) -> dict[str, pa.Array]:
     mark(pc.invert(pc.match_substring_regex(listing_id, r"^[0-9]+$")))
     source_url = fields.text("href")
     mark(pc.invert(pc.or_(pc.starts_with(source_url, "http://"), pc.starts_with(source_url, "https://"))))
+    mark(pc.match_substring_regex(source_url, r"[?#]|/$"))  # not in the canonical spelling: the definition writes it
     raw_status = pc.index_in(fields.text("status"), value_set=_RAW)
     mark(pc.is_null(raw_status))
     flagged = fields.flag("pending")

@@ -28,8 +28,15 @@ from resi.epochs import parse_iso
 
 DAY = 86_400.0
 STATIC_FIELDS = ("listing_id", "zipcode", "address", "city", "state", "bedrooms", "bathrooms", "sqft",
-                 "property_type", "mls_id", "latitude", "longitude")
-"""Compared exactly: the same source, read by the same normalizer, gives the same values."""
+                 "property_type", "mls_id", "latitude", "longitude", "source_url")
+"""Compared exactly: the same source, read by the same normalizer, gives the same values (``source_url``: the
+listing's own page at the source, in the canonical spelling)."""
+TIMED_FIELDS = ("listing_status", "price", "listing_date", "days_on_market")
+"""Proven against the listing's dated history at the row's scrape time: the status and price it had then, the
+date it was listed, and days on market derived from that date and the scrape time (to the sale when sold)."""
+STATEMENT_FIELDS = ("scraped_timestamp",)
+"""The miner's own statement, checked for consistency: UTC, inside the epoch, not after its file landed, and
+the moment at which every timed field must be proven."""
 CURRENT = ("active", "pending")
 ENDED = ("sold", "off_market")
 

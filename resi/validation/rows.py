@@ -17,11 +17,19 @@ import pyarrow.compute as pc
 from resi.arrays import contiguous, tally, to_numpy
 from resi.epochs import iso_z
 from resi.listings.checks import table_problems
-from resi.listings.schema import address_groups, address_keys
+from resi.listings.schema import LISTING_PAGES, address_groups, address_keys
 from resi.validation.params import EpochContext
 
 _UTC_SUFFIX = r"(\.[0-9]{1,6})?(Z|\+00:00)$"
-_LISTING_REF = re.compile(r"_(\d{5})_M([0-9-]+)/?$")
+
+
+def page_pattern(origin: str) -> str:
+    """A listing page of ``origin`` in the canonical spelling (``canonical_source_url``), its zipcode and
+    Realtor property id (dashes allowed) captured: one path segment after the listing pages' folder, ending
+    in ``_{zipcode}_M{id}``; no query string, fragment, whitespace or control character. Read alike by
+    Python's ``re.fullmatch`` and by RE2 (no class whose meaning differs between them)."""
+    return ("^" + re.escape(origin.rstrip("/") + LISTING_PAGES) +
+            r"[^/?#\x00-\x20\x7f]+_(?P<zip>[0-9]{5})_M(?P<id>[0-9-]+)$")
 
 
 @dataclass(frozen=True)
@@ -42,28 +50,21 @@ class RowVerdicts:
 
 
 def url_matches(url: str | None, listing_id: str | None, zipcode: str | None, origin: str) -> bool:
-    """Whether ``url`` is a listing page of ``origin`` that names this listing id and zipcode
-    (Realtor's ``..._{city}_{state}_{zipcode}_M{property id, dashes allowed}``)."""
-    if not url or not listing_id or not url.startswith(origin.rstrip("/") + "/realestateandhomes-detail/"):
+    """Whether ``url`` is a listing page of ``origin`` in the canonical spelling that names this listing id and
+    zipcode (Realtor's ``..._{city}_{state}_{zipcode}_M{property id, dashes allowed}``). Which page it is, the
+    truth check proves: ``source_url`` is a static field compared exactly with the source's."""
+    if not url or not listing_id:
         return False
-    match = _LISTING_REF.search(url.split("?", 1)[0])
-    return bool(match) and match.group(1) == zipcode and match.group(2).replace("-", "") == listing_id
-
-
-_URL_REF = r"_(?P<zip>\d{5})_M(?P<id>[0-9-]+)/?\n?$"
-""":data:`_LISTING_REF` for RE2: Python's ``$`` also matches before a final newline."""
+    match = re.fullmatch(page_pattern(origin), url)
+    return bool(match) and match["zip"] == zipcode and match["id"].replace("-", "") == listing_id
 
 
 def urls_match(table: pa.Table, origin: str) -> pa.Array:
     """:func:`url_matches` of every row at once (false where it is false or a value is null)."""
-    urls = table["source_url"]
-    page = pc.starts_with(urls, origin.rstrip("/") + "/realestateandhomes-detail/")
-    if pc.any(pc.match_substring(urls, "?")).as_py():  # a query string is not part of the page's name
-        urls = pc.replace_substring_regex(urls, r"(?s)\?.*", "", max_replacements=1)
-    ref = pc.extract_regex(urls, _URL_REF)
+    ref = pc.extract_regex(table["source_url"], page_pattern(origin))
     same_zip = pc.equal(pc.struct_field(ref, "zip"), table["zipcode"])
     same_id = pc.equal(pc.replace_substring(pc.struct_field(ref, "id"), "-", ""), table["listing_id"])
-    return pc.fill_null(pc.and_(pc.and_(page, same_zip), same_id), False)
+    return pc.fill_null(pc.and_(same_zip, same_id), False)
 
 
 def _flag(codes: pa.Array, reason: str, bad) -> pa.Array:
