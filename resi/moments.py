@@ -10,11 +10,17 @@ is left to the caller to read with Python, value by value: the kernels never gue
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from resi.arrays import contiguous, to_numpy
+from resi.epochs import parse_iso
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
 
 _WIDTH = 32
 """The longest form read: ``YYYY-MM-DDTHH:MM:SS.ffffff+00:00``."""
@@ -87,3 +93,21 @@ def iso_micros(stamps: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarr
              + fractions)
     micros[rows], readable[rows] = np.where(ok, total, 0), ok
     return micros, readable
+
+
+def instants(stamps: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """(microseconds since 1970-01-01 UTC, known) of every value of a string column, whatever its legal
+    spelling: the kernels read each distinct value once (a page's rows share their time), and Python
+    (``resi.epochs.parse_iso``) the distinct values they leave. Unknown where neither reads it (or null)."""
+    encoded = pc.dictionary_encode(contiguous(stamps))
+    values = encoded.dictionary
+    micros, known = iso_micros(values)
+    for i in np.flatnonzero(~known):
+        try:
+            moment = parse_iso(values[int(i)].as_py())
+        except (ValueError, OverflowError):
+            continue
+        micros[i] = (moment - _EPOCH) // _MICROSECOND
+        known[i] = True
+    at = to_numpy(pc.fill_null(encoded.indices, -1)).astype(np.int64)  # null: -1, the appended "unknown"
+    return np.append(micros, 0)[at], np.append(known, False)[at]

@@ -1,8 +1,9 @@
 """Copy detection across miners: a file, or most of its rows, that another hotkey uploaded first.
 
-A row's fingerprint is its listing id with its ``scraped_timestamp``: two honest scrapes of the same
-listing carry different timestamps (milliseconds, different machines), so honest miners that share
-listings never share fingerprints; a copy of someone's rows shares them all.
+A row's fingerprint is its listing id with the *instant* its ``scraped_timestamp`` names (integer
+microseconds since 1970, however it is spelled): two honest scrapes of the same listing carry different
+instants (milliseconds, different machines), so honest miners that share listings never share fingerprints;
+a copy of someone's rows shares them all, respelled or not.
 """
 
 from __future__ import annotations
@@ -16,13 +17,19 @@ import pyarrow.compute as pc
 from pandas.util import hash_array
 
 from resi.arrays import to_numpy
+from resi.moments import instants
 
 
 def fingerprints(table: pa.Table) -> np.ndarray:
-    """The distinct row fingerprints of a file, sorted (uint64): a 64-bit hash of ``listing_id|scraped_timestamp``."""
+    """The distinct row fingerprints of a file, sorted (uint64): a 64-bit hash of ``listing_id|instant``, the
+    instant in microseconds (``resi.moments.instants``); a timestamp nobody can read stays text."""
     if table.num_rows == 0:
         return np.empty(0, np.uint64)
-    text = pc.binary_join_element_wise(pc.fill_null(table["listing_id"], ""), pc.fill_null(table["scraped_timestamp"], ""), "|")
+    stamps = table["scraped_timestamp"]
+    micros, known = instants(stamps)
+    instant = pc.if_else(pa.array(known), pa.array(micros).cast(pa.string()),
+                         pc.binary_join_element_wise("?", pc.fill_null(stamps, ""), ""))
+    text = pc.binary_join_element_wise(pc.fill_null(table["listing_id"], ""), instant, "|")
     return np.unique(hash_array(to_numpy(text)))
 
 
