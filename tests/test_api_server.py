@@ -162,8 +162,8 @@ def test_miner_upload_lands_under_its_epoch_folder_and_nowhere_else(net):
     assert ["starts-with", "$key", access.folder] in policy["conditions"]
     assert {"Content-Type": "application/octet-stream"} in policy["conditions"]
     assert ["content-length-range", 1, 100 * 1024 * 1024] in policy["conditions"]
-    expires = time.mktime(time.strptime(policy["expiration"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
-    assert time.time() < expires <= epoch.end.timestamp()  # dead at the epoch's deadline
+    # alive until the epoch's deadline exactly (not a whole number of seconds from the request), and not after
+    assert policy["expiration"] == epoch.end.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def test_validator_endpoints_happy_path(net):

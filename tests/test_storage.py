@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
 
 import aiohttp
 import pytest
@@ -34,7 +35,7 @@ async def _upload(url, fields, key, body):
 
 
 def test_upload_lands_under_the_allowed_prefix(presigner, prefix):
-    post = presigner.presigned_post(TEST_BUCKET, prefix, max_bytes=1024, expires_in=60)
+    post = presigner.presigned_post(TEST_BUCKET, prefix, max_bytes=1024, expires_at=_in(60))
     key = prefix + "epoch=2025-10-01T16-00-00/listings.parquet"
     run(_upload(post["url"], post["fields"], key, b"parquet bytes"))
 
@@ -50,29 +51,46 @@ def test_upload_lands_under_the_allowed_prefix(presigner, prefix):
 
 
 def test_key_outside_the_prefix_is_refused(presigner, prefix):
-    post = presigner.presigned_post(TEST_BUCKET, prefix, max_bytes=1024, expires_in=60)
+    post = presigner.presigned_post(TEST_BUCKET, prefix, max_bytes=1024, expires_at=_in(60))
     with pytest.raises(StorageError) as err:
         run(_upload(post["url"], post["fields"], "data/hotkey=someone-else/listings.parquet", b"x" * 10))
     assert err.value.status == 403 and err.value.code == "AccessDenied"
 
 
 def test_body_over_the_size_range_is_refused(presigner, prefix):
-    post = presigner.presigned_post(TEST_BUCKET, prefix, max_bytes=100, expires_in=60)
+    post = presigner.presigned_post(TEST_BUCKET, prefix, max_bytes=100, expires_at=_in(60))
     with pytest.raises(StorageError) as err:
         run(_upload(post["url"], post["fields"], prefix + "big.bin", b"x" * 101))
     assert err.value.status == 400 and err.value.code == "EntityTooLarge"
 
 
-def test_expired_policy_is_refused(presigner, prefix):
-    post = presigner.presigned_post(TEST_BUCKET, prefix, max_bytes=100, expires_in=1)
-    run(asyncio.sleep(2.1))
+def _in(seconds: float) -> datetime:
+    return datetime.now(timezone.utc) + timedelta(seconds=seconds)
+
+
+def _sleep_until(moment: datetime) -> None:
+    while (left := (moment - datetime.now(timezone.utc)).total_seconds()) > 0:
+        time.sleep(left)
+
+
+def test_a_policy_lives_until_its_instant_and_not_after(presigner, prefix):
+    """Credentials that die at a deadline live until it: a policy expiring at T.9 admits a POST at T.1 (a
+    whole-second expiry would have died at T), and refuses one after T.9."""
+    second = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=2)
+    expires = second + timedelta(milliseconds=900)
+    post = presigner.presigned_post(TEST_BUCKET, prefix, max_bytes=100, expires_at=expires)
+    policy = json.loads(base64.b64decode(post["fields"]["policy"]))
+    assert policy["expiration"] == expires.strftime("%Y-%m-%dT%H:%M:%S.900Z")
+    _sleep_until(second + timedelta(milliseconds=100))
+    run(_upload(post["url"], post["fields"], prefix + "in-time.bin", b"x"))
+    _sleep_until(expires + timedelta(milliseconds=300))
     with pytest.raises(StorageError) as err:
         run(_upload(post["url"], post["fields"], prefix + "late.bin", b"x"))
     assert err.value.status == 403
 
 
 def test_decoded_policy_restricts_prefix_size_and_expiry(presigner, prefix):
-    post = presigner.presigned_post(TEST_BUCKET, prefix, max_bytes=5000, expires_in=600)
+    post = presigner.presigned_post(TEST_BUCKET, prefix, max_bytes=5000, expires_at=_in(600))
     policy = json.loads(base64.b64decode(post["fields"]["policy"]))
     assert ["starts-with", "$key", prefix] in policy["conditions"]
     assert ["content-length-range", 1, 5000] in policy["conditions"]
@@ -80,7 +98,7 @@ def test_decoded_policy_restricts_prefix_size_and_expiry(presigner, prefix):
 
 
 def test_tampered_policy_is_refused(presigner, prefix):
-    post = presigner.presigned_post(TEST_BUCKET, prefix, max_bytes=100, expires_in=60)
+    post = presigner.presigned_post(TEST_BUCKET, prefix, max_bytes=100, expires_at=_in(60))
     policy = json.loads(base64.b64decode(post["fields"]["policy"]))
     policy["conditions"] = [c for c in policy["conditions"] if not (isinstance(c, list) and c[0] == "starts-with")]
     fields = dict(post["fields"], policy=base64.b64encode(json.dumps(policy).encode()).decode())

@@ -7,10 +7,16 @@ confines the holder to one key prefix and a size range. Presigning is local comp
 
 from __future__ import annotations
 
+import base64
+import json
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import boto3
+from botocore.auth import S3SigV4PostAuth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 
 from resi.logs import register_secret
 
@@ -35,6 +41,7 @@ class S3Presigner:
         register_secret(settings.secret_key)
         register_secret(settings.access_key)
         self.settings = settings
+        self._post_auth = S3SigV4PostAuth(Credentials(settings.access_key, settings.secret_key), "s3", settings.region)
         self._client = boto3.client(
             "s3",
             endpoint_url=settings.endpoint_url,
@@ -51,24 +58,36 @@ class S3Presigner:
         )
 
     def presigned_post(
-        self, bucket: str, prefix: str, max_bytes: int, expires_in: int, min_bytes: int = 1
+        self, bucket: str, prefix: str, max_bytes: int, expires_at: datetime, min_bytes: int = 1
     ) -> dict:
         """``{"url", "fields"}`` for uploads under ``prefix`` only, of ``min_bytes..max_bytes`` each, of content
-        type :data:`UPLOAD_CONTENT_TYPE`, valid for ``expires_in`` seconds. The ``key`` field is
-        ``{prefix}${filename}``; clients set their own key under the prefix."""
+        type :data:`UPLOAD_CONTENT_TYPE`, valid until ``expires_at`` exactly: the policy's expiration is that
+        instant (to the millisecond), not a whole number of seconds from now, so credentials that die at an
+        epoch's deadline live until it. The ``key`` field is ``{prefix}${filename}``; clients set their own
+        key under the prefix."""
         conditions = [
             {"acl": "private"},
             {"Content-Type": UPLOAD_CONTENT_TYPE},
             ["starts-with", "$key", prefix],
             ["content-length-range", min_bytes, max_bytes],
         ]
-        return self._client.generate_presigned_post(
+        post = self._client.generate_presigned_post(
             Bucket=bucket,
             Key=prefix + "${filename}",
             Fields={"acl": "private", "Content-Type": UPLOAD_CONTENT_TYPE},
             Conditions=conditions,
-            ExpiresIn=expires_in,
+            ExpiresIn=60,
         )
+        # boto3 counts the expiry in whole seconds from its own clock: write the exact instant and sign again
+        fields = post["fields"]
+        policy = json.loads(base64.b64decode(fields["policy"]))
+        at = expires_at.astimezone(timezone.utc)
+        policy["expiration"] = at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+        fields["policy"] = base64.b64encode(json.dumps(policy).encode()).decode()
+        request = AWSRequest(method="POST", url=post["url"])
+        request.context["timestamp"] = fields["x-amz-date"]
+        fields["x-amz-signature"] = self._post_auth.signature(fields["policy"], request)
+        return post
 
     def list_url(
         self,

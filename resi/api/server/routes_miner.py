@@ -74,13 +74,11 @@ async def folder_access(request: web.Request) -> web.Response:
         raise HttpError(400, "expiry is in the past")
     # The policy is for the current epoch's folder only and dies at its deadline: S3 itself refuses a late upload.
     epoch = ctx.current_epoch()
-    ttl = int(min(requested - now.timestamp(), ctx.config.upload_ttl.total_seconds(),
-                  (epoch.end - now).total_seconds()))
-    if ttl < 1:
+    expires = min(datetime.fromtimestamp(requested, UTC), now + ctx.config.upload_ttl, epoch.end)
+    if expires - now < timedelta(seconds=1):
         raise HttpError(503, "the epoch is ending: ask again for the next one")
     prefix = c.miner_epoch_prefix(body.hotkey, epoch.id)
-    post = ctx.presigner.presigned_post(ctx.config.data_bucket, prefix, ctx.config.max_upload_bytes, ttl)
-    expires = now + timedelta(seconds=ttl)
+    post = ctx.presigner.presigned_post(ctx.config.data_bucket, prefix, ctx.config.max_upload_bytes, expires)
     folder = c.miner_prefix(body.hotkey)
     list_url = ctx.presigner.list_url(ctx.config.data_bucket, folder, int(ctx.config.read_ttl.total_seconds()))
     return web.json_response(upload_answer(post, prefix, expires, ctx.config.max_upload_bytes, list_url,

@@ -60,9 +60,9 @@ async def validator_upload(request: web.Request) -> web.Response:
     )
     epoch = _epoch(ctx, body.epoch_id)
     prefix = c.validator_epoch_prefix(body.hotkey, epoch.id)
-    ttl = int(min(ctx.config.upload_ttl, timedelta(hours=1)).total_seconds())
-    post = ctx.presigner.presigned_post(ctx.config.validator_bucket, prefix, ctx.config.max_upload_bytes, ttl)
-    answer = upload_answer(post, prefix, utcnow() + timedelta(seconds=ttl), ctx.config.max_upload_bytes, None)
+    expires = utcnow() + min(ctx.config.upload_ttl, timedelta(hours=1))
+    post = ctx.presigner.presigned_post(ctx.config.validator_bucket, prefix, ctx.config.max_upload_bytes, expires)
+    answer = upload_answer(post, prefix, expires, ctx.config.max_upload_bytes, None)
     return web.json_response(answer)
 
 
