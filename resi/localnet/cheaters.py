@@ -19,6 +19,9 @@ Strategies (``docs/scoring.md`` names the rule that stops each):
 - late: keeps its upload credentials and posts its files a second after the deadline
 - dom_shift: every days-on-market one day more (a drift the old ±2-day tolerance let through)
 - sqft_nudge: every area 1% larger (the old ±2% tolerance)
+- zip_sqft: the sizes of its largest zipcodes made up, about 6% of its rows (a small dose of proven-false rows)
+- wrong_page: every source_url another listing's page that ends in the row's own zipcode and id
+- respell_copy: another miner's rows re-uploaded with every scraped_timestamp spelled another way
 
 Hostile files (each aimed at the validator itself, not at the score):
 - nested_metadata: a metadata.json of 60 KB of nested lists
@@ -66,8 +69,9 @@ from resi.scraping.pipeline import clean_records
 from resi.storage import StorageError, upload_post
 
 STRATEGIES = ("nothing", "wrong_nonce", "fabricate", "pad", "unassigned", "copy", "bomb", "stale", "sold",
-              "sold_active", "unprovable", "bias", "late", "dom_shift", "sqft_nudge", "nested_metadata",
-              "expanding_column", "nan_values", "bad_utf8", "impossible_times", "huge_ids")
+              "sold_active", "unprovable", "bias", "late", "dom_shift", "sqft_nudge", "zip_sqft", "wrong_page",
+              "respell_copy", "nested_metadata", "expanding_column", "nan_values", "bad_utf8", "impossible_times",
+              "huge_ids")
 
 
 def _files(rows: pa.Table, assignment: Assignment, info: PackageInfo, **overrides) -> EpochFiles:
@@ -173,6 +177,24 @@ class Copy(Honest):
         return EpochFiles(parquet, meta)
 
 
+@dataclass
+class RespellCopy(Copy):
+    """Another miner's rows under its own hotkey, every ``scraped_timestamp`` spelled another way
+    (``...T17:00:00.537Z`` -> ``...T17:00:00.537000+00:00``): another file, other strings, the same instants."""
+
+    name: str = "respell_copy"
+
+    def package(self, rows, assignment, info):
+        copied = super().package(rows, assignment, info)
+        if copied is None:
+            return None
+        table = pq.read_table(pa.BufferReader(copied.parquet))
+        stamps = [s[:-1] + ("000+00:00" if "." in s else ".000000+00:00") if s and s.endswith("Z") else s
+                  for s in table["scraped_timestamp"].to_pylist()]
+        at = table.schema.get_field_index("scraped_timestamp")
+        return _files(table.set_column(at, "scraped_timestamp", pa.array(stamps, pa.string())), assignment, info)
+
+
 class Stale(Honest):
     """Scrapes every epoch but uploads the previous epoch's listings (nothing in its first epoch)."""
 
@@ -273,6 +295,50 @@ Bias = _edited("bias", lambda r: dict(r, price=round(r["price"] * 1.02, 2)))
 DomShift = _edited("dom_shift", lambda r: dict(r, days_on_market=None if r["days_on_market"] is None
                                               else r["days_on_market"] + 1))
 SqftNudge = _edited("sqft_nudge", lambda r: dict(r, sqft=None if r["sqft"] is None else round(r["sqft"] * 1.01)))
+
+
+class ZipSqft(Honest):
+    """Sizes made up in its largest zipcodes, just past 5% of its rows: a few percent of rows, each aimed at
+    one market, where every other value is true."""
+
+    name = "zip_sqft"
+    share = 0.06
+
+    def package(self, rows, assignment, info):
+        real = rows.to_pylist()
+        if not real:
+            return None
+        counts = Counter(r["zipcode"] for r in real)
+        target, falsified = set(), 0
+        for zipcode, n in counts.most_common():
+            if falsified >= self.share * len(real):
+                break
+            target.add(zipcode)
+            falsified += n
+        out = [dict(r, sqft=(r["sqft"] or 1000) + 250) if r["zipcode"] in target else r for r in real]
+        return _files(pa.Table.from_pylist(out, schema=READ_SCHEMA), assignment, info)
+
+
+class WrongPage(Honest):
+    """Every ``source_url`` a well-formed listing page that ends in the row's own ``_<zipcode>_M<id>``, but
+    with the slug of another listing of the zipcode: the row checks' shape is met, the page is not this
+    listing's."""
+
+    name = "wrong_page"
+
+    def package(self, rows, assignment, info):
+        real = rows.to_pylist()
+        if not real:
+            return None
+        out = []
+        for i, row in enumerate(real):
+            other = real[(i + 1) % len(real)]
+            page, _ = other["source_url"].rsplit("_M", 1)
+            page = page[: -len(other["zipcode"])] + row["zipcode"]
+            if other["listing_id"] == row["listing_id"]:
+                page = page.replace("/realestateandhomes-detail/", "/realestateandhomes-detail/0-", 1)
+            out.append(dict(row, source_url=f"{page}_M{row['listing_id']}"))
+        return _files(pa.Table.from_pylist(out, schema=READ_SCHEMA), assignment, info)
 
 
 class Late(Honest):
@@ -401,10 +467,10 @@ def strategy(name: str, victim_dir: Path | None = None, miner_argv: list[str] | 
     """The strategy ``name``; some need the miner's own flags (its source, its API and keys)."""
     table = {"wrong_nonce": WrongNonce, "fabricate": Fabricate, "pad": Pad, "unassigned": Unassigned,
              "bomb": Bomb, "stale": Stale, "unprovable": Unprovable, "bias": Bias, "dom_shift": DomShift,
-             "sqft_nudge": SqftNudge, "nested_metadata": NestedMetadata, "expanding_column": ExpandingColumn,
+             "sqft_nudge": SqftNudge, "zip_sqft": ZipSqft, "wrong_page": WrongPage, "nested_metadata": NestedMetadata, "expanding_column": ExpandingColumn,
              "nan_values": NanValues, "bad_utf8": BadUtf8, "impossible_times": ImpossibleTimes, "huge_ids": HugeIds}
-    if name == "copy":
-        return Copy(victim_dir=victim_dir or Path("."))
+    if name in ("copy", "respell_copy"):
+        return (Copy if name == "copy" else RespellCopy)(victim_dir=victim_dir or Path("."))
     if name in ("sold", "sold_active", "late"):
         from resi.chain.keys import load_signer
         from resi.miner.cli import build_parser
