@@ -17,6 +17,8 @@ from pathlib import Path
 
 from resi.chain import Chain, ChainError, KeyLoadError, load_signer, open_chain
 from resi.config import COUNT, SharedConfig, data_dir
+from resi.listings.validated import FOLDER as VALIDATED_FOLDER
+from resi.listings.validated import LISTINGS_FILE, MANIFEST_FILE
 
 
 def add_status_args(parser: argparse.ArgumentParser) -> None:
@@ -98,6 +100,26 @@ def validator_epochs(path: Path, epochs: int) -> tuple[list[dict], dict[int, tup
         state.close()
 
 
+def published_epoch(data_dir: Path, epoch_id: str | None = None) -> dict | None:
+    """What a validator wrote of ``epoch_id``'s validated listings (its newest epoch when None), from the
+    manifest in its data folder: rows, zipcodes, the listings file's sha256 and the folder; None when nothing."""
+    root = data_dir / VALIDATED_FOLDER
+    if epoch_id is None:
+        names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.endswith(".tmp")) \
+            if root.is_dir() else []
+        if not names:
+            return None
+        epoch_id = names[-1]
+    folder = root / epoch_id
+    try:
+        manifest = json.loads((folder / MANIFEST_FILE).read_text())
+        return {"epoch_id": epoch_id, "rows": manifest["rows"]["listings"],
+                "observations": manifest["rows"]["observations"], "zipcodes": len(manifest["zipcodes"]),
+                "listings_sha256": manifest["files"][LISTINGS_FILE]["sha256"], "folder": str(folder)}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def miner_report(data_dir: Path, hotkey: str, chain: dict, epochs: int) -> dict:
     return {"role": "miner", "hotkey": hotkey, "data_dir": str(data_dir), "chain": chain,
             "epochs": miner_epochs(data_dir / "checkpoint.db", epochs)}
@@ -121,7 +143,27 @@ def validator_report(data_dir: Path, hotkey: str, chain: dict, epochs: int) -> d
     leaders = [{"uid": uid, "hotkey": hk, "ema": value}
                for uid, (hk, value) in sorted(ema.items(), key=lambda kv: -kv[1][1])[:10]]
     return {"role": "validator", "hotkey": hotkey, "data_dir": str(data_dir), "chain": chain, "epochs": done,
-            "ema_leaders": leaders}
+            "ema_leaders": leaders, "published": last_published(data_dir, records)}
+
+
+def last_published(data_dir: Path, records: list[dict]) -> dict | None:
+    """The newest epoch of validated listings in a validator's data folder, with whether it was uploaded (from
+    its ``records``, newest first, as ``validator_epochs`` reads them)."""
+    published = published_epoch(data_dir)
+    if published is not None:
+        published["uploaded"] = next((r["results_uploaded"] for r in records
+                                      if r["epoch_id"] == published["epoch_id"]), None)
+    return published
+
+
+def published_line(published: dict | None) -> str:
+    """The last published epoch in one line (``status`` and the status page say it alike)."""
+    if published is None:
+        return "validated listings: none published yet"
+    uploaded = {True: "uploaded", False: "not uploaded yet", None: "upload unknown"}[published.get("uploaded")]
+    return (f"validated listings: epoch {published['epoch_id']}, {published['rows']} listings in "
+            f"{published['zipcodes']} zipcodes, listings.parquet sha256 {published['listings_sha256'][:16]}, "
+            f"{uploaded} ({published['folder']})")
 
 
 def _when(moment: float | None) -> str:
@@ -166,6 +208,7 @@ def render(report: dict) -> str:
                 lines.append(f"    uid {r['uid']:>4} {r['score']:.4f}{reason}")
         if report.get("ema_leaders"):
             lines.append("  EMA leaders: " + ", ".join(f"uid {x['uid']} {x['ema']:.4f}" for x in report["ema_leaders"]))
+        lines.append(published_line(report.get("published")))
     return "\n".join(lines)
 
 

@@ -17,6 +17,7 @@ from resi.chain.keys import create_wallet
 from resi.chain.local import SimulatedChainStore
 from resi.epochs import epoch_at, utcnow
 from resi.storage import StorageError, list_objects, upload_post
+from resi.storage.presigner import S3Presigner
 from tests.e2e import wait_epoch_with
 from tests.helpers import run
 from tests.servers import ApiServer
@@ -187,6 +188,45 @@ def test_validator_endpoints_happy_path(net):
     assert one.prefix == f"data/hotkey={miner.hotkey}/" and set(one.files) == {"listings.parquet", "metadata.json"}
     assert one.epoch_prefix == f"data/hotkey={miner.hotkey}/epoch={a.epoch_id}/"
     assert upload.folder == f"validators/{validator.hotkey}/{a.epoch_id}/"
+
+
+def test_a_validators_credential_admits_the_epochs_validated_listings_in_its_folder_only(net):
+    """One credential serves the epoch's files: the results, the two Parquet files and the manifest (of the
+    sizes they have: up to the upload cap), in the validator's own epoch folder and nowhere else."""
+    validator, other = net.validators[1], net.validators[2]
+    epoch = epoch_at(utcnow())
+    files = {"validation_results.json": b"{}", "validated/listings.parquet": b"P" * 3_000_000,
+             "validated/observations.parquet": b"P" * 200_000, "validated/manifest.json": b"{}"}
+    elsewhere = [f"validators/{other.hotkey}/{epoch.id}/validated/listings.parquet",
+                 f"validators/{validator.hotkey}/2025-10-01T16-00-00/validated/listings.parquet",
+                 f"validators/{validator.hotkey}/validated/listings.parquet",
+                 f"data/hotkey={validator.hotkey}/epoch={epoch.id}/listings.parquet"]
+
+    async def go():
+        async with net.client(validator) as c, aiohttp.ClientSession() as s:
+            upload = await c.validator_upload_access(epoch.id)
+            for name, data in files.items():
+                await upload_post(s, upload.url, upload.fields, upload.folder + name, data)
+            refused = []
+            for key in elsewhere:
+                try:
+                    await upload_post(s, upload.url, upload.fields, key, b"x")
+                    refused.append(None)
+                except StorageError as exc:
+                    refused.append(exc.status)
+            return upload, refused
+
+    upload, refused = run(go())
+    assert refused == [403] * len(elsewhere)
+    url = S3Presigner(net.server.s3.settings).list_url(net.server.validator_bucket, upload.folder, 60)
+    listing = run(_list(url))
+    assert sorted(o.key for o in listing.objects) == sorted(upload.folder + name for name in files)
+    assert {o.key[len(upload.folder):]: o.size for o in listing.objects} == {k: len(v) for k, v in files.items()}
+
+
+async def _list(url: str):
+    async with aiohttp.ClientSession() as s:
+        return await list_objects(s, url)
 
 
 # --- refusals ------------------------------------------------------------------------------------------------

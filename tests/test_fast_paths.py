@@ -144,7 +144,7 @@ def _reference_prepare(sub, ctx, snapshot: Snapshot) -> Prepared:
     prepared.rows_uploaded = gate.table.num_rows
     prepared.row_reasons = Counter(r for r in reasons if r is not None)
     valid = {row["listing_id"]: row for row, r in zip(gate.table.to_pylist(), reasons) if r is None}
-    truth, pool = reference.split_by_snapshot(valid, snapshot, ctx.start_ts)
+    truth, pool, _ = reference.split_by_snapshot(valid, snapshot, ctx.start_ts)
     sample = choose_sample(pool, sample_seed(BLOCK, sub.hotkey, gate.sha256), P.sample_size)
     truth.sample_rows = {listing_id: valid[listing_id] for listing_id in sample}
     prepared.truth = truth
@@ -164,10 +164,11 @@ def test_every_reason_and_every_score_is_the_definitions(epoch, odd):
         verdicts = check_rows(table, epoch.ctx, sub.listings_modified)
         assert verdicts.reasons == reference.check_rows(table, epoch.ctx, sub.listings_modified), name
         valid = table.filter(verdicts.valid_mask)
-        truth, pool = compare(valid, index)
-        want, want_pool = reference.split_by_snapshot({r["listing_id"]: r for r in valid.to_pylist()}, snapshot,
-                                                      epoch.ctx.start_ts)
+        truth, pool, proven = compare(valid, index)
+        want, want_pool, want_proven = reference.split_by_snapshot({r["listing_id"]: r for r in valid.to_pylist()},
+                                                                   snapshot, epoch.ctx.start_ts)
         assert truth == want and pool == want_pool, name
+        assert valid["listing_id"].filter(pa.array(proven)).to_pylist() == want_proven, name  # what gets published
         pooled.update(truth.pooled)
         fast = prepare(sub, epoch.ctx, P, index, BLOCK)
         slow = _reference_prepare(sub, epoch.ctx, snapshot)
@@ -226,10 +227,11 @@ def test_an_index_never_judges_what_its_window_does_not_cover(epoch):
     ctx = replace(epoch.ctx, deadline=epoch.ctx.start + timedelta(seconds=1))
     index = index_of(epoch.snapshot, ctx)
     table = _with(epoch.rows, "scraped_timestamp", [iso_z(epoch.scraped)] * epoch.rows.num_rows)
-    truth, pool = compare(table, index)
-    want, want_pool = reference.split_by_snapshot({r["listing_id"]: r for r in table.to_pylist()}, epoch.snapshot,
-                                                  ctx.start_ts)
+    truth, pool, proven = compare(table, index)
+    want, want_pool, want_proven = reference.split_by_snapshot({r["listing_id"]: r for r in table.to_pylist()},
+                                                               epoch.snapshot, ctx.start_ts)
     assert truth == want and pool == want_pool and truth.proven > 0
+    assert table["listing_id"].filter(pa.array(proven)).to_pylist() == want_proven
     assert epoch.scraped.timestamp() > index.window[1] and truth.proven > 1000
 
 

@@ -80,6 +80,8 @@ def test_metrics_of_a_validator_a_miner_and_the_api_after_an_epoch(network):
     assert total(v, "resi_validator_downloaded_bytes_total") > 0
     assert total(v, "resi_validator_miner_validation_seconds_count") >= len(miners)
     assert total(v, "resi_validator_row_rejections_total", reason="not_found_at_source") > 0  # the fabricator's
+    assert total(v, "resi_validator_published_rows_total") > 0  # validated listings written for publication
+    assert total(v, "resi_validator_upload_failures_total") == 0
 
     m = scrape(honest[0].monitor_url)
     assert total(m, "resi_miner_rows_uploaded_total") > 0
@@ -108,6 +110,7 @@ ROWS = """JSON.stringify({
     uid: l.dataset.uid, points: l.points.length, width: l.getBBox().width})),
   chart: (() => { const r = document.querySelector('svg#ema-chart').getBoundingClientRect();
                   return [r.width, r.height]; })(),
+  published: (document.querySelector('p.published') || {}).textContent,
 })"""
 
 
@@ -136,8 +139,9 @@ def test_the_network_page_in_chromium(network, tmp_path):
     assert {str(p.uid) for p in miners.values()} <= set(drawn)
     assert any(line["points"] >= 2 and line["width"] > 0 for line in drawn.values())  # a line over epochs
 
-    own_rows = json.loads(own.value)["rows"]
-    assert {str(uid) for uid in miners} <= {r["uid"] for r in own_rows}  # the validator's own page, too
+    own_page = json.loads(own.value)
+    assert {str(uid) for uid in miners} <= {r["uid"] for r in own_page["rows"]}  # the validator's own page, too
+    assert own_page["published"].startswith("validated listings: epoch ") and " listings in " in own_page["published"]
 
     for url in visit.requests + own.requests:  # nothing leaves the machine
         assert url.startswith(("http://127.0.0.1:", "data:", "about:")), url

@@ -10,12 +10,21 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import aiohttp
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from resi.api.signing import verify_manifest
 from resi.chain.local import SimulatedChainStore
 from resi.chain.weights import conform
+from resi.listings.validated import LISTINGS_FILE, MANIFEST_FILE, OBSERVATIONS_FILE, check_files
 from resi.localnet.cheaters import STRATEGIES
-from tests.helpers import PYTHON
+from resi.localnet.network import VALIDATOR_BUCKET
+from resi.storage import download, list_objects
+from resi.storage.presigner import S3Presigner
+from resi.storage.seaweed import LocalS3
+from tests.helpers import PYTHON, run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,6 +44,9 @@ EXPECTED = {  # cheater -> the reason (or reasons) its results must show, and it
     "late": "no_upload",
     "dom_shift": "mismatch:days_on_market",
     "sqft_nudge": "mismatch:sqft",
+    "zip_sqft": "mismatch:sqft",
+    "wrong_page": "mismatch:source_url",
+    "respell_copy": "copy_of",
     "nested_metadata": "metadata_unreadable",
     "expanding_column": "decoded_size_over_budget",
     "nan_values": "range:price",
@@ -145,6 +157,67 @@ def test_a_hotkey_that_takes_over_a_uid_starts_from_zero(localnet):
         assert latest and all(uid in r["uids"] for r in latest)  # once counted, it is weighted
 
 
+def _published(run_dir: Path) -> dict[tuple[str, str], dict[str, bytes]]:
+    """(validator hotkey, epoch) -> file name -> bytes of every validated file in S3 (SeaweedFS started again
+    on the run's data after the run)."""
+    s3 = LocalS3(run_dir / "s3").start(buckets=[VALIDATOR_BUCKET])
+    try:
+        presigner = S3Presigner(s3.settings)
+
+        async def fetch():
+            out: dict = {}
+            async with aiohttp.ClientSession() as session:
+                listing = await list_objects(session, presigner.list_url(VALIDATOR_BUCKET, "validators/", 60))
+                for o in listing.objects:
+                    _, hotkey, epoch_id, *rest = o.key.split("/")
+                    if rest[:1] == ["validated"]:
+                        body = await download(session, presigner.get_url(VALIDATOR_BUCKET, o.key, 60), 1 << 26)
+                        out.setdefault((hotkey, epoch_id), {})[rest[1]] = body
+            return out
+
+        return run(fetch())
+    finally:
+        s3.stop()
+
+
+def test_validators_publish_the_same_validated_listings_the_honest_miners_proved(localnet):
+    """For every counted epoch both validators uploaded the validated files; the manifests verify, the files are
+    the ones they name and byte-identical between the validators; the listings are exactly the honest miners'
+    (every honest row is proven here), with the honest values: no cheater's false row or invented listing."""
+    run_dir, _ = localnet
+    summary = json.loads((run_dir / "summary.json").read_text())
+    files = _published(run_dir)
+    miners = run_dir / "miners"
+    for epoch in summary["epochs"]:
+        epoch_id = epoch["epoch_id"]
+        shas = set()
+        for v in epoch["validators"]:
+            got = files[(v["hotkey"], epoch_id)]
+            manifest = json.loads(got.pop(MANIFEST_FILE))
+            assert verify_manifest(manifest) and manifest["validator"] == v["hotkey"], epoch_id
+            assert check_files(manifest, got) is None and manifest["epoch_id"] == epoch_id
+            assert v["published"]["listings_sha256"] == manifest["files"][LISTINGS_FILE]["sha256"]
+            shas.add((manifest["files"][LISTINGS_FILE]["sha256"], manifest["files"][OBSERVATIONS_FILE]["sha256"]))
+        assert len(shas) == 1, epoch_id  # the same verdicts, the same bytes
+        listings = pq.read_table(pa.BufferReader(got[LISTINGS_FILE])).to_pylist()
+        honest = {}
+        for m in epoch["miners"]:
+            path = miners / m["name"] / "epochs" / epoch_id / "listings.parquet"
+            if m["cheater"] is None and path.exists():
+                for r in pq.read_table(path).to_pylist():
+                    honest.setdefault(r["listing_id"], r)
+        assert {r["listing_id"] for r in listings} == set(honest), epoch_id
+        for r in listings:
+            mine = honest[r["listing_id"]]
+            assert all(r[k] == mine[k] for k in ("sqft", "address", "source_url", "bedrooms")), r
+            assert r["miners_proving"] >= 1 and r["miners_delivering"] >= r["miners_proving"]
+        cheat = miners / "cheat-zip_sqft" / "epochs" / epoch_id / "listings.parquet"
+        if cheat.exists():
+            false = {(r["listing_id"], r["sqft"]) for r in pq.read_table(cheat).to_pylist()} - \
+                {(i, r["sqft"]) for i, r in honest.items()}
+            assert false and not false & {(r["listing_id"], r["sqft"]) for r in listings}
+
+
 def _status(run_dir, script: str, name: str, folder: str) -> dict:
     flag = "--miner.data_dir" if script == "miner.py" else "--validator.data_dir"
     out = subprocess.run(
@@ -174,9 +247,13 @@ def test_status_says_what_each_neuron_did_and_what_the_chain_says(localnet):
     zeros = [reason for reason in reasons.values() if reason]
     assert any(reason.startswith("copy of ") for reason in zeros) and any("no_upload" in r for r in zeros)
     assert validator["ema_leaders"] and validator["ema_leaders"][0]["ema"] > 0
+    published = validator["published"]  # the newest epoch's validated listings, written and uploaded
+    assert published["epoch_id"] == validator["epochs"][0]["epoch_id"] and published["rows"] > 0
+    assert published["uploaded"] is True and len(published["listings_sha256"]) == 64
     text = subprocess.run(
         [PYTHON, str(ROOT / "neurons" / "validator.py"), "status", "--wallet.name", "validator1", "--wallet.path",
          str(run_dir / "wallets"), "--subtensor.chain_endpoint", f"sim:{run_dir / 'chain.db'}",
          "--validator.data_dir", str(run_dir / "validators" / "validator1")],
         capture_output=True, text=True, timeout=120).stdout
     assert "miners judged" in text and "<- copy of" in text and "EMA leaders" in text
+    assert f"validated listings: epoch {published['epoch_id']}, {published['rows']} listings" in text

@@ -283,7 +283,7 @@ def test_sample_is_committed_to_block_hotkey_and_file():
 def split_by_snapshot(valid: dict[str, dict], snapshot: Snapshot, epoch_start: float = START.timestamp()):
     """The validator's comparison of these rows with the snapshot (a table against the epoch's index)."""
     index = SnapshotIndex.build(snapshot, epoch_start, DEADLINE.timestamp())
-    return compare(table_from_rows(list(valid.values())), index)
+    return compare(table_from_rows(list(valid.values())), index)[:2]
 
 
 def _truth(rows, answer, snapshot=SNAP, params=P):

@@ -7,6 +7,8 @@ False, never raises, whatever the input.
 
 from __future__ import annotations
 
+import json
+
 from resi import constants as c
 from resi.chain.keys import Signer, verify
 
@@ -65,3 +67,35 @@ def verify_commitment(hotkey: str, commitment: str, signature_hex: object) -> bo
     if signature is None or not isinstance(commitment, str):
         return False
     return verify(hotkey, commitment.encode("utf-8"), signature)
+
+
+MANIFEST_CONTEXT = b"resi:validated-listings:manifest:"
+"""Prefixed to a manifest's canonical bytes before signing: a manifest signature can never be taken for a
+request's, nor one of those for a manifest's."""
+
+
+def manifest_bytes(manifest: dict) -> bytes:
+    """The canonical bytes of a manifest (every field but ``signature``): sorted keys, no spaces, ASCII."""
+    body = {k: v for k, v in manifest.items() if k != "signature"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
+
+
+def sign_manifest(signer: Signer, manifest: dict) -> dict:
+    """``manifest`` with its ``validator`` set to the signer's hotkey and ``signature`` (hex) over its
+    canonical bytes."""
+    body = {**{k: v for k, v in manifest.items() if k != "signature"}, "validator": signer.hotkey}
+    return {**body, "signature": signer.sign(MANIFEST_CONTEXT + manifest_bytes(body)).hex()}
+
+
+def verify_manifest(manifest: object) -> bool:
+    """Whether ``manifest`` (parsed JSON) carries a valid signature by the hotkey it names. Never raises."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("validator"), str):
+        return False
+    signature = decode_signature(manifest.get("signature"))
+    if signature is None:
+        return False
+    try:
+        message = MANIFEST_CONTEXT + manifest_bytes(manifest)
+    except (TypeError, ValueError):
+        return False
+    return verify(manifest["validator"], message, signature)

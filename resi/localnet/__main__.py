@@ -24,7 +24,7 @@ from loguru import logger
 from resi.config import HelpFormatter
 from resi.epochs import epoch_at, epoch_from_id, utcnow
 from resi.localnet.cheaters import STRATEGIES
-from resi.localnet.network import LocalNetwork, NetworkConfig
+from resi.localnet.network import VALIDATOR_BUCKET, LocalNetwork, NetworkConfig
 from resi.localnet.summary import epoch_summary, render, results_of, weights_set, write
 from resi.logs import setup_logging
 from resi.status import miner_epochs
@@ -190,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
         net.stop()
         write(config.run_dir / "summary.json", summaries, failed)
     logger.info(f"summary of the counted epochs: {config.run_dir / 'summary.json'}")
+    if summaries:
+        logger.info(f"validated listings of each epoch (listings.parquet, observations.parquet, manifest.json): "
+                    f"{config.run_dir / 'validators'}/<validator>/validated/<epoch>/, uploaded to S3 as "
+                    f"validators/<hotkey>/<epoch>/validated/ in bucket {VALIDATOR_BUCKET}")
     if failed:
         logger.error(f"failed: {', '.join(failed)}")
         return 1

@@ -8,7 +8,7 @@ from contextlib import closing
 from pathlib import Path
 
 from resi.localnet.network import LocalNetwork, Participant
-from resi.status import zero_reason
+from resi.status import published_epoch, zero_reason
 
 
 def results_of(net: LocalNetwork, validator: Participant) -> dict[str, dict]:
@@ -69,7 +69,8 @@ def epoch_summary(net: LocalNetwork, epoch_id: str, documents: dict[str, dict]) 
         "miners": miners,
         "validators": [{"name": v.name, "hotkey": v.signer.hotkey,
                         "weights_set": weights_set(net, v, epoch_id),
-                        "weights": documents[v.name].get("weights")} for v in validators],
+                        "weights": documents[v.name].get("weights"),
+                        "published": published_epoch(net.validator_dir(v), epoch_id)} for v in validators],
     }
 
 
@@ -84,7 +85,10 @@ def render(summary: dict) -> str:
         if m["reasons"]:
             lines.append(f"  {'':<{width}}     reasons: {', '.join(f'{k}={v}' for k, v in m['reasons'].items())}")
     for v in summary["validators"]:
-        lines.append(f"  validator {v['name']}: weights {'set' if v['weights_set'] else 'NOT set'}")
+        out = v.get("published")
+        data = (f"published {out['rows']} validated listings in {out['zipcodes']} zipcodes (listings.parquet sha256 "
+                f"{out['listings_sha256'][:12]})" if out else "validated listings not written")
+        lines.append(f"  validator {v['name']}: weights {'set' if v['weights_set'] else 'NOT set'}; {data}")
     return "\n".join(lines)
 
 

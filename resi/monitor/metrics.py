@@ -85,6 +85,10 @@ class ValidatorMetrics:
                                         "(refused, error)", ["kind"], registry=r)
         self.last_validated = Gauge("resi_validator_last_validated_timestamp_seconds", "When an epoch was last "
                                     "validated (Unix time)", registry=r)
+        self.published_rows = Counter("resi_validator_published_rows", "Validated listings written for publication "
+                                      "(one row per proven listing per epoch)", registry=r)
+        self.upload_failures = Counter("resi_validator_upload_failures", "Uploads of an epoch's results and "
+                                       "validated listings that failed (S3 or the API; retried)", registry=r)
         self._gate = LabelBound()
         self._row = LabelBound()
 

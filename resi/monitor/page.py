@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
 
-from resi.status import miner_epochs, validator_epochs, zero_reason
+from resi.status import last_published, miner_epochs, published_line, validator_epochs, zero_reason
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")
@@ -100,7 +100,8 @@ def validator_section(state_path: Path, epochs: int = 6, names: dict[str, str] |
     records, _ = validator_epochs(state_path, epochs)
     if not records:
         return "<p class=muted>no epoch validated yet</p>"
-    return ("<h3>EMA per uid</h3>" + ema_chart(records)
+    published = published_line(last_published(state_path.parent, records))
+    return (f"<p class=published>{escape(published)}</p><h3>EMA per uid</h3>" + ema_chart(records)
             + "".join(_epoch_table(r, names or {}) for r in records))
 
 

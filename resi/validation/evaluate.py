@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from resi.validation.copies import fingerprints
+from resi.validation.dataset import evidence
 from resi.validation.gates import Submission, check_gates
 from resi.validation.params import EpochContext, ValidationParams
 from resi.validation.rows import check_rows
@@ -43,6 +44,8 @@ class Prepared:
     row_reasons: Counter = field(default_factory=Counter)
     truth: TruthResult | None = None
     prints: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
+    evidence: pa.Table | None = None
+    """What the epoch's validated listings need of its valid rows (``dataset.evidence``)."""
 
     @property
     def passed(self) -> bool:
@@ -109,12 +112,13 @@ def _prepare(sub: Submission, ctx: EpochContext, params: ValidationParams, snaps
     prepared.row_reasons = verdicts.counts()
     index = snapshot if isinstance(snapshot, SnapshotIndex) else index_of(snapshot, ctx)
     valid = table.filter(verdicts.valid_mask)
-    truth, pool = compare(valid, index)
+    truth, pool, proven = compare(valid, index)
     sample = choose_sample(pool, sample_seed(block_hash, sub.hotkey, gate.sha256), params.sample_size)
     picked = {row["listing_id"]: row for row in valid.filter(pc.is_in(valid["listing_id"], pa.array(sample, pa.string()))).to_pylist()}
     truth.sample_rows = {listing_id: picked[listing_id] for listing_id in sample}
     prepared.truth = truth
     prepared.prints = fingerprints(table)
+    prepared.evidence = evidence(valid, proven)
     return prepared
 
 

@@ -57,11 +57,12 @@ def check_rows(table: pa.Table, ctx: EpochContext, uploaded: datetime | None = N
     return reasons
 
 
-def split_by_snapshot(rows: dict[str, dict], snapshot: Snapshot, epoch_start: float) -> tuple[TruthResult, list[str]]:
+def split_by_snapshot(rows: dict[str, dict], snapshot: Snapshot,
+                      epoch_start: float) -> tuple[TruthResult, list[str], list[str]]:
     """Compare every valid row (listing id -> row) with the snapshot: proven, proven false, or pooled for a
-    refetch; the result and the pool's ids in row order."""
+    refetch; the result, the pool's ids and the proven ids, in row order."""
     result = TruthResult(valid=len(rows))
-    pool = []
+    pool, proven = [], []
     for listing_id, row in rows.items():
         facts = snapshot.facts.get(listing_id)
         if facts is None:
@@ -72,6 +73,7 @@ def split_by_snapshot(rows: dict[str, dict], snapshot: Snapshot, epoch_start: fl
         verdict = judge_claim(row, facts, epoch_start)
         if verdict is None:
             result.matched_by_zip[row["zipcode"]] += 1
+            proven.append(listing_id)
         elif verdict[0] == BAD:
             result.bad[verdict[1]] += 1
             result.snapshot_bad += 1
@@ -79,7 +81,7 @@ def split_by_snapshot(rows: dict[str, dict], snapshot: Snapshot, epoch_start: fl
             pool.append(listing_id)
             result.pool_by_zip[row["zipcode"]] += 1
             result.pooled[f"differs:{verdict[1]}"] += 1
-    return result, pool
+    return result, pool, proven
 
 
 def find_copies(uploads: list[Upload], overlap: float) -> dict[str, str]:

@@ -159,9 +159,9 @@ def scrape_moments(stamps: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return np.append(micros / 1e6, 0.0)[at], np.append(readable, False)[at]
 
 
-def compare(rows: pa.Table, index: SnapshotIndex) -> tuple[TruthResult, list[str]]:
-    """``reference.split_by_snapshot`` of ``rows`` (valid rows with distinct listing ids) at once: the result
-    and the pool's ids."""
+def compare(rows: pa.Table, index: SnapshotIndex) -> tuple[TruthResult, list[str], np.ndarray]:
+    """``reference.split_by_snapshot`` of ``rows`` (valid rows with distinct listing ids) at once: the result,
+    the pool's ids and, per row, whether the snapshot proved it."""
     rows = rows.combine_chunks()
     n = rows.num_rows
     result = TruthResult(valid=n)
@@ -212,7 +212,7 @@ def compare(rows: pa.Table, index: SnapshotIndex) -> tuple[TruthResult, list[str
     result.matched_by_zip = tally(zipcodes.filter(pa.array(proven)))
     result.pool_by_zip = tally(zipcodes.filter(pa.array(pool)))
     result.pooled = Counter(dict(sorted(result.pooled.items())))
-    return result, listing_ids.filter(pa.array(pool)).to_pylist()
+    return result, listing_ids.filter(pa.array(pool)).to_pylist(), proven
 
 
 def _codes(rows: pa.Table, index: SnapshotIndex, at: np.ndarray, moments: np.ndarray) -> np.ndarray:

@@ -38,7 +38,7 @@ from resi.validator.weights import WeightKeeper, WeightSchedule
 
 DESCRIPTION = """RESI subnet 46 validator: after every epoch, fetch each miner's upload, gate and check it, compare
 every row with its own scrape of the source, re-fetch a committed random sample, score, keep an EMA, set
-weights and upload validation_results.json.
+weights, and upload validation_results.json and the epoch's validated listings (signed).
 
   python neurons/validator.py --wallet.name NAME --wallet.hotkey HOTKEY [--subtensor.network finney]
   python neurons/validator.py status [the same flags] [--json]     what it did lately and what the chain says
@@ -81,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds judging one miner's files may take (judging_timeout past it)")
     v.add_argument("--validator.judge_workers", dest="judge_workers", type=COUNT, default=SandboxLimits().workers,
                    help="judging children side by side (one per core to spare; each may use judge_memory_mb)")
+    d = p.add_argument_group("validated listings (published every epoch beside the results)")
+    d.add_argument("--data.keep_epochs", dest="keep_epochs", type=number(int, 0),
+                   default=env("RESI_DATA_KEEP_EPOCHS", default=str(ValidatorConfig.keep_epochs)),
+                   help="epochs of validated listings kept in <data_dir>/validated/ (0: all; 42 is a week) "
+                   "[env RESI_DATA_KEEP_EPOCHS]")
     w = p.add_argument_group("weights")
     defaults_w = WeightSchedule()
     w.add_argument("--weights.resync_blocks", dest="resync_blocks", type=COUNT, default=defaults_w.resync_blocks,
@@ -138,7 +143,7 @@ def _run(args: argparse.Namespace) -> int:
                               per_miner_timeout=args.download_timeout),
         sandbox=SandboxLimits(memory_mb=args.judge_memory_mb, seconds=args.judge_timeout,
                               workers=args.judge_workers),
-        params=params,
+        params=params, keep_epochs=args.keep_epochs,
     )
     api = ResiApiClient(shared.api_url, signer, timeout=shared.api_timeout)
     source = source_from_args(args)

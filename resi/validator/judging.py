@@ -13,6 +13,7 @@ from typing import Protocol
 from loguru import logger
 
 from resi.validation.copies import Upload
+from resi.validation.dataset import EpochDataset
 from resi.validation.evaluate import MinerResult, Prepared, finish
 from resi.validation.gates import Submission
 from resi.validation.params import EpochContext, ValidationParams
@@ -36,9 +37,10 @@ Observer = Callable[[Submission, MinerResult, float], None]
 
 async def judge_all(subs: AsyncIterator[Submission], judge: Judge, refetch: Callable[[list[str]], Awaitable[dict]],
                     ctx: EpochContext, counts: dict[str, int | None], params: ValidationParams,
-                    workers: int, observe: Observer | None = None) -> Judged:
+                    workers: int, observe: Observer | None = None, dataset: EpochDataset | None = None) -> Judged:
     """Every submission through ``judge`` (at most ``workers`` at once), its sample through ``refetch``, then
-    ``finish``; whatever one miner's judging does costs that miner only."""
+    ``finish``; whatever one miner's judging does costs that miner only. ``dataset``: where each judged miner's
+    proven rows are folded (its evidence is dropped as soon as it is)."""
     judged = Judged()
     running: set[asyncio.Task] = set()
 
@@ -54,6 +56,8 @@ async def judge_all(subs: AsyncIterator[Submission], judge: Judge, refetch: Call
                                  reasons={"judging_failed": 1})
         judged.unanswered += result.sample_unanswered
         judged.results.append(result)
+        if dataset is not None and prepared.evidence is not None and result.gate is None:
+            dataset.add(sub.hotkey, prepared.evidence, prepared.truth.confirmed if prepared.truth else ())
         if prepared.passed and result.gate is None:
             judged.uploads.append(Upload(sub.hotkey, sub.listings_modified, prepared.sha256, prepared.prints))
         logger.info(f"epoch {ctx.epoch_id}: uid {sub.uid} score {result.score:.4f} "

@@ -34,6 +34,7 @@ from resi.scraping.pipeline import Pipeline
 from resi.scraping.source import Drop, ListingSource, SourceError, SourceRefused
 from resi.storage import StorageError, list_objects
 from resi.validation.copies import find_copies
+from resi.validation.dataset import EpochDataset
 from resi.validation.evaluate import MinerResult, apply_copies
 from resi.validation.gates import Submission
 from resi.validation.params import EpochContext, ValidationParams
@@ -68,6 +69,8 @@ class ValidatorConfig:
     limits: DownloadLimits = DownloadLimits()
     sandbox: SandboxLimits = SandboxLimits()
     params: ValidationParams = field(default_factory=ValidationParams)
+    keep_epochs: int = 42
+    """Epochs of validated listings kept in ``<data_dir>/validated/`` (0: all); 42 is a week of 4-hour epochs."""
 
 
 class Validator:
@@ -81,9 +84,11 @@ class Validator:
         self.state = state
         self.config = config
         self.sandbox = sandbox or SandboxPool(config.sandbox)
-        self.results = ResultsPublisher(api, state, config.data_dir / "results", hotkey, config.params)
-        self.keeper = keeper or WeightKeeper(chain, state, hotkey, c.WEIGHTS_VERSION_KEY)
         self.metrics = metrics or ValidatorMetrics()
+        self.results = ResultsPublisher(api, state, config.data_dir / "results", hotkey, config.params,
+                                        validated=config.data_dir / "validated", keep_epochs=config.keep_epochs,
+                                        metrics=self.metrics)
+        self.keeper = keeper or WeightKeeper(chain, state, hotkey, c.WEIGHTS_VERSION_KEY)
         self.heartbeat = heartbeat or Heartbeat()
         self._seen: set[str] = set()
         self._schedule: tuple[datetime, datetime] | None = None
@@ -224,15 +229,24 @@ class Validator:
                     f"{len(snapshot.facts)} listings")
         subs = submissions(self.api, miners, epoch_id, self.config.limits, self.config.download_concurrency,
                            self._reachable)
+        dataset = EpochDataset(epoch_id)
         judged = await judge_all(subs, self.sandbox, lambda ids: self._refetch(epoch_id, ids, snapshot), ctx,
-                                 snapshot.counts, params, self.config.sandbox.workers, self._judged_one)
+                                 snapshot.counts, params, self.config.sandbox.workers, self._judged_one, dataset)
         results, unanswered = judged.results, judged.unanswered
         final = (utcnow() - assignment.submission_deadline).total_seconds() >= 0.75 * lag
         if unanswered and not final:
             logger.warning(f"epoch {epoch_id}: the listing source did not answer {unanswered} sampled refetches; "
                            "validating the epoch again later")
             return None
-        apply_copies(results, find_copies(judged.uploads, params.copy_overlap))
+        copies = find_copies(judged.uploads, params.copy_overlap)
+        apply_copies(results, copies)
+        refetched = self._refetch_cache[1] if self._refetch_cache else {}
+
+        def static(listing_id: str, by_snapshot: bool) -> dict:
+            facts = snapshot.facts[listing_id] if by_snapshot else refetched[listing_id]
+            return facts["static"]
+
+        self.results.write_validated(epoch_id, record["block"], record["block_hash"], *dataset.build(copies, static))
         scores = {uid: (hk, 0.0) for uid, hk in miners}
         scores.update({r.uid: (r.hotkey, r.score) for r in results})
         ema = update_ema(self.state.ema(), scores, params.ema_alpha)

@@ -9,8 +9,9 @@ a time, reused across miners) that runs :func:`resi.validation.evaluate.prepare`
   into the miner's reason ``memory_limit_exceeded``;
 - a child that takes longer than ``seconds`` is killed (``judging_timeout``); one that dies (killed, crashed)
   gives ``judging_crashed``; either way the next miner gets a new child;
-- the child's answer is JSON plus the fingerprints as raw bytes, never pickle: a child compromised by a file
-  cannot run code in the validator, and its answer is only ever applied to the miner it was asked about.
+- the child's answer is JSON, the fingerprints as raw bytes and the dataset's evidence as an Arrow IPC stream
+  of a declared schema, never pickle: a child compromised by a file cannot run code in the validator, and its
+  answer is only ever applied to the miner it was asked about.
 
 The epoch's inputs (context, parameters, the snapshot indexed once by the parent, block hash) go to every new
 child once.
@@ -29,8 +30,10 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 from loguru import logger
 
+from resi.validation.dataset import EVIDENCE_SCHEMA
 from resi.validation.evaluate import Prepared, index_of, prepare
 from resi.validation.gates import Submission
 from resi.validation.params import EpochContext, ValidationParams
@@ -66,22 +69,43 @@ def _truth_from_wire(data: dict) -> TruthResult:
                        sample_rows=dict(data["sample_rows"]))
 
 
-def to_wire(prepared: Prepared) -> tuple[bytes, bytes]:
-    """(JSON, fingerprint bytes) of a prepared judging."""
+def _table_to_wire(table: pa.Table | None) -> bytes:
+    if table is None:
+        return b""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _evidence_from_wire(data: bytes) -> pa.Table | None:
+    """The evidence the child sent, checked: the declared schema and valid arrays, else ValueError."""
+    if not data:
+        return None
+    table = pa.ipc.open_stream(pa.BufferReader(data)).read_all()
+    if not table.schema.equals(EVIDENCE_SCHEMA):
+        raise ValueError("evidence of another schema")
+    table.validate(full=True)
+    return table
+
+
+def to_wire(prepared: Prepared) -> tuple[bytes, bytes, bytes]:
+    """(JSON, fingerprint bytes, evidence as Arrow IPC) of a prepared judging."""
     body = {"gate": prepared.gate, "gate_detail": prepared.gate_detail, "sha256": prepared.sha256,
             "rows_uploaded": prepared.rows_uploaded, "row_reasons": dict(prepared.row_reasons),
             "truth": _truth_to_wire(prepared.truth) if prepared.truth is not None else None}
-    return json.dumps(body).encode(), np.ascontiguousarray(prepared.prints, np.uint64).tobytes()
+    return (json.dumps(body).encode(), np.ascontiguousarray(prepared.prints, np.uint64).tobytes(),
+            _table_to_wire(prepared.evidence))
 
 
-def from_wire(sub: Submission, body: bytes, prints: bytes) -> Prepared:
+def from_wire(sub: Submission, body: bytes, prints: bytes, evidence: bytes = b"") -> Prepared:
     """The child's answer about ``sub`` (identity and upload time are the parent's, never the child's)."""
     data = json.loads(body)
     return Prepared(
         sub.hotkey, sub.uid, data["gate"], str(data["gate_detail"])[:500], data["sha256"], sub.listings_modified,
         int(data["rows_uploaded"]), Counter(data["row_reasons"]),
         _truth_from_wire(data["truth"]) if data["truth"] is not None else None,
-        np.frombuffer(prints, np.uint64).copy(),
+        np.frombuffer(prints, np.uint64).copy(), _evidence_from_wire(evidence),
     )
 
 
@@ -151,20 +175,21 @@ class Sandbox:
                 await self._kill()
                 proc = await self._child()
                 await _send(proc.stdin, request)
-            body, prints = await asyncio.wait_for(self._answer(proc), timeout=self.limits.seconds)
-            return from_wire(sub, body, prints)
+            answer = await asyncio.wait_for(self._answer(proc), timeout=self.limits.seconds)
+            return from_wire(sub, *answer)
         except asyncio.TimeoutError:
             await self._kill()
             logger.warning(f"uid {sub.uid}: judging its files took over {self.limits.seconds:g} s; child stopped")
             return Prepared(sub.hotkey, sub.uid, "judging_timeout", f"over {self.limits.seconds:g} s")
-        except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError, ValueError, KeyError, TypeError) as exc:
+        except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError, ValueError, KeyError, TypeError,
+                pa.ArrowException) as exc:
             code = await self._kill()
             logger.warning(f"uid {sub.uid}: the judging child died (exit {code}, {type(exc).__name__})")
             return Prepared(sub.hotkey, sub.uid, "judging_crashed", f"the judging process ended (exit code {code})")
 
     @staticmethod
-    async def _answer(proc: asyncio.subprocess.Process) -> tuple[bytes, bytes]:
-        return await _receive(proc.stdout), await _receive(proc.stdout)
+    async def _answer(proc: asyncio.subprocess.Process) -> tuple[bytes, bytes, bytes]:
+        return await _receive(proc.stdout), await _receive(proc.stdout), await _receive(proc.stdout)
 
     async def _kill(self) -> int | None:
         proc, self._proc = self._proc, None
@@ -276,9 +301,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         ctx, params, index, block_hash = epoch
         prepared = prepare(message[1], ctx, params, index, block_hash)
-        body, prints = to_wire(prepared)
-        _write_frame(out, body)
-        _write_frame(out, prints)
+        for frame in to_wire(prepared):
+            _write_frame(out, frame)
         out.flush()
     return 0
 
