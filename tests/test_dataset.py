@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from resi.api.client import ResiApiClient
 from resi.api.signing import sign_manifest, verify_manifest
 from resi.chain.keys import create_wallet
 from resi.epochs import iso_z
@@ -31,6 +32,7 @@ from resi.validation.evaluate import prepare
 from resi.validation.params import EpochContext, ValidationParams
 from resi.validation.truth import Snapshot
 from resi.validator.judging import judge_all
+from resi.validator.results import ResultsPublisher
 from tests.test_validation import DEADLINE, LISTED, ORIGIN, START, H, T, facts, row, submission
 
 P = ValidationParams()
@@ -197,3 +199,22 @@ def test_one_flipped_byte_of_a_file_or_of_the_manifest_fails(published, tmp_path
         assert not verify_manifest(document) or document == signed, at
     other = create_wallet(tmp_path, "other")
     assert not verify_manifest({**signed, "validator": other.hotkey})
+
+
+def test_the_data_folder_keeps_the_newest_epochs_whole(published, tmp_path):
+    """``--data.keep_epochs 2``: after three epochs the oldest folder is gone; each kept folder holds the two
+    files and a manifest that names them and verifies."""
+    signer, _, files, listings = published
+    observations = pq.read_table(pa.BufferReader(files[OBSERVATIONS_FILE]))
+    publisher = ResultsPublisher(ResiApiClient("http://127.0.0.1:9", signer), None, tmp_path / "results",
+                                 signer.hotkey, P, validated=tmp_path / "validated", keep_epochs=2)
+    epochs = ["2025-10-01T08-00-00", "2025-10-01T12-00-00", "2025-10-01T16-00-00"]
+    for epoch_id in epochs:
+        publisher.write_validated(epoch_id, 7, "0xseed", listings, observations)
+    assert sorted(p.name for p in (tmp_path / "validated").iterdir()) == epochs[1:]
+    for epoch_id in epochs[1:]:
+        folder = tmp_path / "validated" / epoch_id
+        signed = json.loads((folder / "manifest.json").read_text())
+        assert verify_manifest(signed) and signed["epoch_id"] == epoch_id
+        assert check_files(signed, {name: (folder / name).read_bytes() for name in files}) is None
+        assert (folder / LISTINGS_FILE).read_bytes() == files[LISTINGS_FILE]  # the same rows, the same bytes
