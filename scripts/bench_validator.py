@@ -139,7 +139,7 @@ def _publish(dataset, copies: dict, ctx, snapshot, answers: dict, folder: Path) 
     listings, observations = dataset.build(copies, static)
     files = {LISTINGS_FILE: parquet_bytes(listings), OBSERVATIONS_FILE: parquet_bytes(observations)}
     signer = create_wallet(folder / "wallets", "bench-validator")
-    sign_manifest(signer, manifest(ctx.epoch_id, 1, "0x" + "ab" * 32, listings, files, "bench"))
+    sign_manifest(signer, manifest(ctx.epoch_id, 1, "0x" + "ab" * 32, listings, files, "bench", ctx.expected))
     return {"published_rows": listings.num_rows, "observations": observations.num_rows,
             "published_bytes": sum(len(b) for b in files.values())}
 

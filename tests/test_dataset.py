@@ -166,7 +166,7 @@ def published(tmp_path_factory):
     listings, observations = dataset.build(copies, static)
     files = {LISTINGS_FILE: parquet_bytes(listings), OBSERVATIONS_FILE: parquet_bytes(observations)}
     signer = create_wallet(tmp_path_factory.mktemp("wallets"), "validator")
-    signed = sign_manifest(signer, manifest(CTX.epoch_id, 12, "0xhash", listings, files, "1.0.0"))
+    signed = sign_manifest(signer, manifest(CTX.epoch_id, 12, "0xhash", listings, files, "1.0.0", CTX.expected))
     return signer, signed, files, listings
 
 
@@ -176,6 +176,7 @@ def test_the_manifest_names_the_epoch_and_verifies_with_the_validators_key(publi
     assert check_files(signed, files) is None
     assert signed["rows"]["listings"] == listings.num_rows and sum(signed["zipcodes"].values()) == listings.num_rows
     assert signed["block"] == 12 and signed["block_hash"] == "0xhash" and signed["schema_version"] == "1"
+    assert signed["expected"] == CTX.expected
     text = json.dumps(signed)
     assert verify_manifest(json.loads(text))  # survives JSON
 
@@ -210,7 +211,7 @@ def test_the_data_folder_keeps_the_newest_epochs_whole(published, tmp_path):
                                  signer.hotkey, P, validated=tmp_path / "validated", keep_epochs=2)
     epochs = ["2025-10-01T08-00-00", "2025-10-01T12-00-00", "2025-10-01T16-00-00"]
     for epoch_id in epochs:
-        publisher.write_validated(epoch_id, 7, "0xseed", listings, observations)
+        publisher.write_validated(epoch_id, 7, "0xseed", CTX.expected, listings, observations)
     assert sorted(p.name for p in (tmp_path / "validated").iterdir()) == epochs[1:]
     for epoch_id in epochs[1:]:
         folder = tmp_path / "validated" / epoch_id

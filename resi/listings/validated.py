@@ -75,9 +75,10 @@ def file_entry(data: bytes) -> dict:
 
 
 def manifest(epoch_id: str, block: int, block_hash: str, listings: pa.Table, files: dict[str, bytes],
-             code_version: str) -> dict:
+             code_version: str, expected: dict[str, int]) -> dict:
     """The manifest of one epoch's files (unsigned: ``resi.api.signing.sign_manifest`` adds the validator and
-    the signature). Row counts per zipcode, and each file's sha256 and size."""
+    the signature). Row counts per zipcode, the listings the assignment expected per zipcode, and each file's
+    sha256 and size."""
     zipcodes = listings.group_by("zipcode").aggregate([("zipcode", "count")]).sort_by("zipcode")
     return {
         "kind": "resi.validated_listings",
@@ -89,6 +90,7 @@ def manifest(epoch_id: str, block: int, block_hash: str, listings: pa.Table, fil
         "rows": {"listings": listings.num_rows,
                  "observations": pq.read_metadata(pa.BufferReader(files[OBSERVATIONS_FILE])).num_rows},
         "zipcodes": dict(zip(zipcodes["zipcode"].to_pylist(), zipcodes["zipcode_count"].to_pylist())),
+        "expected": dict(sorted(expected.items())),
         "files": {name: file_entry(data) for name, data in sorted(files.items())},
     }
 

@@ -246,7 +246,8 @@ class Validator:
             facts = snapshot.facts[listing_id] if by_snapshot else refetched[listing_id]
             return facts["static"]
 
-        self.results.write_validated(epoch_id, record["block"], record["block_hash"], *dataset.build(copies, static))
+        self.results.write_validated(epoch_id, record["block"], record["block_hash"], ctx.expected,
+                                     *dataset.build(copies, static))
         scores = {uid: (hk, 0.0) for uid, hk in miners}
         scores.update({r.uid: (r.hotkey, r.score) for r in results})
         ema = update_ema(self.state.ema(), scores, params.ema_alpha)

@@ -76,12 +76,13 @@ class ResultsPublisher:
     def validated_folder(self, epoch_id: str) -> Path:
         return self.validated / epoch_id
 
-    def write_validated(self, epoch_id: str, block: int, block_hash: str, listings: pa.Table,
-                        observations: pa.Table) -> dict:
+    def write_validated(self, epoch_id: str, block: int, block_hash: str, expected: dict[str, int],
+                        listings: pa.Table, observations: pa.Table) -> dict:
         """Write the epoch's validated listings and their signed manifest (atomically: a folder appears whole or
         not at all; the same verdicts give the same file bytes), then drop folders beyond ``keep_epochs``."""
         files = {LISTINGS_FILE: parquet_bytes(listings), OBSERVATIONS_FILE: parquet_bytes(observations)}
-        signed = sign_manifest(self.api.signer, manifest(epoch_id, block, block_hash, listings, files, __version__))
+        signed = sign_manifest(self.api.signer, manifest(epoch_id, block, block_hash, listings, files, __version__,
+                                                          expected))
         folder = self.validated_folder(epoch_id)
         tmp = folder.with_name(folder.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
