@@ -23,7 +23,9 @@ setup(
     install_requires=_requirements("requirements.txt"),
     extras_require={
         "localnet": _requirements("requirements-localnet.txt"),
-        "test": _requirements("requirements-localnet.txt") + _requirements("requirements-test.txt"),
+        "data": _requirements("requirements-data.txt"),
+        "test": _requirements("requirements-localnet.txt") + _requirements("requirements-data.txt")
+        + _requirements("requirements-test.txt"),
     },
     entry_points={
         "console_scripts": [
@@ -34,6 +36,7 @@ setup(
             "resi-chain=resi.chain.local:main",
             "resi-chain-node=resi.chain.node:main",
             "resi-scrape=resi.scraping.__main__:main",
+            "resi-data=resi.data.cli:main",
         ]
     },
 )

@@ -28,7 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 STAMP = VENV / ".resi-installed"
-INPUTS = ["setup.py", "pyproject.toml", "requirements.txt", "requirements-localnet.txt", "requirements-test.txt"]
+INPUTS = ["setup.py", "pyproject.toml", "requirements.txt", "requirements-localnet.txt", "requirements-data.txt",
+          "requirements-test.txt"]
 
 
 def _python() -> Path:

@@ -6,8 +6,11 @@ every hostile file scores 0 with its reason; after the first epoch a new hotkey 
 from __future__ import annotations
 
 import json
+import shlex
 import sqlite3
+import statistics
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import aiohttp
@@ -18,6 +21,7 @@ import pytest
 from resi.api.signing import verify_manifest
 from resi.chain.local import SimulatedChainStore
 from resi.chain.weights import conform
+from resi.data.mirror import Mirror
 from resi.listings.validated import LISTINGS_FILE, MANIFEST_FILE, OBSERVATIONS_FILE, check_files
 from resi.localnet.cheaters import STRATEGIES
 from resi.localnet.network import VALIDATOR_BUCKET
@@ -216,6 +220,31 @@ def test_validators_publish_the_same_validated_listings_the_honest_miners_proved
             false = {(r["listing_id"], r["sqft"]) for r in pq.read_table(cheat).to_pylist()} - \
                 {(i, r["sqft"]) for i, r in honest.items()}
             assert false and not false & {(r["listing_id"], r["sqft"]) for r in listings}
+
+
+def test_the_resi_data_command_it_prints_works_on_what_it_published(localnet):
+    """The run ends with a resi-data command; run as printed, it mirrors every counted epoch of both validators
+    (their permits read from the run's chain), refuses nothing, and its market matches the published files."""
+    run_dir, out = localnet
+    line = next(line for line in (out.stdout + out.stderr).splitlines() if "query them: " in line)
+    for part in line.split("query them: ", 1)[1].split(" && "):
+        done = subprocess.run(shlex.split(part), capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert "zipcode" in done.stdout and "listings" in done.stdout  # the printed query's table
+    mirror = run_dir / "data"
+    assert json.loads((mirror / "rejected.json").read_text()) == {}
+    summary = json.loads((run_dir / "summary.json").read_text())
+    mirrored = {(m["epoch_id"], m["validator"]) for m in Mirror(mirror).manifests()}
+    assert all((e["epoch_id"], v["hotkey"]) in mirrored for e in summary["epochs"] for v in e["validators"])
+    epoch = summary["epochs"][-1]
+    published = pq.read_table(run_dir / "validators" / "validator1" / "validated" / epoch["epoch_id"] /
+                              LISTINGS_FILE).to_pylist()
+    zipcode = Counter(r["zipcode"] for r in published).most_common(1)[0][0]
+    market = subprocess.run([PYTHON, "-m", "resi.data", "--mirror", str(mirror), "market", "--zip", zipcode,
+                             "--format", "json"], capture_output=True, text=True, timeout=120)
+    row = next(r for r in json.loads(market.stdout) if r["epoch_id"] == epoch["epoch_id"])
+    current = [r["price"] for r in published if r["zipcode"] == zipcode and r["listing_status"] != "sold"]
+    assert row["inventory"] == len(current) and row["median_price"] == pytest.approx(statistics.median(current))
 
 
 def _status(run_dir, script: str, name: str, folder: str) -> dict:

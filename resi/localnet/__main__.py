@@ -22,6 +22,7 @@ from pathlib import Path
 from loguru import logger
 
 from resi.config import HelpFormatter
+from resi.constants import NETUID
 from resi.epochs import epoch_at, epoch_from_id, utcnow
 from resi.localnet.cheaters import STRATEGIES
 from resi.localnet.network import VALIDATOR_BUCKET, LocalNetwork, NetworkConfig
@@ -194,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
         logger.info(f"validated listings of each epoch (listings.parquet, observations.parquet, manifest.json): "
                     f"{config.run_dir / 'validators'}/<validator>/validated/<epoch>/, uploaded to S3 as "
                     f"validators/<hotkey>/<epoch>/validated/ in bucket {VALIDATOR_BUCKET}")
+        logger.info(f"query them: {sys.executable} -m resi.data --mirror {config.run_dir / 'data'} sync --from "
+                    f"{config.run_dir / 'validators'} --subtensor.chain_endpoint {net.chain_spec} --netuid {NETUID} && "
+                    f"{sys.executable} -m resi.data --mirror {config.run_dir / 'data'} sql "
+                    "\"SELECT zipcode, count(*) AS listings, median(price) FROM latest GROUP BY zipcode\"")
     if failed:
         logger.error(f"failed: {', '.join(failed)}")
         return 1
