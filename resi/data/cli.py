@@ -188,12 +188,12 @@ def _emit(relation, args: argparse.Namespace) -> None:
             raise SystemExit("resi-data: --format parquet needs --out FILE")
         import pyarrow.parquet as pq
 
-        pq.write_table(relation.fetch_arrow_table(), args.out, compression="zstd")
+        pq.write_table(relation.to_arrow_table(), args.out, compression="zstd")
         return
     out = open(args.out, "w", newline="") if args.out else sys.stdout
     try:
         if args.format == "csv":
-            table = relation.fetch_arrow_table()
+            table = relation.to_arrow_table()
             import csv
 
             writer = csv.writer(out)
@@ -201,7 +201,7 @@ def _emit(relation, args: argparse.Namespace) -> None:
             for row in zip(*(table[n].to_pylist() for n in table.column_names)):
                 writer.writerow(["" if v is None else v for v in row])
         elif args.format == "json":
-            table = relation.fetch_arrow_table()
+            table = relation.to_arrow_table()
             json.dump(table.to_pylist(), out, default=str, indent=1)
             out.write("\n")
         else:
@@ -213,7 +213,7 @@ def _emit(relation, args: argparse.Namespace) -> None:
 
 def _table(relation, limit: int) -> str:
     """A readable table: a header, aligned columns, numbers right-aligned."""
-    table = relation.fetch_arrow_table()
+    table = relation.to_arrow_table()
     names = table.column_names
     rows = [["" if v is None else _cell(v) for v in row] for row in zip(*(table[n].to_pylist() for n in names))]
     shown = rows[:limit]

@@ -13,6 +13,7 @@ Layout (Hive-style partitions, what DuckDB, Spark, Trino and Athena read as they
     <mirror>/observations/epoch=<epoch>/validator=<hotkey>/observations.parquet
     <mirror>/manifests/epoch=<epoch>/validator=<hotkey>/manifest.json    (written last: the epoch is in)
     <mirror>/rejected.json
+    <mirror>/consensus/day=<day>/..., published.parquet, zipcodes.parquet  (derived: ``resi.data.consensus``)
 
 Incremental (what is in is never fetched again) and resumable: files are written under a temporary name and
 renamed, the manifest last; a sync killed in the middle leaves files without a manifest, which the next sync
@@ -167,6 +168,8 @@ class Mirror:
                     shutil.rmtree(folder, ignore_errors=True)
         for tmp in self.root.rglob("*.partial"):
             tmp.unlink(missing_ok=True)
+        for tmp in (self.root / "consensus").glob("*.tmp"):
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def sync(self, source: Source, trusted: Callable[[str], bool], progress: Callable[[int, int, SyncReport], None]
              | None = None, max_file_bytes: int = MAX_FILE_BYTES) -> SyncReport:
@@ -189,6 +192,9 @@ class Mirror:
             if progress is not None:
                 progress(i, len(found), report)
         self._write_json(self.root / "rejected.json", report.rejected)
+        from resi.data.consensus import derive  # what the views read, brought up to date
+
+        derive(self)
         return report
 
     def _one(self, source: Source, published: Published, trusted: Callable[[str], bool],

@@ -28,118 +28,91 @@ published the epoch); ``validators`` says how many did. Every view below is buil
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 import pyarrow as pa
 
+from resi.data.consensus import PUBLISHED_SCHEMA, ZIPCODES_SCHEMA, sql_path
 from resi.data.mirror import Mirror
-from resi.listings.validated import LISTINGS_SCHEMA, OBSERVATIONS_SCHEMA
+from resi.listings.validated import LISTINGS_FILE, LISTINGS_SCHEMA, OBSERVATIONS_FILE, OBSERVATIONS_SCHEMA
 
 VIEWS = ("listings", "observations", "latest", "changes", "market", "coverage", "published")
-_VALUES = [f.name for f in LISTINGS_SCHEMA if f.name not in ("proof", "miners_proving", "miners_delivering",
-                                                                "first_proven_at", "last_proven_at")]
+_COUNTS = [pa.field("validators", pa.int32()), pa.field("published", pa.int32())]
 
 
-def _files_sql(files: list[str]) -> str:
-    return "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+def _relation(con: duckdb.DuckDBPyConnection, name: str, pattern: Path, empty: pa.Schema) -> str:
+    """``read_parquet`` of the derived files matching ``pattern`` (their ``day`` partition left out), or an empty
+    relation of their columns while there are none."""
+    if any(pattern.parent.parent.glob(f"{pattern.parent.name}/{pattern.name}")):
+        return f"(SELECT * EXCLUDE (day) FROM read_parquet({sql_path(pattern)}, hive_partitioning = true))"
+    con.register(f"empty_{name}", empty.empty_table())
+    return f"empty_{name}"
 
 
-def _source(con: duckdb.DuckDBPyConnection, name: str, files: list[str], schema: pa.Schema) -> str:
-    """A relation over the published files of a table, each row with its ``validator`` (from the path)."""
-    if files:
-        return f"(SELECT * EXCLUDE (epoch) FROM read_parquet({_files_sql(files)}, hive_partitioning = true))"
+def _table(con: duckdb.DuckDBPyConnection, name: str, path: Path, schema: pa.Schema) -> str:
+    if path.exists():
+        return f"read_parquet({sql_path(path)})"
     con.register(f"empty_{name}", schema.empty_table())
-    return f"(SELECT *, NULL::VARCHAR AS validator FROM empty_{name})"
-
-
-def _manifest_tables(mirror: Mirror) -> tuple[pa.Table, pa.Table]:
-    epochs, zipcodes = [], []
-    for m in mirror.manifests():
-        rows = m.get("rows") or {}
-        epochs.append({"epoch_id": m["epoch_id"], "validator": m["validator"], "block": m.get("block"),
-                       "listings": rows.get("listings"), "observations": rows.get("observations")})
-        published = m.get("zipcodes") or {}
-        for zipcode, expected in sorted((m.get("expected") or {}).items()):
-            zipcodes.append({"epoch_id": m["epoch_id"], "validator": m["validator"], "zipcode": zipcode,
-                             "expected": expected, "published": published.get(zipcode, 0)})
-    epoch_schema = pa.schema([("epoch_id", pa.string()), ("validator", pa.string()), ("block", pa.int64()),
-                              ("listings", pa.int64()), ("observations", pa.int64())])
-    zip_schema = pa.schema([("epoch_id", pa.string()), ("validator", pa.string()), ("zipcode", pa.string()),
-                            ("expected", pa.int64()), ("published", pa.int64())])
-    return pa.Table.from_pylist(epochs, epoch_schema), pa.Table.from_pylist(zipcodes, zip_schema)
+    return f"empty_{name}"
 
 
 def connect(mirror: Mirror, min_validators: int | None = None, threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the views over ``mirror``'s verified epochs."""
+    """A DuckDB connection with the views over ``mirror``'s verified epochs (as of its last sync). Every view is
+    a scan of the derived files with filters a zipcode or an epoch narrows, so one zipcode over a year reads a
+    few row groups per day, not the year."""
     con = duckdb.connect(config={"threads": threads} if threads else {})
-    epochs, zipcodes = _manifest_tables(mirror)
-    con.register("published_epochs", epochs)
-    con.register("published_zipcodes", zipcodes)
-    listings = _source(con, "listings", mirror.files("listings"), LISTINGS_SCHEMA)
-    observations = _source(con, "observations", mirror.files("observations"), OBSERVATIONS_SCHEMA)
-    need = "e.validators // 2 + 1" if min_validators is None else str(int(min_validators))
-    values = ", ".join(_VALUES)
+    root = mirror.root / "consensus"
+    listings = _relation(con, "listings", root / "day=*" / LISTINGS_FILE,
+                         pa.schema(list(LISTINGS_SCHEMA) + _COUNTS + [pa.field("top", pa.bool_())]))
+    observations = _relation(con, "observations", root / "day=*" / OBSERVATIONS_FILE,
+                             pa.schema(list(OBSERVATIONS_SCHEMA) + _COUNTS))
+    published = _table(con, "published", mirror.root / "published.parquet", PUBLISHED_SCHEMA)
+    zipcodes = _table(con, "zipcodes", mirror.root / "zipcodes.parquet", ZIPCODES_SCHEMA)
+    need = "published // 2 + 1" if min_validators is None else str(int(min_validators))
     con.execute(f"""
-        CREATE VIEW published AS SELECT * FROM published_epochs ORDER BY epoch_id, validator;
-        CREATE VIEW epoch_validators AS
-            SELECT epoch_id, count(DISTINCT validator) AS validators,
-                   row_number() OVER (ORDER BY epoch_id) AS n
-            FROM published_epochs GROUP BY epoch_id;
+        CREATE VIEW published AS SELECT * FROM {published} ORDER BY epoch_id, validator;
+        CREATE VIEW epoch_index AS
+            SELECT epoch_id, row_number() OVER (ORDER BY epoch_id) AS n FROM (SELECT DISTINCT epoch_id FROM published);
         CREATE VIEW listings AS
-            SELECT v.* FROM (
-                SELECT {values}, max(proof) AS proof, max(miners_proving) AS miners_proving,
-                       max(miners_delivering) AS miners_delivering, min(first_proven_at) AS first_proven_at,
-                       max(last_proven_at) AS last_proven_at, count(DISTINCT validator) AS validators
-                FROM {listings} GROUP BY {values}) v
-            JOIN epoch_validators e USING (epoch_id)
-            WHERE v.validators >= {need}
-            QUALIFY row_number() OVER (PARTITION BY v.epoch_id, v.listing_id
-                                       ORDER BY v.validators DESC, v.last_proven_at DESC, v.price,
-                                                v.listing_status) = 1;
+            SELECT * EXCLUDE (top, published) FROM {listings} WHERE top AND validators >= {need};
         CREATE VIEW observations AS
-            SELECT o.* FROM (
-                SELECT epoch_id, listing_id, scraped_at, listing_status, price,
-                       count(DISTINCT validator) AS validators
-                FROM {observations} GROUP BY epoch_id, listing_id, scraped_at, listing_status, price) o
-            JOIN epoch_validators e USING (epoch_id)
-            WHERE o.validators >= {need};
+            SELECT * EXCLUDE (published) FROM {observations} WHERE validators >= {need};
         CREATE VIEW latest AS
-            SELECT * FROM listings QUALIFY row_number() OVER (PARTITION BY listing_id ORDER BY epoch_id DESC) = 1;
+            SELECT * FROM listings
+            QUALIFY row_number() OVER (PARTITION BY zipcode, listing_id ORDER BY epoch_id DESC) = 1;
+        CREATE VIEW epoch_states AS
+            SELECT l.epoch_id, l.listing_id, l.zipcode, l.listing_status, l.price, e.n,
+                   min(e.n) OVER w AS first_n, lag(e.n) OVER w AS prev_n, lag(l.listing_status) OVER w AS prev_status,
+                   lag(l.price) OVER w AS prev_price, lead(e.n) OVER w AS next_n
+            FROM listings l JOIN epoch_index e USING (epoch_id)
+            WINDOW w AS (PARTITION BY l.zipcode, l.listing_id ORDER BY e.n);
         CREATE VIEW changes AS
-            WITH states AS (
-                SELECT l.epoch_id, l.listing_id, l.zipcode, l.listing_status, l.price, e.n,
-                       min(e.n) OVER (PARTITION BY l.listing_id) AS first_n
-                FROM listings l JOIN epoch_validators e USING (epoch_id)),
-            pairs AS (
-                SELECT coalesce(cur.n, prev.n + 1) AS k, coalesce(cur.listing_id, prev.listing_id) AS listing_id,
-                       coalesce(cur.zipcode, prev.zipcode) AS zipcode,
-                       prev.listing_status AS old_status, cur.listing_status AS new_status,
-                       prev.price AS old_price, cur.price AS new_price,
-                       cur.n = cur.first_n AS first_time, cur.listing_id IS NULL AS gone,
-                       prev.listing_id IS NULL AS came
-                FROM states cur FULL OUTER JOIN states prev
-                  ON cur.listing_id = prev.listing_id AND cur.n = prev.n + 1),
-            kinds AS (
+            SELECT * FROM (
                 SELECT e.epoch_id, p.listing_id, p.zipcode,
-                       CASE WHEN came AND first_time THEN 'new'
-                            WHEN came THEN 'relisted'
-                            WHEN gone THEN CASE WHEN old_status = 'sold' THEN NULL ELSE 'withdrawn' END
-                            WHEN new_status = 'sold' AND old_status <> 'sold' THEN 'sold'
-                            WHEN new_status = 'pending' AND old_status <> 'pending' THEN 'pending'
-                            WHEN new_status = 'active' AND old_status <> 'active' THEN 'relisted'
-                            WHEN new_price < old_price THEN 'price_cut'
-                            WHEN new_price > old_price THEN 'price_raise'
+                       CASE WHEN p.came AND p.first_time THEN 'new'
+                            WHEN p.came THEN 'relisted'
+                            WHEN p.gone THEN CASE WHEN p.old_status = 'sold' THEN NULL ELSE 'withdrawn' END
+                            WHEN p.new_status = 'sold' AND p.old_status <> 'sold' THEN 'sold'
+                            WHEN p.new_status = 'pending' AND p.old_status <> 'pending' THEN 'pending'
+                            WHEN p.new_status = 'active' AND p.old_status <> 'active' THEN 'relisted'
+                            WHEN p.new_price < p.old_price THEN 'price_cut'
+                            WHEN p.new_price > p.old_price THEN 'price_raise'
                        END AS change,
-                       old_status, new_status, old_price, new_price
-                FROM pairs p JOIN epoch_validators e ON e.n = p.k
+                       p.old_status, p.new_status, p.old_price, p.new_price
+                FROM (
+                    SELECT n AS k, listing_id, zipcode,
+                           CASE WHEN prev_n = n - 1 THEN prev_status END AS old_status, listing_status AS new_status,
+                           CASE WHEN prev_n = n - 1 THEN prev_price END AS old_price, price AS new_price,
+                           n = first_n AS first_time, prev_n IS DISTINCT FROM n - 1 AS came, false AS gone
+                    FROM epoch_states
+                    UNION ALL
+                    SELECT n + 1, listing_id, zipcode, listing_status, NULL, price, NULL, false, false, true
+                    FROM epoch_states WHERE next_n IS DISTINCT FROM n + 1
+                ) p JOIN epoch_index e ON e.n = p.k
                 WHERE p.k > 1)
-            SELECT * FROM kinds WHERE change IS NOT NULL;
+            WHERE change IS NOT NULL;
         CREATE VIEW market AS
-            WITH counted AS (
-                SELECT epoch_id, zipcode,
-                       count(*) FILTER (WHERE change = 'new') AS new,
-                       count(*) FILTER (WHERE change = 'sold') AS sold,
-                       count(*) FILTER (WHERE change = 'price_cut') AS price_cuts
-                FROM changes GROUP BY epoch_id, zipcode)
             SELECT l.epoch_id, l.zipcode,
                    count(*) FILTER (WHERE listing_status IN ('active', 'pending')) AS inventory,
                    count(*) FILTER (WHERE listing_status = 'active') AS active,
@@ -151,16 +124,19 @@ def connect(mirror: Mirror, min_validators: int | None = None, threads: int | No
                        AS median_days_on_market,
                    coalesce(any_value(c.new), 0) AS new, coalesce(any_value(c.sold), 0) AS sold,
                    coalesce(any_value(c.price_cuts), 0) AS price_cuts
-            FROM listings l LEFT JOIN counted c USING (epoch_id, zipcode)
+            FROM listings l LEFT JOIN (
+                SELECT epoch_id, zipcode, count(*) FILTER (WHERE change = 'new') AS new,
+                       count(*) FILTER (WHERE change = 'sold') AS sold,
+                       count(*) FILTER (WHERE change = 'price_cut') AS price_cuts
+                FROM changes GROUP BY epoch_id, zipcode) c USING (epoch_id, zipcode)
             GROUP BY l.epoch_id, l.zipcode;
         CREATE VIEW coverage AS
-            WITH proven AS (
-                SELECT epoch_id, zipcode, count(*) AS proven, min(validators) AS validators_agreeing
-                FROM listings GROUP BY epoch_id, zipcode)
             SELECT z.epoch_id, z.zipcode, max(z.expected) AS expected, coalesce(any_value(p.proven), 0) AS proven,
                    count(DISTINCT z.validator) AS validators_published,
                    coalesce(any_value(p.validators_agreeing), 0) AS validators_agreeing
-            FROM published_zipcodes z LEFT JOIN proven p USING (epoch_id, zipcode)
+            FROM {zipcodes} z LEFT JOIN (
+                SELECT epoch_id, zipcode, count(*) AS proven, min(validators) AS validators_agreeing
+                FROM listings GROUP BY epoch_id, zipcode) p USING (epoch_id, zipcode)
             GROUP BY z.epoch_id, z.zipcode;
     """)
     return con
