@@ -141,6 +141,9 @@ def test_changes_market_history_and_coverage_are_the_markets(synced):
     con = connect(Mirror(mirror))
     got = sorted(con.execute("SELECT epoch_id, listing_id, change FROM changes").fetchall())
     assert got == _truth_changes(epochs) and {c for _, _, c in got} >= {"new", "price_cut", "pending", "sold"}
+    # derived at sync for the default consensus; computed at query time for another (here: the same states)
+    computed = connect(Mirror(mirror), min_validators=1).execute("SELECT * FROM changes").fetchall()
+    assert sorted(computed) == sorted(con.execute("SELECT * FROM changes").fetchall())
     zipcode = "19101"
     rows = con.execute("SELECT epoch_id, inventory, median_price, q1_price, q3_price, median_days_on_market, new, "
                        "sold FROM market WHERE zipcode = ? ORDER BY epoch_id", [zipcode]).fetchall()

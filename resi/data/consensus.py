@@ -5,6 +5,8 @@
   ``published`` (how many published the epoch) and ``top`` (the state most validators published: then the
   latest proven, the lowest price, the first status), sorted by zipcode so a zipcode's rows are a few row groups;
 - ``consensus/day=<...>/observations.parquet``: the same for the change logs' rows;
+- ``consensus/day=<...>/changes.parquet``: the ``changes`` of the day's epochs under the default consensus (a
+  majority), against the epoch before each; rebuilt from the earliest day whose consensus changed on;
 - ``published.parquet`` (validator and epoch: block, rows) and ``zipcodes.parquet`` (validator, epoch and
   zipcode: the listings expected and published), from the manifests.
 
@@ -27,6 +29,7 @@ from resi.data.mirror import Mirror
 from resi.listings.validated import LISTINGS_FILE, LISTINGS_SCHEMA, OBSERVATIONS_FILE
 
 ROW_GROUP = 2048
+CHANGES_FILE = "changes.parquet"
 """Rows per row group of the consensus files: a zipcode's rows are a few row groups, the others skipped."""
 PROVENANCE = ("proof", "miners_proving", "miners_delivering", "first_proven_at", "last_proven_at")
 VALUES = [f.name for f in LISTINGS_SCHEMA if f.name not in PROVENANCE]
@@ -74,7 +77,83 @@ def derive(mirror: Mirror) -> list[str]:
     for folder in (mirror.root / "consensus").glob("day=*"):
         if folder.name[4:] not in inputs:
             shutil.rmtree(folder, ignore_errors=True)
+    stale = [day for day in sorted(inputs) if not (consensus_folder(mirror, day) / CHANGES_FILE).exists()]
+    since = min(rebuilt + stale, default=None)
+    if since is not None:  # a day's changes depend on every earlier day (first seen, the epoch before)
+        _build_changes(mirror, [day for day in sorted(inputs) if day >= since])
     return rebuilt
+
+
+COUNTED = "top AND validators >= published // 2 + 1"
+"""A state counts when it is its listing's top state and a majority of the epoch's validators published it."""
+CHANGE_KIND = """CASE WHEN came AND first_time THEN 'new'
+                      WHEN came THEN 'relisted'
+                      WHEN gone THEN CASE WHEN old_status = 'sold' THEN NULL ELSE 'withdrawn' END
+                      WHEN new_status = 'sold' AND old_status <> 'sold' THEN 'sold'
+                      WHEN new_status = 'pending' AND old_status <> 'pending' THEN 'pending'
+                      WHEN new_status = 'active' AND old_status <> 'active' THEN 'relisted'
+                      WHEN new_price < old_price THEN 'price_cut'
+                      WHEN new_price > old_price THEN 'price_raise' END"""
+
+
+def changes_sql(states: str, epochs: str, first_time: str, where: str = "TRUE") -> str:
+    """The changes (``epoch_id, listing_id, zipcode, change, old_status, new_status, old_price, new_price``) of
+    ``states`` (``epoch_id, listing_id, zipcode, listing_status, price, n`` with ``first_n``, ``prev_n``,
+    ``prev_status``, ``prev_price``, ``next_n`` over each listing's epochs), ``epochs`` (``epoch_id, n``) giving
+    the epoch of an event; ``first_time``: whether a state is its listing's first ever; ``where``: on ``k``, the
+    event's epoch number. One definition for the derived files and for the views."""
+    return f"""
+        SELECT * FROM (
+            SELECT e.epoch_id, p.listing_id, p.zipcode, {CHANGE_KIND} AS change,
+                   p.old_status, p.new_status, p.old_price, p.new_price
+            FROM (
+                SELECT n AS k, listing_id, zipcode,
+                       CASE WHEN prev_n = n - 1 THEN prev_status END AS old_status, listing_status AS new_status,
+                       CASE WHEN prev_n = n - 1 THEN prev_price END AS old_price, price AS new_price,
+                       {first_time} AS first_time, prev_n IS DISTINCT FROM n - 1 AS came, false AS gone
+                FROM {states}
+                UNION ALL
+                SELECT n + 1, listing_id, zipcode, listing_status, NULL, price, NULL, false, false, true
+                FROM {states} WHERE next_n IS DISTINCT FROM n + 1
+            ) p JOIN {epochs} e ON e.n = p.k
+            WHERE p.k > 1 AND {where})
+        WHERE change IS NOT NULL"""
+
+
+def _build_changes(mirror: Mirror, days: list[str]) -> None:
+    """``changes.parquet`` of each of ``days`` (the consensus files must be there), sorted by zipcode."""
+    root = mirror.root
+    con = duckdb.connect()
+    try:
+        con.execute(f"""
+            CREATE VIEW counted AS
+                SELECT epoch_id, listing_id, zipcode, listing_status, price, day
+                FROM read_parquet({sql_path(root / 'consensus' / 'day=*' / LISTINGS_FILE)}, hive_partitioning = true)
+                WHERE {COUNTED};
+            CREATE TABLE epochs AS
+                SELECT epoch_id, row_number() OVER (ORDER BY epoch_id) AS n, left(epoch_id, 10) AS day
+                FROM (SELECT DISTINCT epoch_id FROM read_parquet({sql_path(root / 'published.parquet')}));
+            CREATE TABLE first_seen AS SELECT listing_id, min(epoch_id) AS first_epoch FROM counted GROUP BY listing_id;
+        """)
+        for day in days:
+            low, high = con.execute("SELECT min(n), max(n) FROM epochs WHERE day = ?", [day]).fetchone()
+            previous = con.execute("SELECT day FROM epochs WHERE n = ?", [low - 1]).fetchone()
+            near = [day] + ([previous[0]] if previous else [])
+            states = f"""(SELECT c.epoch_id, c.listing_id, c.zipcode, c.listing_status, c.price, e.n,
+                                 c.epoch_id = f.first_epoch AS first,
+                                 lag(e.n) OVER w AS prev_n, lag(c.listing_status) OVER w AS prev_status,
+                                 lag(c.price) OVER w AS prev_price, lead(e.n) OVER w AS next_n
+                          FROM counted c JOIN epochs e USING (epoch_id) JOIN first_seen f USING (listing_id)
+                          WHERE c.day IN ({', '.join(f"'{d}'" for d in near)}) AND e.n BETWEEN {low - 1} AND {high}
+                          WINDOW w AS (PARTITION BY c.zipcode, c.listing_id ORDER BY e.n))"""
+            target = consensus_folder(mirror, day) / CHANGES_FILE
+            tmp = target.with_name(target.name + ".partial")
+            con.execute(f"""COPY ({changes_sql(states, 'epochs', 'first', f'p.k BETWEEN {low} AND {high}')}
+                                  ORDER BY zipcode, listing_id, epoch_id)
+                            TO {sql_path(tmp)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP})""")
+            tmp.replace(target)
+    finally:
+        con.close()
 
 
 def _build_day(mirror: Mirror, folder: Path, pairs: list[list[str]]) -> None:

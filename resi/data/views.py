@@ -33,12 +33,15 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from resi.data.consensus import PUBLISHED_SCHEMA, ZIPCODES_SCHEMA, sql_path
+from resi.data.consensus import CHANGES_FILE, PUBLISHED_SCHEMA, ZIPCODES_SCHEMA, changes_sql, sql_path
 from resi.data.mirror import Mirror
 from resi.listings.validated import LISTINGS_FILE, LISTINGS_SCHEMA, OBSERVATIONS_FILE, OBSERVATIONS_SCHEMA
 
 VIEWS = ("listings", "observations", "latest", "changes", "market", "coverage", "published")
 _COUNTS = [pa.field("validators", pa.int32()), pa.field("published", pa.int32())]
+CHANGES_SCHEMA = pa.schema([("epoch_id", pa.string()), ("listing_id", pa.string()), ("zipcode", pa.string()),
+                            ("change", pa.string()), ("old_status", pa.string()), ("new_status", pa.string()),
+                            ("old_price", pa.float64()), ("new_price", pa.float64())])
 
 
 def _relation(con: duckdb.DuckDBPyConnection, name: str, pattern: Path, empty: pa.Schema) -> str:
@@ -70,6 +73,10 @@ def connect(mirror: Mirror, min_validators: int | None = None, threads: int | No
     published = _table(con, "published", mirror.root / "published.parquet", PUBLISHED_SCHEMA)
     zipcodes = _table(con, "zipcodes", mirror.root / "zipcodes.parquet", ZIPCODES_SCHEMA)
     need = "published // 2 + 1" if min_validators is None else str(int(min_validators))
+    if min_validators is None:  # the default consensus: derived at sync
+        changes = "SELECT * FROM " + _relation(con, "changes", root / "day=*" / CHANGES_FILE, CHANGES_SCHEMA)
+    else:
+        changes = changes_sql("epoch_states", "epoch_index", "n = first_n")
     con.execute(f"""
         CREATE VIEW published AS SELECT * FROM {published} ORDER BY epoch_id, validator;
         CREATE VIEW epoch_index AS
@@ -87,31 +94,7 @@ def connect(mirror: Mirror, min_validators: int | None = None, threads: int | No
                    lag(l.price) OVER w AS prev_price, lead(e.n) OVER w AS next_n
             FROM listings l JOIN epoch_index e USING (epoch_id)
             WINDOW w AS (PARTITION BY l.zipcode, l.listing_id ORDER BY e.n);
-        CREATE VIEW changes AS
-            SELECT * FROM (
-                SELECT e.epoch_id, p.listing_id, p.zipcode,
-                       CASE WHEN p.came AND p.first_time THEN 'new'
-                            WHEN p.came THEN 'relisted'
-                            WHEN p.gone THEN CASE WHEN p.old_status = 'sold' THEN NULL ELSE 'withdrawn' END
-                            WHEN p.new_status = 'sold' AND p.old_status <> 'sold' THEN 'sold'
-                            WHEN p.new_status = 'pending' AND p.old_status <> 'pending' THEN 'pending'
-                            WHEN p.new_status = 'active' AND p.old_status <> 'active' THEN 'relisted'
-                            WHEN p.new_price < p.old_price THEN 'price_cut'
-                            WHEN p.new_price > p.old_price THEN 'price_raise'
-                       END AS change,
-                       p.old_status, p.new_status, p.old_price, p.new_price
-                FROM (
-                    SELECT n AS k, listing_id, zipcode,
-                           CASE WHEN prev_n = n - 1 THEN prev_status END AS old_status, listing_status AS new_status,
-                           CASE WHEN prev_n = n - 1 THEN prev_price END AS old_price, price AS new_price,
-                           n = first_n AS first_time, prev_n IS DISTINCT FROM n - 1 AS came, false AS gone
-                    FROM epoch_states
-                    UNION ALL
-                    SELECT n + 1, listing_id, zipcode, listing_status, NULL, price, NULL, false, false, true
-                    FROM epoch_states WHERE next_n IS DISTINCT FROM n + 1
-                ) p JOIN epoch_index e ON e.n = p.k
-                WHERE p.k > 1)
-            WHERE change IS NOT NULL;
+        CREATE VIEW changes AS {changes};
         CREATE VIEW market AS
             SELECT l.epoch_id, l.zipcode,
                    count(*) FILTER (WHERE listing_status IN ('active', 'pending')) AS inventory,
