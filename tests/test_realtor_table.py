@@ -80,6 +80,15 @@ def test_the_recorded_edge_cases_and_every_drop_reason_agree():
     assert sum(drops.values()) == 9 and rows.num_rows == len(SAMPLES) - 9
 
 
+def test_a_coordinate_no_double_holds_takes_the_definitions_path():
+    """An integer latitude beyond 2**53 (arrow refuses to round it into a double) once crashed the fast path."""
+    for value in (2**53 + 1, -2**53 - 1, 2**63):
+        record = copy.deepcopy(SAMPLES[0])
+        record["location"]["address"]["coordinate"] = {"lat": value, "lon": value}
+        rows, _ = both([record, copy.deepcopy(SAMPLES[0])])
+        assert rows.num_rows == 2 and rows["latitude"][0].as_py() == float(value)
+
+
 def test_the_pipeline_keeps_the_same_rows_either_way(world_records):
     records = world_records[:3000] + SAMPLES
     records[10] = dict(records[10], list_price=12.0)  # implausible: dropped with its problem
@@ -95,7 +104,7 @@ class Text(str):
     """A str subclass (counts as its characters on both paths)."""
 
 
-_EDGE_NUMBERS = [0, 1, -1, 2**53 - 1, 2**53, -2**53, 2**63, -2**63 - 1, 10**400, 0.5, -0.0, 2.0**53, 1e308,
+_EDGE_NUMBERS = [0, 1, -1, 2**53 - 1, 2**53, -2**53, 2**53 + 1, -2**53 - 1, 2**63, -2**63 - 1, 10**400, 0.5, -0.0, 2.0**53, 1e308,
                  math.inf, -math.inf, math.nan, 3.7, -2.5, 250_000, 1_250_000.0]
 _EDGE_TEXTS = ["", " ", "  12 Main St ", "12 Main St\u00a0", "\x1c12 Main St", "ÑOÑO", "for_sale", "FOR_SALE",
                "sold", "pending", "contingent", "for_rent", "active", "off_market", "12345", "1234", "12345-6789",

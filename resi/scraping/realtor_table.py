@@ -199,13 +199,14 @@ class _Fields:
 
     def numbers(self, name: str, kinds: frozenset, kind: pa.DataType) -> pa.Array:
         """A numeric field (Python types checked: arrow would take a bool as 1.0 and a float as an int); an int
-        beyond 64 bits makes its row slow."""
+        beyond 64 bits, or for a float field beyond 2**53 (arrow refuses to round it), makes its row slow."""
         values = self.checked(name, kinds)
         try:
             return pa.array(values, kind)
         except (OverflowError, pa.ArrowInvalid):
+            bound = 2**53 if pa.types.is_floating(kind) else 2**63
             for i, value in enumerate(values):
-                if type(value) is int and not -2**63 <= value < 2**63:
+                if type(value) is int and not -bound <= value < bound:
                     self.slow[i] = True
                     values[i] = None
             return pa.array(values, kind)
