@@ -10,10 +10,10 @@ import shlex
 import sqlite3
 import statistics
 import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 
-import aiohttp
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -25,10 +25,10 @@ from resi.data.mirror import Mirror
 from resi.listings.validated import LISTINGS_FILE, MANIFEST_FILE, OBSERVATIONS_FILE, check_files
 from resi.localnet.cheaters import STRATEGIES
 from resi.localnet.network import VALIDATOR_BUCKET
-from resi.storage import download, list_objects
-from resi.storage.presigner import S3Presigner
+from resi.storage import StorageError
+from resi.storage.bucket import BucketReader, BucketSettings
 from resi.storage.seaweed import LocalS3
-from tests.helpers import PYTHON, run
+from tests.helpers import PYTHON
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -163,23 +163,25 @@ def test_a_hotkey_that_takes_over_a_uid_starts_from_zero(localnet):
 
 def _published(run_dir: Path) -> dict[tuple[str, str], dict[str, bytes]]:
     """(validator hotkey, epoch) -> file name -> bytes of every validated file in S3 (SeaweedFS started again
-    on the run's data after the run)."""
+    on the run's data after the run, read as a consumer reads it: boto3 with the store's keys)."""
     s3 = LocalS3(run_dir / "s3").start(buckets=[VALIDATOR_BUCKET])
     try:
-        presigner = S3Presigner(s3.settings)
-
-        async def fetch():
-            out: dict = {}
-            async with aiohttp.ClientSession() as session:
-                listing = await list_objects(session, presigner.list_url(VALIDATOR_BUCKET, "validators/", 60))
-                for o in listing.objects:
-                    _, hotkey, epoch_id, *rest = o.key.split("/")
-                    if rest[:1] == ["validated"]:
-                        body = await download(session, presigner.get_url(VALIDATOR_BUCKET, o.key, 60), 1 << 26)
-                        out.setdefault((hotkey, epoch_id), {})[rest[1]] = body
-            return out
-
-        return run(fetch())
+        reader = BucketReader(BucketSettings(VALIDATOR_BUCKET, s3.endpoint, access_key=s3.access_key,
+                                             secret_key=s3.secret_key))
+        deadline = time.monotonic() + 60
+        while True:  # a SeaweedFS just started may answer 500 until its volumes are loaded
+            try:
+                keys = [key for key, _ in reader.keys("validators/") if "/validated/" in key]
+                reader.read(keys[0], 1 << 26)
+                break
+            except StorageError:
+                assert time.monotonic() < deadline, "the restarted SeaweedFS never served a file"
+                time.sleep(0.5)
+        out: dict = {}
+        for key in keys:
+            _, hotkey, epoch_id, _, name = key.split("/")
+            out.setdefault((hotkey, epoch_id), {})[name] = reader.read(key, 1 << 26)
+        return out
     finally:
         s3.stop()
 
