@@ -12,17 +12,25 @@ import signal
 import subprocess
 import time
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from resi.api.signing import sign_manifest
 from resi.chain.keys import create_wallet
 from resi.chain.local import SimulatedChainStore
-from resi.data.mirror import FolderSource, Mirror, trust_list
+from resi.data.mirror import TABLES, FolderSource, Mirror, trust_list
 from resi.data.report import LATEST_ROWS
 from resi.data.views import connect
-from resi.listings.validated import LISTINGS_FILE, LISTINGS_SCHEMA, OBSERVATIONS_FILE
+from resi.listings.validated import (
+    LISTINGS_FILE,
+    LISTINGS_SCHEMA,
+    OBSERVATIONS_FILE,
+    file_entry,
+    parquet_bytes,
+)
 from resi.localnet.published import STATUSES, Market, publish
 from tests.browser import Chromium, chromium_path
 from tests.helpers import PYTHON
@@ -316,3 +324,43 @@ def test_spark_reads_the_mirror_and_agrees_with_duckdb(synced, monkeypatch):
         "ORDER BY epoch_id").fetchall()]
     assert changes == sorted(con.execute("SELECT epoch_id, listing_id, change FROM changes").fetchall())
     assert len(changes) > 100 and len(partitions) == 2  # Hive partitions read as columns
+
+
+def test_hostile_manifests_are_refused_before_anything_is_written(world, tmp_path):
+    """A manifest is bytes from outside, even under a trusted key: names that would climb out of the mirror,
+    sizes past the bound, nesting that breaks a parser, files of another schema; each is named, none written."""
+    root, bucket, epochs, (v1, _, _) = world
+    source = bucket / "validators" / v1.hotkey / epochs[0].epoch_id / "validated"
+    cases = {
+        "epoch": {"epoch_id": "../../../etc"},
+        "validator": {"validator": "../../" + v1.hotkey},
+        "size": {"files": {LISTINGS_FILE: {"bytes": 1 << 40, "sha256": "0" * 64},
+                           OBSERVATIONS_FILE: {"bytes": 10, "sha256": "0" * 64}}},
+    }
+    hostile = tmp_path / "hostile"
+    for name, change in cases.items():
+        folder = hostile / name
+        shutil.copytree(source, folder)
+        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest.update(change)
+        signed = sign_manifest(v1, manifest) if name != "validator" else {**manifest}
+        (folder / "manifest.json").write_text(json.dumps(signed))
+    (hostile / "nested").mkdir()
+    (hostile / "nested" / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
+    for name in TABLES:
+        (hostile / "nested" / name).write_bytes(b"x")
+    schema = hostile / "schema"
+    shutil.copytree(source, schema)
+    swapped = pq.read_table(schema / LISTINGS_FILE).drop_columns(["sqft"])
+    data_bytes = parquet_bytes(swapped)
+    manifest = json.loads((schema / "manifest.json").read_text())
+    manifest["files"][LISTINGS_FILE] = file_entry(data_bytes)
+    (schema / LISTINGS_FILE).write_bytes(data_bytes)
+    (schema / "manifest.json").write_text(json.dumps(sign_manifest(v1, manifest)))
+    mirror = Mirror(tmp_path / "mirror")
+    report = mirror.sync(FolderSource(hostile), trust_list([v1.hotkey]))
+    why = {Path(where).name: reason for where, reason in report.rejected.items()}
+    assert why["epoch"].startswith("the manifest names no epoch id") and why["validator"] == "the manifest names no hotkey"
+    assert "no size of at most" in why["size"] and why["nested"] == "the manifest is not JSON"
+    assert why["schema"] == f"{LISTINGS_FILE} is not of the published schema"
+    assert not report.mirrored and not list(mirror.root.glob("listings/*")) and not (tmp_path / "etc").exists()
