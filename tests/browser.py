@@ -34,6 +34,17 @@ def chromium_path() -> str | None:
     return None
 
 
+def chromium_or_skip() -> str:
+    """The browser's path; the calling test is skipped, saying how to install it, when there is none."""
+    binary = chromium_path()
+    if binary is None:
+        import pytest
+
+        pytest.skip("headless Chromium is not installed: `apt-get install chromium` (scripts/dev.py test does it "
+                    "when run as root)")
+    return binary
+
+
 @dataclass
 class Visit:
     requests: list[str] = field(default_factory=list)

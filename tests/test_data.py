@@ -32,7 +32,7 @@ from resi.listings.validated import (
     parquet_bytes,
 )
 from resi.localnet.published import STATUSES, Market, publish
-from tests.browser import Chromium, chromium_path
+from tests.browser import Chromium, chromium_or_skip
 from tests.helpers import PYTHON
 
 EPOCHS = 8
@@ -239,10 +239,7 @@ CHARTS = """JSON.stringify({
 
 
 def test_the_report_page_in_chromium(synced, tmp_path):
-    binary = chromium_path()
-    if binary is None:
-        pytest.skip("headless Chromium is not installed: `apt-get install chromium` (scripts/dev.py test does it "
-                    "when run as root)")
+    binary = chromium_or_skip()
     mirror, _, epochs, _ = synced
     page = tmp_path / "report.html"
     made = data("--mirror", str(mirror), "report", "--zip", "19101", "--zip", "19102", "--out", str(page))

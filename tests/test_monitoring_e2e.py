@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from resi.localnet.network import LocalNetwork, NetworkConfig
-from tests.browser import Chromium, chromium_path
+from tests.browser import Chromium, chromium_or_skip
 from tests.e2e import db_rows, wait_for
 
 
@@ -115,10 +115,7 @@ ROWS = """JSON.stringify({
 
 
 def test_the_network_page_in_chromium(network, tmp_path):
-    binary = chromium_path()
-    if binary is None:
-        pytest.skip("headless Chromium is not installed: `apt-get install chromium` (scripts/dev.py test does it "
-                    "when run as root)")
+    binary = chromium_or_skip()
     net, validator, honest, cheat, miners, epoch_id = network
     with Chromium(tmp_path / "profile", binary) as browser:
         visit = browser.visit(net.page.url + "/", ROWS)

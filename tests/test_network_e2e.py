@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -18,7 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from resi.api.signing import verify_manifest
+from resi.api.signing import sign_manifest, verify_manifest
+from resi.chain.keys import load_signer
 from resi.chain.local import SimulatedChainStore
 from resi.chain.weights import conform
 from resi.data.mirror import Mirror
@@ -247,6 +249,36 @@ def test_the_resi_data_command_it_prints_works_on_what_it_published(localnet):
     row = next(r for r in json.loads(market.stdout) if r["epoch_id"] == epoch["epoch_id"])
     current = [r["price"] for r in published if r["zipcode"] == zipcode and r["listing_status"] != "sold"]
     assert row["inventory"] == len(current) and row["median_price"] == pytest.approx(statistics.median(current))
+
+
+def test_resi_data_refuses_a_tampered_a_truncated_and_an_unpermitted_publication(localnet, tmp_path):
+    """The run's publications, one file flipped, one cut short, and one epoch signed by a miner's hotkey (no
+    validator permit on the run's chain): each named and kept out; the rest mirrored."""
+    run_dir, _ = localnet
+    copy = tmp_path / "validators"
+    shutil.copytree(run_dir / "validators", copy, ignore=shutil.ignore_patterns("*.db*", "*.log", "results"))
+    first, second = (sorted((copy / v / "validated").iterdir()) for v in ("validator1", "validator2"))
+    tampered = first[-1] / LISTINGS_FILE
+    raw = bytearray(tampered.read_bytes())
+    raw[len(raw) // 3] ^= 1
+    tampered.write_bytes(bytes(raw))
+    truncated = second[-1] / OBSERVATIONS_FILE
+    truncated.write_bytes(truncated.read_bytes()[:-64])
+    miner = load_signer("miner1", "default", str(run_dir / "wallets"))
+    forged = copy / "miner1" / "validated" / first[0].name
+    shutil.copytree(first[0], forged)
+    (forged / MANIFEST_FILE).write_text(json.dumps(sign_manifest(miner, json.loads((forged / MANIFEST_FILE).read_text()))))
+    out = subprocess.run([PYTHON, "-m", "resi.data", "--mirror", str(tmp_path / "mirror"), "sync", "--from", str(copy),
+                          "--subtensor.chain_endpoint", f"sim:{run_dir / 'chain.db'}"], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    why = json.loads((tmp_path / "mirror" / "rejected.json").read_text())
+    assert why == {str(first[-1]): f"{LISTINGS_FILE} is not the file the manifest names (sha256 differs)",
+                   str(second[-1]): why[str(second[-1])], str(forged): why[str(forged)]}
+    assert why[str(second[-1])].startswith(f"{OBSERVATIONS_FILE} has") and why[str(second[-1])].endswith("(truncated)")
+    assert why[str(forged)].startswith(f"signed by {miner.hotkey}, which is not a trusted validator")
+    mirrored = len(Mirror(tmp_path / "mirror").manifests())
+    assert mirrored == len(first) + len(second) - 2 and f"{mirrored} new published epochs, 0 already" in out.stderr
 
 
 def _status(run_dir, script: str, name: str, folder: str) -> dict:
