@@ -219,3 +219,28 @@ def test_the_data_folder_keeps_the_newest_epochs_whole(published, tmp_path):
         assert verify_manifest(signed) and signed["epoch_id"] == epoch_id
         assert check_files(signed, {name: (folder / name).read_bytes() for name in files}) is None
         assert (folder / LISTINGS_FILE).read_bytes() == files[LISTINGS_FILE]  # the same rows, the same bytes
+
+
+def test_a_dataset_that_fails_costs_the_scores_nothing():
+    """Folding is the product's business: when it raises, every miner is still judged and scored the same."""
+
+    class Broken(EpochDataset):
+        def add(self, hotkey, rows, confirmed=()):
+            raise RuntimeError("disk full")
+
+    results, copies, _ = judge(["A", "B", "C", "D"])
+    params = ValidationParams()
+
+    class Inline:
+        async def prepare(self, sub):
+            return prepare(sub, CTX, params, SNAPSHOT, "0xblock")
+
+    async def subs():
+        for name, hours in (("A", 1), ("B", 3), ("C", 2), ("D", 3.5)):
+            yield submission(MINERS[name], hotkey=name, modified=START + timedelta(hours=hours))
+
+    async def refetch(ids):
+        return {i: SOURCE.get(i) for i in ids}
+
+    judged = asyncio.run(judge_all(subs(), Inline(), refetch, CTX, SNAPSHOT.counts, params, 2, None, Broken("e")))
+    assert sorted((r.hotkey, r.score) for r in judged.results) == sorted((r.hotkey, r.score) for r in results)

@@ -87,8 +87,8 @@ class ValidatorMetrics:
                                     "validated (Unix time)", registry=r)
         self.published_rows = Counter("resi_validator_published_rows", "Validated listings written for publication "
                                       "(one row per proven listing per epoch)", registry=r)
-        self.upload_failures = Counter("resi_validator_upload_failures", "Uploads of an epoch's results and "
-                                       "validated listings that failed (S3 or the API; retried)", registry=r)
+        self.upload_failures = Counter("resi_validator_upload_failures", "Epochs whose results or validated listings "
+                                       "could not be written or uploaded (S3 or the API: retried)", registry=r)
         self._gate = LabelBound()
         self._row = LabelBound()
 

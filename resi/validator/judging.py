@@ -57,7 +57,10 @@ async def judge_all(subs: AsyncIterator[Submission], judge: Judge, refetch: Call
         judged.unanswered += result.sample_unanswered
         judged.results.append(result)
         if dataset is not None and prepared.evidence is not None and result.gate is None:
-            dataset.add(sub.hotkey, prepared.evidence, prepared.truth.confirmed if prepared.truth else ())
+            try:
+                dataset.add(sub.hotkey, prepared.evidence, prepared.truth.confirmed if prepared.truth else ())
+            except Exception:  # the dataset loses this miner's rows; its score stands
+                logger.exception(f"epoch {ctx.epoch_id}: uid {sub.uid}: its proven rows could not be folded")
         if prepared.passed and result.gate is None:
             judged.uploads.append(Upload(sub.hotkey, sub.listings_modified, prepared.sha256, prepared.prints))
         logger.info(f"epoch {ctx.epoch_id}: uid {sub.uid} score {result.score:.4f} "

@@ -246,8 +246,12 @@ class Validator:
             facts = snapshot.facts[listing_id] if by_snapshot else refetched[listing_id]
             return facts["static"]
 
-        self.results.write_validated(epoch_id, record["block"], record["block_hash"], ctx.expected,
-                                     *dataset.build(copies, static))
+        try:  # the product of the epoch; never a reason for its scores not to count
+            self.results.write_validated(epoch_id, record["block"], record["block_hash"], ctx.expected,
+                                         *dataset.build(copies, static))
+        except Exception:
+            self.metrics.upload_failures.inc()
+            logger.exception(f"epoch {epoch_id}: the validated listings could not be written; scores count anyway")
         scores = {uid: (hk, 0.0) for uid, hk in miners}
         scores.update({r.uid: (r.hotkey, r.score) for r in results})
         ema = update_ema(self.state.ema(), scores, params.ema_alpha)
