@@ -72,6 +72,7 @@ def synced(world):
     tampered.write_bytes(bytes(raw))
     truncated = broken / "validators" / v2.hotkey / epochs[5].epoch_id / "validated" / OBSERVATIONS_FILE
     truncated.write_bytes(truncated.read_bytes()[:-100])
+    (broken / "validators" / v2.hotkey / epochs[6].epoch_id / "validated" / OBSERVATIONS_FILE).unlink()
     mirror = root / "mirror"
     out = data("--mirror", str(mirror), "sync", "--from", str(broken), "--subtensor.chain_endpoint",
                f"sim:{root / 'chain.db'}")
@@ -84,14 +85,15 @@ def test_sync_mirrors_what_verifies_and_names_each_refusal(synced):
     manifests = Mirror(mirror).manifests()
     assert sorted((m["epoch_id"], m["validator"]) for m in manifests) == sorted(
         [(e.epoch_id, v1.hotkey) for e in epochs] +
-        [(e.epoch_id, v2.hotkey) for i, e in enumerate(epochs) if i not in (3, 5)])
+        [(e.epoch_id, v2.hotkey) for i, e in enumerate(epochs) if i not in (3, 5, 6)])
     rejected = json.loads((mirror / "rejected.json").read_text())
-    assert len(rejected) == EPOCHS + 2
+    assert len(rejected) == EPOCHS + 3
     reasons = list(rejected.values())
     assert sum("not a trusted validator" in r and stranger.hotkey in r for r in reasons) == EPOCHS
     assert any("listings.parquet is not the file the manifest names" in r for r in reasons)  # one flipped byte
     assert any("observations.parquet has" in r and "(truncated)" in r for r in reasons)
-    assert f"{EPOCHS + 2} rejected" in out.stderr and "[sync] rejected" in out.stderr
+    assert any(r.startswith("observations.parquet could not be read (FileNotFoundError") for r in reasons)
+    assert f"{EPOCHS + 3} rejected" in out.stderr and "[sync] rejected" in out.stderr
     again = data("--mirror", str(mirror), "sync", "--from", str(mirror.parent / "broken"), "--validators",
                  f"{v1.hotkey},{v2.hotkey}")
     assert again.returncode == 0 and "0 new published epochs" in again.stderr  # incremental
@@ -171,7 +173,7 @@ def test_changes_market_history_and_coverage_are_the_markets(synced):
     truth = [(e.epoch_id, STATUSES[e.status[e.ids == moved][0]], float(e.price[e.ids == moved][0]))
              for e in epochs if moved in e.ids]
     assert [h[:3] for h in history] == truth
-    assert [h[3] for h in history] == [1 if e in (epochs[3].epoch_id, epochs[5].epoch_id) else 2 for e, *_ in truth]
+    assert [h[3] for h in history] == [1 if e in (epochs[3].epoch_id, epochs[5].epoch_id, epochs[6].epoch_id) else 2 for e, *_ in truth]
     log = con.execute("SELECT count(*) FROM observations WHERE listing_id = ? AND epoch_id = ?",
                       [str(moved), epochs[2].epoch_id]).fetchone()[0]
     assert log == 2  # before and after its change, during the epoch
@@ -180,7 +182,7 @@ def test_changes_market_history_and_coverage_are_the_markets(synced):
     for (epoch_id, _, expected, proven, published, agreeing), epoch in zip(coverage, epochs, strict=True):
         assert epoch_id == epoch.epoch_id
         assert expected == proven == (epoch.zipcode == zipcode).sum()
-        assert published == agreeing == (1 if epoch in (epochs[3], epochs[5]) else 2)
+        assert published == agreeing == (1 if epoch in (epochs[3], epochs[5], epochs[6]) else 2)
 
 
 def test_consensus_needs_a_majority_of_the_validators_that_published(world, tmp_path):

@@ -79,8 +79,8 @@ class FolderSource:
     def find(self) -> Iterator[Published]:
         for manifest in sorted(self.root.rglob(MANIFEST_FILE)):
             folder = manifest.parent
-            if folder.name.endswith(".tmp") or not all((folder / name).is_file() for name in TABLES):
-                continue
+            if folder.name.endswith(".tmp") or folder.is_relative_to(self.root / "manifests"):
+                continue  # a validator's folder being written, or a mirror's own manifests
             yield Published(str(folder), {name: str(folder / name) for name in (MANIFEST_FILE, *TABLES)})
 
     def read(self, key: str, max_bytes: int) -> bytes:
