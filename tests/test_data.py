@@ -335,6 +335,7 @@ def test_hostile_manifests_are_refused_before_anything_is_written(world, tmp_pat
         "validator": {"validator": "../../" + v1.hotkey},
         "size": {"files": {LISTINGS_FILE: {"bytes": 1 << 40, "sha256": "0" * 64},
                            OBSERVATIONS_FILE: {"bytes": 10, "sha256": "0" * 64}}},
+        "counts": {"expected": {"19101": "many"}},
     }
     hostile = tmp_path / "hostile"
     for name, change in cases.items():
@@ -362,4 +363,5 @@ def test_hostile_manifests_are_refused_before_anything_is_written(world, tmp_pat
     assert why["epoch"].startswith("the manifest names no epoch id") and why["validator"] == "the manifest names no hotkey"
     assert "no size of at most" in why["size"] and why["nested"] == "the manifest is not JSON"
     assert why["schema"] == f"{LISTINGS_FILE} is not of the published schema"
+    assert why["counts"] == "the manifest's expected are not counts"
     assert not report.mirrored and not list(mirror.root.glob("listings/*")) and not (tmp_path / "etc").exists()

@@ -218,6 +218,10 @@ class Mirror:
         if not trusted(validator):
             raise Rejected(f"signed by {validator}, which is not a trusted validator (no validator permit on the "
                            "subnet, or not in --validators)")
+        for what in ("rows", "zipcodes", "expected"):
+            _counts(manifest.get(what), what)
+        if not isinstance(manifest.get("block"), int) or isinstance(manifest.get("block"), bool):
+            raise Rejected("the manifest's block is not a number")
         files = {}
         for name in TABLES:
             entry = (manifest.get("files") or {}).get(name) if isinstance(manifest.get("files"), dict) else None
@@ -259,6 +263,13 @@ def _read(source: Source, key: str, max_bytes: int, name: str) -> bytes:
         raise Rejected(f"{name} could not be read ({type(exc).__name__}: {exc})") from None
     except Exception as exc:  # the source's own errors (S3): named, never raised out of a sync
         raise Rejected(f"{name} could not be read ({exc})") from None
+
+
+def _counts(value, what: str) -> None:
+    """A manifest's counts: names (zipcodes, table names) to whole numbers, of a size nothing real exceeds."""
+    if not isinstance(value, dict) or len(value) > 100_000 or not all(
+            isinstance(k, str) and len(k) <= 32 and type(v) is int and 0 <= v < 2**53 for k, v in value.items()):
+        raise Rejected(f"the manifest's {what} are not counts")
 
 
 def _check_parquet(name: str, data: bytes, rows) -> None:
