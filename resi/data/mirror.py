@@ -46,8 +46,8 @@ from resi.listings.validated import (
 )
 
 MAX_MANIFEST_BYTES = 1 << 20
-MAX_FILE_BYTES = 1 << 30
-"""A published file larger than this is refused (10,000 listings are about 1 MB)."""
+MAX_FILE_BYTES = 256 << 20
+"""A published file larger than this is refused (10,000 listings are about 1 MB; read in memory, so bounded)."""
 _EPOCH_ID = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}-[0-9]{2}-[0-9]{2}$")
 TABLES = {LISTINGS_FILE: "listings", OBSERVATIONS_FILE: "observations"}
 
