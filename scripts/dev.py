@@ -3,6 +3,7 @@
 
     python3 scripts/dev.py localnet [flags]   start the local network (SeaweedFS, chain, API, site, neurons)
     python3 scripts/dev.py test [pytest args] run the test suite
+    python3 scripts/dev.py test --fast        everything but the tests marked slow (whole local networks)
 
 Ctrl-C (or SIGTERM to this script) is passed on, and the local network stops gracefully: every process
 finishes its work in flight and says so; nothing is left running.
@@ -117,6 +118,8 @@ def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     if command == "test":
         ensure_browser()
+        if "--fast" in rest:
+            rest = [arg for arg in rest if arg != "--fast"] + ["-m", "not slow"]
         cmd = [str(python), "-m", "pytest", *rest]
     else:
         cmd = [str(python), "-m", "resi.localnet", *rest]

@@ -210,6 +210,7 @@ def test_upload_credentials_are_reused_until_shortly_before_expiry(wallets):
     assert first is second and third is not second and len(seen) == 2
 
 
+@pytest.mark.slow
 def test_client_paces_itself_under_the_servers_limit(tmp_path, local_s3):
     from tests.test_api_server import Net
 

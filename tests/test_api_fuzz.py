@@ -19,6 +19,8 @@ from schemathesis import GenerationMode
 from resi.api import signing
 from tests.test_api_server import Net
 
+pytestmark = pytest.mark.slow
+
 _counter = itertools.count()
 
 

@@ -329,6 +329,7 @@ def test_openapi_document_matches_the_server(net):
 # --- restart -------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_restart_keeps_epoch_nonce_and_assignment(tmp_path, local_s3):
     n = Net(tmp_path, local_s3, "--epoch-minutes", "240")
     try:
@@ -344,6 +345,7 @@ def test_restart_keeps_epoch_nonce_and_assignment(tmp_path, local_s3):
         n.server.stop()
 
 
+@pytest.mark.slow
 def test_nothing_used_is_forgotten_across_kill_9(tmp_path, local_s3):
     """Seen commitments and rate-limit counts live in memory with an append-only log: a SIGKILL right after
     the answers loses neither (no replay accepted, no fresh quota)."""
@@ -366,6 +368,7 @@ def test_nothing_used_is_forgotten_across_kill_9(tmp_path, local_s3):
         n.server.stop()
 
 
+@pytest.mark.slow
 def test_a_second_server_on_the_same_state_refuses_to_start(tmp_path, local_s3):
     n = Net(tmp_path, local_s3)
     try:
@@ -437,6 +440,7 @@ def test_a_client_that_sends_its_head_slowly_is_cut_off(strict):
     assert closed == b"" and 0.5 < waited < 8  # closed by the server after its header timeout
 
 
+@pytest.mark.slow
 def test_no_window_admits_more_than_the_limit(strict):
     """5 calls per 3 s, asked 10 times a second for 8 s: fixed windows let 10 through around each window edge;
     here no 3-second span holds more than 5 accepted calls."""
@@ -478,6 +482,7 @@ def test_rate_events_older_than_every_window_are_pruned(tmp_path):
     store.close()
 
 
+@pytest.mark.slow
 def test_a_full_disk_under_the_state_is_unhealthy_and_never_500(tmp_path, local_s3):
     """The server runs with a file-size limit (``prlimit --fsize``): once its state files reach it, every write
     fails as on a full disk. The health check says so and clients get 503, never 500."""

@@ -23,6 +23,8 @@ from resi.chain.weights import conform
 from tests.e2e import wait_for
 from tests.servers import ChainNode
 
+pytestmark = pytest.mark.slow
+
 BLOCK_SECONDS = 0.5
 
 

@@ -99,6 +99,7 @@ def test_sync_mirrors_what_verifies_and_names_each_refusal(synced):
     assert again.returncode == 0 and "0 new published epochs" in again.stderr  # incremental
 
 
+@pytest.mark.slow
 def test_a_killed_sync_resumes_and_leaves_nothing_half_written(world, tmp_path):
     root, bucket, _, (v1, v2, _) = world
     many = tmp_path / "many"
@@ -295,6 +296,7 @@ CREATE OR REPLACE TEMP VIEW changes AS
 """
 
 
+@pytest.mark.slow
 def test_spark_reads_the_mirror_and_agrees_with_duckdb(synced, monkeypatch):
     """The mirror's layout as Spark reads it (local mode, loopback only): the same market and changes."""
     pyspark = pytest.importorskip("pyspark.sql")

@@ -15,6 +15,8 @@ import pytest
 
 from tests.helpers import PYTHON
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SUBCOMMANDS = {"status", "register", "show", "params", "localnet", "test"}

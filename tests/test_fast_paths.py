@@ -152,7 +152,7 @@ def _reference_prepare(sub, ctx, snapshot: Snapshot) -> Prepared:
     return prepared
 
 
-@pytest.mark.parametrize("odd", [False, True], ids=["snapshot", "odd-snapshot"])
+@pytest.mark.parametrize("odd", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["snapshot", "odd-snapshot"])
 def test_every_reason_and_every_score_is_the_definitions(epoch, odd):
     snapshot = _odd_snapshot(epoch) if odd else epoch.snapshot
     index = index_of(snapshot, epoch.ctx)

@@ -8,8 +8,12 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from tests.e2e import wait_for
 from tests.helpers import PYTHON
+
+pytestmark = pytest.mark.slow
 
 
 def _alive(pid: int) -> bool:

@@ -16,6 +16,8 @@ from resi.localnet.network import LocalNetwork, NetworkConfig
 from resi.localnet.world import ListingWorld, WorldConfig
 from tests.e2e import db_rows, final_status, read_upload, wait_epoch_with, wait_for
 
+pytestmark = pytest.mark.slow
+
 EPOCH_MINUTES = 1.0
 
 

@@ -29,6 +29,8 @@ from tests.helpers import run
 from tests.servers import FaultyHttpProxy, TcpProxy
 from tests.test_listing_files import good_row
 
+pytestmark = pytest.mark.slow
+
 EPOCH_MINUTES = 1.0
 
 

@@ -143,6 +143,7 @@ def test_the_status_page_escapes_what_miners_and_the_chain_control(tmp_path):
     assert html.count("<tr class='miner") == 2 and "<polyline" in html
 
 
+@pytest.mark.slow
 def test_the_api_server_counts_routes_signatures_and_rate_limits(tmp_path, local_s3):
     chain = SimulatedChainStore(tmp_path / "chain.db", create=True)
     miner = create_wallet(tmp_path / "w", "miner")

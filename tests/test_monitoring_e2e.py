@@ -14,6 +14,8 @@ from resi.localnet.network import LocalNetwork, NetworkConfig
 from tests.browser import Chromium, chromium_or_skip
 from tests.e2e import db_rows, wait_for
 
+pytestmark = pytest.mark.slow
+
 
 def scrape(url: str) -> dict[str, list[tuple[dict, float]]]:
     """A /metrics page: sample name -> [(labels, value)]."""

@@ -32,6 +32,8 @@ from resi.storage.bucket import BucketReader, BucketSettings
 from resi.storage.seaweed import LocalS3
 from tests.helpers import PYTHON
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 
 EXPECTED = {  # cheater -> the reason (or reasons) its results must show, and its score is 0

@@ -148,6 +148,7 @@ def test_a_clock_far_off_the_apis_is_refused_with_the_fix(world):
     assert "timedatectl set-ntp true" in far[-1].line
 
 
+@pytest.mark.slow
 def test_a_neuron_whose_clock_is_far_off_the_apis_stops_with_the_fix(world, local_s3, tmp_path):
     skewed = ApiServer(tmp_path, world.root / "chain.db", local_s3, "--listings-scale", "0.05", "--clock-offset",
                        "420").start()  # the API's clock runs 7 minutes ahead of this machine's
@@ -184,6 +185,7 @@ def test_a_running_neuron_logs_to_a_rotated_file_in_its_data_folder_that_starts_
         assert proc.wait(timeout=60) == 0
 
 
+@pytest.mark.slow
 def test_a_registration_the_api_has_not_seen_yet_is_waited_for(world):
     newcomer = create_wallet(world.wallets, "newcomer")
 
@@ -202,6 +204,7 @@ def test_a_registration_the_api_has_not_seen_yet_is_waited_for(world):
     assert not never[0].ok and "refuses hotkey" in never[0].line and 2 <= time.monotonic() - started < 10
 
 
+@pytest.mark.slow
 def test_the_lean_install_runs_the_neurons_without_the_twins(world, tmp_path):
     """``pip install .`` into a fresh venv: no boto3, no zipcodes, no weed binary, no test tools; the miner's
     --help and --check work (against this test's chain and API server); the twins say what to install."""

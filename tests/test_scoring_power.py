@@ -21,6 +21,8 @@ from resi.validation.truth import UNANSWERED, Snapshot, choose_sample, judge, sa
 from tests.helpers import PYTHON
 from tests.test_validation import LISTED, START, facts, row, split_by_snapshot
 
+pytestmark = pytest.mark.slow
+
 P = ValidationParams()
 TRIALS = 200
 SOLD_BEFORE = START.timestamp() - 3600

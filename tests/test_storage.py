@@ -187,6 +187,7 @@ def test_download_of_an_endless_undeclared_body_stops_at_the_cap():
     assert sent["bytes"] < 10_000_000
 
 
+@pytest.mark.slow
 def test_seaweedfs_dies_with_a_killed_parent(tmp_path):
     """A launcher that is SIGKILLed leaves no weed process behind."""
     import os

@@ -58,6 +58,7 @@ async def answers() -> bool:
     return True  # S3 and the API answer: a failure is the miner's own
 
 
+@pytest.mark.slow
 def test_a_slow_or_huge_miner_does_not_hold_up_the_others():
     async def go():
         runner = web.AppRunner(storage_app({"huge": 10**9}, {"slow"}))

@@ -8,10 +8,14 @@ import json
 import signal
 import sqlite3
 
+import pytest
+
 from resi.chain.local import SimulatedChainStore
 from resi.chain.weights import conform
 from resi.localnet.network import LocalNetwork, NetworkConfig
 from tests.e2e import db_rows, wait_for
+
+pytestmark = pytest.mark.slow
 
 
 def test_killed_validator_sets_the_same_weights(tmp_path, local_s3):

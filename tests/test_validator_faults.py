@@ -22,6 +22,8 @@ from tests.e2e import db_rows, final_status, statuses, wait_for
 from tests.helpers import run
 from tests.servers import SiteThread, TcpProxy
 
+pytestmark = pytest.mark.slow
+
 EPOCH = timedelta(seconds=30)
 
 

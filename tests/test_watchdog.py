@@ -18,6 +18,8 @@ from resi.processes import free_port
 from tests.e2e import wait_for
 from tests.test_preflight import ROOT, World
 
+pytestmark = pytest.mark.slow
+
 BLOCKED = """
 import sys, time
 import {module} as loop
