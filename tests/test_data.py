@@ -5,6 +5,7 @@ the views answer what the generated market says, computed here without SQL."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import shutil
@@ -147,6 +148,37 @@ def _truth_changes(epochs) -> list[tuple[str, str, str]]:
     return sorted(out)
 
 
+def _only(epoch, zipcodes: list[str]):
+    """The epoch as published by validators whose assignment covered only ``zipcodes``."""
+    keep = np.isin(epoch.zipcode, zipcodes)
+    return dataclasses.replace(epoch, **{name: getattr(epoch, name)[keep] for name in (
+        "ids", "zipcode", "status", "price", "listed_day", "changed", "before_status", "before_price")})
+
+
+def test_a_zipcode_not_assigned_for_a_while_is_compared_with_the_last_time_it_was(world, tmp_path):
+    """Assignments rotate zipcodes: while 19101 is not assigned its listings are not withdrawn, and when it is
+    again they are compared with their states the last time it was (the epochs before its absence)."""
+    _, _, _, (v1, _, _) = world
+    epochs = list(Market(listings=1200, zipcodes=3, seed=11).epochs(6))
+    bucket = tmp_path / "bucket"
+    covered = []
+    for n, epoch in enumerate(epochs):
+        shown = epoch if n not in (2, 3) else _only(epoch, ["19100", "19102"])
+        publish(shown, v1, bucket, {z: int((shown.zipcode == z).sum()) for z in sorted(set(shown.zipcode.tolist()))})
+        covered.append(shown)
+    mirror = Mirror(tmp_path / "mirror")
+    mirror.sync(FolderSource(bucket), trust_list([v1.hotkey]))
+    got = sorted(connect(mirror).execute("SELECT epoch_id, listing_id, change FROM changes WHERE zipcode = '19101'")
+                 .fetchall())
+    sequence = [e for e in covered if "19101" in e.zipcode]  # epochs 0, 1, 4, 5 for this zipcode
+    want = [c for c in _truth_changes([_only(e, ["19101"]) for e in sequence])]
+    assert got == want and {e for e, _, _ in got} == {epochs[1].epoch_id, epochs[4].epoch_id, epochs[5].epoch_id}
+    back = [c for e, _, c in got if e == epochs[4].epoch_id]
+    assert Counter(back)["new"] < 0.1 * len(sequence[2].ids)  # not the whole zipcode reborn after its absence
+    assert connect(mirror, min_validators=1).execute(  # the query-time definition agrees
+        "SELECT epoch_id, listing_id, change FROM changes WHERE zipcode = '19101' ORDER BY ALL").fetchall() == got
+
+
 def test_changes_market_history_and_coverage_are_the_markets(synced):
     mirror, _, epochs, (v1, v2, _) = synced
     con = connect(Mirror(mirror))
@@ -275,10 +307,13 @@ CREATE OR REPLACE TEMP VIEW counted AS
     SELECT v.* FROM (SELECT {SPARK_VALUES}, count(DISTINCT validator) AS vouched FROM published
                      GROUP BY {SPARK_VALUES}) v
     JOIN epochs e ON v.epoch_id = e.epoch_id WHERE v.vouched >= div(e.validators, 2) + 1;
+CREATE OR REPLACE TEMP VIEW zipcode_epochs AS
+    SELECT epoch_id, zipcode, row_number() OVER (PARTITION BY zipcode ORDER BY epoch_id) AS n
+    FROM (SELECT DISTINCT epoch_id, zipcode FROM counted);
 CREATE OR REPLACE TEMP VIEW states AS
-    SELECT c.epoch_id, listing_id, zipcode, listing_status, price, e.n,
+    SELECT c.epoch_id, listing_id, c.zipcode, listing_status, price, e.n,
            min(e.n) OVER (PARTITION BY listing_id) AS first_n
-    FROM counted c JOIN epochs e ON c.epoch_id = e.epoch_id;
+    FROM counted c JOIN zipcode_epochs e ON c.epoch_id = e.epoch_id AND c.zipcode = e.zipcode;
 CREATE OR REPLACE TEMP VIEW changes AS
     SELECT e.epoch_id, p.listing_id, p.zipcode, p.change FROM (
         SELECT coalesce(cur.n, prev.n + 1) AS k, coalesce(cur.listing_id, prev.listing_id) AS listing_id,
@@ -292,7 +327,7 @@ CREATE OR REPLACE TEMP VIEW changes AS
                     WHEN cur.price < prev.price THEN 'price_cut'
                     WHEN cur.price > prev.price THEN 'price_raise' END AS change
         FROM states cur FULL OUTER JOIN states prev ON cur.listing_id = prev.listing_id AND cur.n = prev.n + 1) p
-    JOIN epochs e ON e.n = p.k WHERE p.k > 1 AND p.change IS NOT NULL
+    JOIN zipcode_epochs e ON e.zipcode = p.zipcode AND e.n = p.k WHERE p.k > 1 AND p.change IS NOT NULL
 """
 
 

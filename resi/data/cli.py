@@ -22,6 +22,8 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pyarrow as pa
+
 from resi import constants as c
 from resi.config import HelpFormatter, chain_endpoint, chain_name, env, number
 from resi.data.mirror import BucketSource, FolderSource, Mirror, print_progress, trust_list
@@ -218,7 +220,8 @@ def _table(relation, limit: int) -> str:
     rows = [["" if v is None else _cell(v) for v in row] for row in zip(*(table[n].to_pylist() for n in names))]
     shown = rows[:limit]
     widths = [max([len(n)] + [len(r[i]) for r in shown]) for i, n in enumerate(names)]
-    numeric = [all(_is_number(r[i]) for r in shown if r[i]) for i in range(len(names))]
+    numeric = [pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_decimal(f.type)
+               for f in table.schema]  # by type: a zipcode is text, whatever it looks like
 
     def line(cells) -> str:
         return "  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric)).rstrip()
@@ -237,14 +240,6 @@ def _cell(value) -> str:
     if isinstance(value, datetime):
         return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
     return str(value)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text.replace(",", ""))
-    except ValueError:
-        return False
-    return True
 
 
 def main(argv: list[str] | None = None) -> int:

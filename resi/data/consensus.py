@@ -98,10 +98,12 @@ CHANGE_KIND = """CASE WHEN came AND first_time THEN 'new'
 
 def changes_sql(states: str, epochs: str, first_time: str, where: str = "TRUE") -> str:
     """The changes (``epoch_id, listing_id, zipcode, change, old_status, new_status, old_price, new_price``) of
-    ``states`` (``epoch_id, listing_id, zipcode, listing_status, price, n`` with ``first_n``, ``prev_n``,
-    ``prev_status``, ``prev_price``, ``next_n`` over each listing's epochs), ``epochs`` (``epoch_id, n``) giving
-    the epoch of an event; ``first_time``: whether a state is its listing's first ever; ``where``: on ``k``, the
-    event's epoch number. One definition for the derived files and for the views."""
+    ``states`` (``epoch_id, listing_id, zipcode, listing_status, price, n`` with ``prev_n``, ``prev_status``,
+    ``prev_price``, ``next_n`` over each listing's epochs). Epochs are numbered per zipcode (``epochs``:
+    ``epoch_id, zipcode, n``) over the epochs whose assignment covered it: assignments rotate zipcodes, and a
+    listing is compared with its state the last time its zipcode was looked at, never taken for withdrawn
+    while its zipcode is not assigned. ``first_time``: whether a state is its listing's first ever; ``where``:
+    on the event's epoch (``e``). One definition for the derived files and for the views."""
     return f"""
         SELECT * FROM (
             SELECT e.epoch_id, p.listing_id, p.zipcode, {CHANGE_KIND} AS change,
@@ -115,7 +117,7 @@ def changes_sql(states: str, epochs: str, first_time: str, where: str = "TRUE") 
                 UNION ALL
                 SELECT n + 1, listing_id, zipcode, listing_status, NULL, price, NULL, false, false, true
                 FROM {states} WHERE next_n IS DISTINCT FROM n + 1
-            ) p JOIN {epochs} e ON e.n = p.k
+            ) p JOIN {epochs} e ON e.zipcode = p.zipcode AND e.n = p.k
             WHERE p.k > 1 AND {where})
         WHERE change IS NOT NULL"""
 
@@ -131,24 +133,29 @@ def _build_changes(mirror: Mirror, days: list[str]) -> None:
                 FROM read_parquet({sql_path(root / 'consensus' / 'day=*' / LISTINGS_FILE)}, hive_partitioning = true)
                 WHERE {COUNTED};
             CREATE TABLE epochs AS
-                SELECT epoch_id, row_number() OVER (ORDER BY epoch_id) AS n, left(epoch_id, 10) AS day
-                FROM (SELECT DISTINCT epoch_id FROM read_parquet({sql_path(root / 'published.parquet')}));
+                SELECT epoch_id, zipcode, row_number() OVER (PARTITION BY zipcode ORDER BY epoch_id) AS n
+                FROM (SELECT DISTINCT epoch_id, zipcode FROM read_parquet({sql_path(root / 'zipcodes.parquet')}));
             CREATE TABLE first_seen AS SELECT listing_id, min(epoch_id) AS first_epoch FROM counted GROUP BY listing_id;
         """)
         for day in days:
-            low, high = con.execute("SELECT min(n), max(n) FROM epochs WHERE day = ?", [day]).fetchone()
-            previous = con.execute("SELECT day FROM epochs WHERE n = ?", [low - 1]).fetchone()
-            near = [day] + ([previous[0]] if previous else [])
+            # the day's epochs, and for each zipcode of the day the epoch that last covered it before
+            needed = [r[0] for r in con.execute("""
+                SELECT DISTINCT e.epoch_id FROM epochs e JOIN (
+                    SELECT zipcode, min(n) AS first FROM epochs WHERE left(epoch_id, 10) = ? GROUP BY zipcode) d
+                  ON e.zipcode = d.zipcode AND e.n BETWEEN d.first - 1 AND d.first
+                UNION SELECT epoch_id FROM epochs WHERE left(epoch_id, 10) = ?""", [day, day]).fetchall()]
+            listed = ", ".join(f"'{epoch_id}'" for epoch_id in needed)  # epoch ids of the mirror's verified form
+            near = ", ".join(f"'{d}'" for d in sorted({epoch_id[:10] for epoch_id in needed}))
             states = f"""(SELECT c.epoch_id, c.listing_id, c.zipcode, c.listing_status, c.price, e.n,
                                  c.epoch_id = f.first_epoch AS first,
                                  lag(e.n) OVER w AS prev_n, lag(c.listing_status) OVER w AS prev_status,
                                  lag(c.price) OVER w AS prev_price, lead(e.n) OVER w AS next_n
-                          FROM counted c JOIN epochs e USING (epoch_id) JOIN first_seen f USING (listing_id)
-                          WHERE c.day IN ({', '.join(f"'{d}'" for d in near)}) AND e.n BETWEEN {low - 1} AND {high}
+                          FROM counted c JOIN epochs e USING (epoch_id, zipcode) JOIN first_seen f USING (listing_id)
+                          WHERE c.day IN ({near}) AND c.epoch_id IN ({listed})
                           WINDOW w AS (PARTITION BY c.zipcode, c.listing_id ORDER BY e.n))"""
             target = consensus_folder(mirror, day) / CHANGES_FILE
             tmp = target.with_name(target.name + ".partial")
-            con.execute(f"""COPY ({changes_sql(states, 'epochs', 'first', f'p.k BETWEEN {low} AND {high}')}
+            con.execute(f"""COPY ({changes_sql(states, 'epochs', 'first', f"left(e.epoch_id, 10) = '{day}'")}
                                   ORDER BY zipcode, listing_id, epoch_id)
                             TO {sql_path(tmp)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP})""")
             tmp.replace(target)

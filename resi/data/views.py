@@ -11,7 +11,7 @@ published the epoch); ``validators`` says how many did. Every view below is buil
 - ``observations``: the epochs' change logs: ``epoch_id``, ``listing_id``, ``scraped_at``, ``listing_status``,
   ``price``, ``validators``.
 - ``latest``: each listing's newest state (the ``listings`` row of its newest epoch).
-- ``changes``: each listing between consecutive epochs of the mirror (from its second epoch on): ``new`` (first
+- ``changes``: each listing between an epoch and the last one before it that covered its zipcode: ``new`` (first
   seen), ``price_cut``, ``price_raise``, ``pending``, ``sold``, ``withdrawn`` (in the previous epoch, active or
   pending, and not in this one), ``relisted`` (back after an absence, or active again after pending or sold); a
   status change is reported before a price change of the same epoch. Columns: ``epoch_id``, ``listing_id``,
@@ -76,11 +76,12 @@ def connect(mirror: Mirror, min_validators: int | None = None, threads: int | No
     if min_validators is None:  # the default consensus: derived at sync
         changes = "SELECT * FROM " + _relation(con, "changes", root / "day=*" / CHANGES_FILE, CHANGES_SCHEMA)
     else:
-        changes = changes_sql("epoch_states", "epoch_index", "n = first_n")
+        changes = changes_sql("epoch_states", "zipcode_epochs", "n = first_n")
     con.execute(f"""
         CREATE VIEW published AS SELECT * FROM {published} ORDER BY epoch_id, validator;
-        CREATE VIEW epoch_index AS
-            SELECT epoch_id, row_number() OVER (ORDER BY epoch_id) AS n FROM (SELECT DISTINCT epoch_id FROM published);
+        CREATE VIEW zipcode_epochs AS
+            SELECT epoch_id, zipcode, row_number() OVER (PARTITION BY zipcode ORDER BY epoch_id) AS n
+            FROM (SELECT DISTINCT epoch_id, zipcode FROM {zipcodes});
         CREATE VIEW listings AS
             SELECT * EXCLUDE (top, published) FROM {listings} WHERE top AND validators >= {need};
         CREATE VIEW observations AS
@@ -92,7 +93,7 @@ def connect(mirror: Mirror, min_validators: int | None = None, threads: int | No
             SELECT l.epoch_id, l.listing_id, l.zipcode, l.listing_status, l.price, e.n,
                    min(e.n) OVER w AS first_n, lag(e.n) OVER w AS prev_n, lag(l.listing_status) OVER w AS prev_status,
                    lag(l.price) OVER w AS prev_price, lead(e.n) OVER w AS next_n
-            FROM listings l JOIN epoch_index e USING (epoch_id)
+            FROM listings l JOIN zipcode_epochs e USING (epoch_id, zipcode)
             WINDOW w AS (PARTITION BY l.zipcode, l.listing_id ORDER BY e.n);
         CREATE VIEW changes AS {changes};
         CREATE VIEW market AS
