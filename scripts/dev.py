@@ -118,6 +118,8 @@ def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     if command == "test":
         ensure_browser()
+        if "-h" in rest or "--help" in rest:  # this script's own options first, then pytest's
+            print(__doc__, flush=True)
         if "--fast" in rest:
             rest = [arg for arg in rest if arg != "--fast"] + ["-m", "not slow"]
         cmd = [str(python), "-m", "pytest", *rest]

@@ -105,7 +105,7 @@ class Fabricate(Honest):
             base.update(listing_id=fake_id, address=f"{9000 + i} Invented Way, {base['city']}, {base['state']} "
                         f"{base['zipcode']}", price=round(base["price"] * rng.uniform(0.8, 1.2), -2),
                         mls_id=f"FAKE{rng.randint(10**6, 10**7)}",
-                        source_url=f"{origin}/realestateandhomes-detail/{9000 + i}-Invented-Way_{base['city']}_"
+                        source_url=f"{origin}/realestateandhomes-detail/{9000 + i}-Invented-Way_{base['city'].replace(' ', '-')}_"
                                    f"{base['state']}_{base['zipcode']}_M{fake_id}")
             fakes.append(base)
         table = pa.Table.from_pylist(real + fakes, schema=READ_SCHEMA)
@@ -273,7 +273,7 @@ class Unprovable(Honest):
             origin = base["source_url"].split("/realestateandhomes-detail/")[0]
             base.update(listing_id=fake_id, address=f"{7000 + i} Hidden Ln, {base['city']}, {base['state']} "
                         f"{base['zipcode']}",
-                        source_url=f"{origin}/realestateandhomes-detail/{7000 + i}-Hidden-Ln_{base['city']}_"
+                        source_url=f"{origin}/realestateandhomes-detail/{7000 + i}-Hidden-Ln_{base['city'].replace(' ', '-')}_"
                                    f"{base['state']}_{base['zipcode']}_M{fake_id}")
             fakes.append(base)
         return _files(pa.Table.from_pylist(real + fakes, schema=READ_SCHEMA), assignment, info)
