@@ -29,8 +29,8 @@ from resi.data.mirror import Mirror
 from resi.listings.validated import LISTINGS_FILE, LISTINGS_SCHEMA, OBSERVATIONS_FILE
 
 ROW_GROUP = 2048
-CHANGES_FILE = "changes.parquet"
 """Rows per row group of the consensus files: a zipcode's rows are a few row groups, the others skipped."""
+CHANGES_FILE = "changes.parquet"
 PROVENANCE = ("proof", "miners_proving", "miners_delivering", "first_proven_at", "last_proven_at")
 VALUES = [f.name for f in LISTINGS_SCHEMA if f.name not in PROVENANCE]
 OBSERVED = ["epoch_id", "listing_id", "scraped_at", "listing_status", "price"]
@@ -145,7 +145,7 @@ def _build_changes(mirror: Mirror, days: list[str]) -> None:
                   ON e.zipcode = d.zipcode AND e.n BETWEEN d.first - 1 AND d.first
                 UNION SELECT epoch_id FROM epochs WHERE left(epoch_id, 10) = ?""", [day, day]).fetchall()]
             listed = ", ".join(f"'{epoch_id}'" for epoch_id in needed)  # epoch ids of the mirror's verified form
-            near = ", ".join(f"'{d}'" for d in sorted({epoch_id[:10] for epoch_id in needed}))
+            near = ", ".join(f"'{d}'" for d in sorted({day_of(epoch_id) for epoch_id in needed}))
             states = f"""(SELECT c.epoch_id, c.listing_id, c.zipcode, c.listing_status, c.price, e.n,
                                  c.epoch_id = f.first_epoch AS first,
                                  lag(e.n) OVER w AS prev_n, lag(c.listing_status) OVER w AS prev_status,

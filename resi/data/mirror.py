@@ -153,12 +153,6 @@ class Mirror:
         name = next(file for file, t in TABLES.items() if t == table)
         return [str(self.folder(table, m["epoch_id"], m["validator"]) / name) for m in self.manifests()]
 
-    def rejected(self) -> dict[str, str]:
-        try:
-            return json.loads((self.root / "rejected.json").read_text())
-        except (OSError, ValueError):
-            return {}
-
     def clean(self) -> None:
         """Remove what a killed sync left: temporary files, and data without a manifest."""
         for table in TABLES.values():

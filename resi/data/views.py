@@ -37,7 +37,6 @@ from resi.data.consensus import CHANGES_FILE, PUBLISHED_SCHEMA, ZIPCODES_SCHEMA,
 from resi.data.mirror import Mirror
 from resi.listings.validated import LISTINGS_FILE, LISTINGS_SCHEMA, OBSERVATIONS_FILE, OBSERVATIONS_SCHEMA
 
-VIEWS = ("listings", "observations", "latest", "changes", "market", "coverage", "published")
 _COUNTS = [pa.field("validators", pa.int32()), pa.field("published", pa.int32())]
 CHANGES_SCHEMA = pa.schema([("epoch_id", pa.string()), ("listing_id", pa.string()), ("zipcode", pa.string()),
                             ("change", pa.string()), ("old_status", pa.string()), ("new_status", pa.string()),

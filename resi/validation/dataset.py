@@ -161,10 +161,6 @@ class EpochDataset:
                                                for name in ("at", "status", "price", "scraped_us_min")]))
         self._reduce()
 
-    def __len__(self) -> int:
-        self._fold()
-        return len(self._names)
-
     def _positions(self, ids: pa.Array) -> np.ndarray:
         """The position of each of ``ids``, new ones appended in order of first appearance (hash joins)."""
         known = len(self._names)
