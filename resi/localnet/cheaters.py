@@ -63,7 +63,7 @@ from resi.listings.files import (
     sha256_hex,
 )
 from resi.listings.schema import LISTING_SCHEMA, READ_SCHEMA
-from resi.miner.checkpoint import Checkpoint
+from resi.miner.checkpoint import UPLOADED, Checkpoint
 from resi.miner.strategy import Honest, PackageInfo
 from resi.scraping.pipeline import clean_records
 from resi.storage import StorageError, upload_post
@@ -163,14 +163,18 @@ class Copy(Honest):
         return []  # scrapes nothing
 
     def package(self, rows, assignment, info):
+        """Waits (until the deadline) for the victim's upload to be verified by the victim itself, so that the
+        copy lands after the original however busy the machine is, then takes the victim's saved files."""
         folder = self.victim_dir / "epochs" / assignment.epoch_id
-        for _ in range(120):
-            if (folder / "metadata.json").exists():
+        victim = Checkpoint(self.victim_dir / "checkpoint.db", readonly=True)
+        while utcnow() < assignment.submission_deadline:
+            record = victim.epoch(assignment.epoch_id) if victim.path.exists() else None
+            if record is not None and record.state == UPLOADED and (folder / "metadata.json").exists():
                 break
-            time.sleep(1)
+            time.sleep(0.2)
         else:
             return None
-        time.sleep(3)  # land after the original
+        time.sleep(1.1)  # S3 keeps whole seconds: a later second, not a tie
         meta = read_metadata((folder / "metadata.json").read_bytes())
         parquet = (folder / "listings.parquet").read_bytes()
         meta = meta.model_copy(update={"hotkey": info.hotkey})
