@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from resi.miner.cli import main  # noqa: E402
+from resi.launch import main_of  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_of("resi.miner.cli")())

@@ -7,6 +7,7 @@ its help text) so that pm2 ecosystem files and systemd units keep secrets and pa
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,23 @@ def chain_endpoint(text: str) -> str:
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Shows defaults and keeps the description's line breaks."""
+
+
+class Parser(argparse.ArgumentParser):
+    """A command line parser whose error is the one line that matters (with the nearest flag when one was
+    mistyped), not the usage of every flag before it."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        unknown = message.removeprefix("unrecognized arguments: ") if message.startswith("unrecognized") else ""
+        flags = [o for action in self._actions for o in action.option_strings if o.startswith("--")]
+        near = [difflib.get_close_matches(arg.split("=")[0], flags, n=1) for arg in unknown.split() if
+                arg.startswith("-")]
+        hint = "; did you mean " + " ".join(n[0] for n in near if n) + "?" if any(near) else ""
+        self.exit(2, f"{self.prog}: {message}{hint} (every flag: {self.prog} --help)\n")
 
 
 def add_shared_args(parser: argparse.ArgumentParser) -> None:

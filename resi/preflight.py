@@ -31,8 +31,16 @@ class Finding:
     line: str
 
 
-def check_folder(folder: Path, flag: str) -> Finding:
-    """The folder exists (made if need be) and a file can be written in it."""
+def check_folder(folder: Path, flag: str, make: bool = True) -> Finding:
+    """The folder exists (made if need be) and a file can be written in it. ``make`` False (``--check``):
+    nothing is made or written; a missing folder is fine when the folder it would be made in is writable."""
+    if not make and not folder.exists():
+        parent = next((p for p in folder.parents if p.exists()), None)
+        if parent is not None and parent.is_dir() and os.access(parent, os.W_OK | os.X_OK):
+            return Finding(True, f"data folder {folder} does not exist yet; the neuron will make it ({parent} is "
+                           "writable)")
+        return Finding(False, f"data folder {folder} cannot be made ({parent} is not writable): give a writable "
+                       f"folder with {flag} or fix its permissions")
     probe = folder / f".write-check-{os.getpid()}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -112,9 +120,10 @@ def _unknown_hotkey(error: ApiError) -> bool:
 
 
 async def run_checks(shared: SharedConfig, signer: Signer, chain: Chain, folder: Path, folder_flag: str, *,
-                     validator: bool, timeout: float = 10.0) -> list[Finding]:
-    """Every check, in the order a fix is made: folder, chain and registration, API, clock."""
-    findings = [check_folder(folder, folder_flag)]
+                     validator: bool, timeout: float = 10.0, make: bool = True) -> list[Finding]:
+    """Every check, in the order a fix is made: folder, chain and registration, API, clock. ``make`` False:
+    the data folder is not made (``--check`` leaves no trace)."""
+    findings = [check_folder(folder, folder_flag, make)]
     on_chain = await check_chain(chain, shared.chain_spec, signer.hotkey, validator=validator,
                                  hint=shared.btcli_flags, timeout=3 * timeout)
     findings.append(on_chain)
@@ -157,7 +166,7 @@ def begin(args: argparse.Namespace, role: str, default_dir: str,
     folder = data_dir(args, default_dir, signer.hotkey)
     chain = chain_for(shared, signer)
     findings = asyncio.run(run_checks(shared, signer, chain, folder, f"--{role}.data_dir",
-                                      validator=role == "validator"))
+                                      validator=role == "validator", make=not args.check))
     code = outcome(findings, args.check)
     if code is not None:
         return code

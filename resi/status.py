@@ -19,6 +19,7 @@ from resi.chain import Chain, ChainError, KeyLoadError, load_signer, open_chain
 from resi.config import COUNT, SharedConfig, data_dir
 from resi.listings.validated import FOLDER as VALIDATED_FOLDER
 from resi.listings.validated import LISTINGS_FILE, MANIFEST_FILE
+from resi.validation.verdict import JOINED, VALIDATOR, stored_verdict
 
 
 def add_status_args(parser: argparse.ArgumentParser) -> None:
@@ -51,24 +52,6 @@ async def chain_view(chain: Chain, hotkey: str, timeout: float = 30.0) -> dict:
             "validator_permit": me.validator_permit, "last_update": me.last_update,
             "blocks_since_update": graph.block - me.last_update if me.last_update else None,
             "weights_from_validators": given}
-
-
-def zero_reason(result: dict) -> str | None:
-    """Why a validator's result scores 0, in words (None when it does not)."""
-    if result.get("score", 0) > 0:
-        return None
-    if result.get("gate"):
-        return f"{result['gate']}: {result.get('gate_detail') or 'refused at the gate'}"
-    if result.get("copy"):
-        kind, _, other = result["copy"].partition(":")
-        return f"copy of {other}" if kind == "copy_of" else f"same upload as {other} (tie)"
-    if result.get("truth_factor", 1) == 0:
-        return f"truth check: about {result.get('estimated_fabrication', 0):.0%} of the rows are false or unproven"
-    if result.get("quality", 1) == 0:
-        return f"quality 0: {result.get('rows_valid', 0)} of {result.get('rows_uploaded', 0)} rows valid"
-    if result.get("completeness", 1) == 0:
-        return "no valid rows of the assigned zipcodes"
-    return "score 0"
 
 
 def miner_epochs(path: Path, epochs: int) -> list[dict]:
@@ -131,14 +114,18 @@ def validator_report(data_dir: Path, hotkey: str, chain: dict, epochs: int) -> d
     for record in records:
         results = record.get("results") or []
         weights = record.get("weights") or {}
+        said = [(r, stored_verdict(r)) for r in results]
+        miners = [{"uid": r.get("uid"), "hotkey": r.get("hotkey"), "score": r.get("score", 0.0),
+                   "ema": r.get("ema", 0.0), "weight": r.get("weight", 0.0), "verdict": v.kind, "why": v.words}
+                  for r, v in said if v.kind not in (VALIDATOR, JOINED)]
         done.append({
-            "epoch_id": record["epoch_id"], "miners": len(results),
-            "scored": sum(1 for r in results if r.get("score", 0) > 0),
+            "epoch_id": record["epoch_id"], "miners": len(miners), "scored": sum(1 for m in miners if m["score"] > 0),
             "weights_set": record["weights_set"], "weights_set_at": record["weights_set_at"],
             "results_uploaded": record["results_uploaded"],
             "weights": dict(zip(weights.get("uids", []), weights.get("weights", []))),
-            "results": [{"uid": r.get("uid"), "hotkey": r.get("hotkey"), "score": r.get("score", 0.0),
-                         "zero_reason": zero_reason(r)} for r in results],
+            "results": miners,
+            "validators": [{"uid": r.get("uid"), "hotkey": r.get("hotkey")} for r, v in said if v.kind == VALIDATOR],
+            "joined": [{"uid": r.get("uid"), "hotkey": r.get("hotkey")} for r, v in said if v.kind == JOINED],
         })
     leaders = [{"uid": uid, "hotkey": hk, "ema": value}
                for uid, (hk, value) in sorted(ema.items(), key=lambda kv: -kv[1][1])[:10]]
@@ -200,12 +187,16 @@ def render(report: dict) -> str:
                          + f", reported {e['reported'] or '-'}")
     else:
         for e in report["epochs"]:
-            lines.append(f"  epoch {e['epoch_id']}: {e['miners']} miners judged, {e['scored']} scored above 0, "
+            lines.append(f"  epoch {e['epoch_id']}: {e['miners']} miners judged, {e['scored']} paid, "
                          f"weights {'set ' + _when(e['weights_set_at']) if e['weights_set'] else 'not set yet'}, results "
                          f"{'uploaded' if e['results_uploaded'] else 'not uploaded yet'}")
             for r in e["results"]:
-                reason = f"  <- {r['zero_reason']}" if r["zero_reason"] else ""
-                lines.append(f"    uid {r['uid']:>4} {r['score']:.4f}{reason}")
+                lines.append(f"    uid {r['uid']:>4}  score {r['score']:.4f}  EMA {r['ema']:.4f}  weight "
+                             f"{r['weight']:.4f}  {r['why']}")
+            for key, label in (("validators", "validators (they validate; not judged as miners)"),
+                               ("joined", "registered after the epoch began (not expected to take part)")):
+                if e[key]:
+                    lines.append(f"    {label}: " + ", ".join(f"uid {x['uid']}" for x in e[key]))
         if report.get("ema_leaders"):
             lines.append("  EMA leaders: " + ", ".join(f"uid {x['uid']} {x['ema']:.4f}" for x in report["ema_leaders"]))
         lines.append(published_line(report.get("published")))

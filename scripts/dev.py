@@ -17,6 +17,7 @@ browser test (elsewhere that test skips and says why).
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import shutil
@@ -107,12 +108,33 @@ def run(cmd: list[str]) -> int:
     return child.wait()
 
 
+COMMANDS = ("localnet", "test")
+
+
+def from_here(args: list[str], flag: str) -> list[str]:
+    """``args`` with the folder after ``flag`` (``--flag DIR`` or ``--flag=DIR``) made absolute against the
+    folder this script was run from: the command itself runs in the checkout."""
+    out = list(args)
+    for i, arg in enumerate(out):
+        if arg == flag and i + 1 < len(out):
+            out[i + 1] = str(Path(out[i + 1]).expanduser().resolve())
+        elif arg.startswith(flag + "="):
+            out[i] = f"{flag}={Path(arg.split('=', 1)[1]).expanduser().resolve()}"
+    return out
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] in (["-h"], ["--help"]):
         print(__doc__)
         return 0
-    if not argv or argv[0] not in ("localnet", "test"):
+    if not argv:
         print(__doc__)
+        return 2
+    if argv[0] not in COMMANDS:
+        near = difflib.get_close_matches(argv[0], COMMANDS, n=1)
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        print(f"dev.py: unknown command {argv[0]!r}{hint}; the commands are {' and '.join(COMMANDS)} "
+              "(python3 scripts/dev.py --help)", file=sys.stderr)
         return 2
     python = ensure_venv()
     command, rest = argv[0], argv[1:]
@@ -124,7 +146,7 @@ def main(argv: list[str]) -> int:
             rest = [arg for arg in rest if arg != "--fast"] + ["-m", "not slow"]
         cmd = [str(python), "-m", "pytest", *rest]
     else:
-        cmd = [str(python), "-m", "resi.localnet", *rest]
+        cmd = [str(python), "-m", "resi.localnet", *from_here(rest, "--run-dir")]
     os.chdir(ROOT)
     return run(cmd)
 

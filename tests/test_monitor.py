@@ -19,7 +19,7 @@ from resi.api import signing
 from resi.chain.keys import create_wallet
 from resi.chain.local import SimulatedChainStore
 from resi.monitor.metrics import MAX_LABEL_VALUES, LabelBound, ValidatorMetrics
-from resi.monitor.page import miner_section, validator_section
+from resi.monitor.page import upload_record, validator_section
 from resi.monitor.server import MonitorServer
 from resi.monitor.watchdog import STALLED_EXIT, Heartbeat, Watchdog
 from resi.processes import free_port
@@ -68,20 +68,30 @@ def test_an_epochs_results_become_scores_emas_and_reasons():
     m = ValidatorMetrics()
     results = [MinerResult(0, "hk0", score=0.9, reasons={"mismatch:price": 3}),
                MinerResult(1, "hk1", score=0.0, gate="no_upload", reasons={"no_upload": 1}),
-               MinerResult(2, "hk2", score=0.0, reasons={"not_found_at_source": 40, "5Fhostile key": 2})]
-    m.judged(results, {0: ("hk0", 0.5), 1: ("hk1", 0.0), 2: ("hk2", 0.1)})
+               MinerResult(2, "hk2", score=0.0, reasons={"not_found_at_source": 40, "5Fhostile key": 2}),
+               MinerResult(3, "vali", score=0.0, gate="no_upload", reasons={"no_upload": 1}, role="validator"),
+               MinerResult(4, "new", score=0.0, gate="no_upload", reasons={"no_upload": 1}, joined=True)]
+    m.judged([r.as_dict() for r in results], {0: ("hk0", 0.5), 1: ("hk1", 0.0), 2: ("hk2", 0.1), 3: ("vali", 0.0)})
     value = m.registry.get_sample_value
     assert value("resi_validator_epochs_validated_total") == 1
     assert value("resi_validator_miner_score", {"uid": "0"}) == 0.9
     assert value("resi_validator_miner_ema", {"uid": "2"}) == 0.1
-    assert value("resi_validator_gate_rejections_total", {"reason": "no_upload"}) == 1
+    assert value("resi_validator_gate_rejections_total", {"reason": "no_upload"}) == 1  # hk1 only
     assert value("resi_validator_row_rejections_total", {"reason": "mismatch:price"}) == 3
     assert value("resi_validator_row_rejections_total", {"reason": "other"}) == 2
     assert value("resi_validator_epoch_scores_count") == 3
+    # a validator and a uid that registered during the epoch are no failing miners: counted by verdict only
+    for uid in ("3", "4"):
+        assert value("resi_validator_miner_score", {"uid": uid}) is None
+        assert value("resi_validator_miner_ema", {"uid": uid}) is None
+    assert {k: value("resi_validator_epoch_verdicts", {"verdict": k})
+            for k in ("paid", "no_upload", "false_rows", "validator", "joined")} == \
+        {"paid": 1, "no_upload": 1, "false_rows": 1, "validator": 1, "joined": 1}
     # the next epoch replaces the per-uid gauges: a uid gone from the subnet leaves no stale series
-    m.judged([MinerResult(0, "hk0", score=1.0)], {0: ("hk0", 0.75)})
+    m.judged([MinerResult(0, "hk0", score=1.0).as_dict()], {0: ("hk0", 0.75)})
     assert value("resi_validator_miner_score", {"uid": "2"}) is None
     assert value("resi_validator_miner_ema", {"uid": "0"}) == 0.75
+    assert value("resi_validator_epoch_verdicts", {"verdict": "validator"}) is None
 
 
 def test_the_endpoint_serves_metrics_health_and_survives_a_failing_page():
@@ -139,7 +149,7 @@ def test_the_status_page_escapes_what_miners_and_the_chain_control(tmp_path):
     state.close()
     html = validator_section(tmp_path / "state.db")
     assert "<script>" not in html and "<b>" not in html
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "metadata_unreadable" in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "metadata unreadable" in html
     assert html.count("<tr class='miner") == 2 and "<polyline" in html
 
 
@@ -197,7 +207,7 @@ def test_readers_beside_a_neuron_never_write_its_files(tmp_path):
     for path in (empty, checkpoint):
         sqlite3.connect(path).close()
     assert "no epoch validated yet" in validator_section(empty)
-    assert "no epoch yet" in miner_section(checkpoint)
+    assert upload_record(checkpoint) == "no epoch yet"
     assert miner_report(tmp_path, "hk", {}, 3)["epochs"] == [] and validator_report(tmp_path, "hk", {}, 3)["epochs"] == []
     for path in (empty, checkpoint):
         with sqlite3.connect(path) as db:

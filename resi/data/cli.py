@@ -25,7 +25,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from resi import constants as c
-from resi.config import HelpFormatter, chain_endpoint, chain_name, env, number
+from resi.config import HelpFormatter, Parser, chain_endpoint, chain_name, env, number
 from resi.data.mirror import BucketSource, FolderSource, Mirror, print_progress, trust_list
 
 DEFAULT_MIRROR = "~/.resi/data"
@@ -46,7 +46,7 @@ def since_epoch(text: str, now: datetime | None = None) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="resi-data", description=__doc__, formatter_class=HelpFormatter)
+    p = Parser(prog="resi-data", description=__doc__)
     p.add_argument("--mirror", default=env("RESI_DATA_MIRROR", default=DEFAULT_MIRROR),
                    help="the local mirror of the published epochs [env RESI_DATA_MIRROR]")
     commands = p.add_subparsers(dest="command", required=True, metavar="COMMAND")

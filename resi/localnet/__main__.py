@@ -21,19 +21,19 @@ from pathlib import Path
 
 from loguru import logger
 
-from resi.config import HelpFormatter
+from resi.config import Parser
 from resi.constants import NETUID
 from resi.epochs import epoch_at, epoch_from_id, utcnow
 from resi.localnet.cheaters import STRATEGIES
 from resi.localnet.network import VALIDATOR_BUCKET, LocalNetwork, NetworkConfig
-from resi.localnet.summary import epoch_summary, render, results_of, weights_set, write
+from resi.localnet.summary import epoch_summary, render, results_of, run_verdict, weights_set, write
 from resi.logs import setup_logging
 from resi.status import miner_epochs
 from resi.validator.weights import WeightSchedule
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m resi.localnet", description=__doc__, formatter_class=HelpFormatter)
+    p = Parser(prog="python -m resi.localnet", description=__doc__)
     p.add_argument("--run-dir", type=Path, default=None, help="folder for everything (default ./localnet-run/<time>)")
     p.add_argument("--miners", type=int, default=3, help="honest miners")
     p.add_argument("--validators", type=int, default=2, help="validators")
@@ -78,9 +78,9 @@ def progress_line(net: LocalNetwork, length: timedelta) -> str:
         except sqlite3.Error:  # the miner is writing it: said on the next progress line
             recent = []
         now = recent[0] if recent and recent[0]["epoch_id"] == epoch.id else None
-        parts.append(f"{p.name} {now['zipcodes_done']}/{now['zipcodes']}" if now else f"{p.name} starting")
+        parts.append(f"{p.name} {now['zipcodes_done']} of {now['zipcodes']}" if now else f"{p.name} not begun")
     return (f"epoch {epoch.id} ends {epoch.end:%H:%M:%S} UTC (in {(epoch.end - utcnow()).total_seconds():.0f} s); "
-            + ", ".join(parts))
+            "zipcodes scraped by the honest miners: " + ", ".join(parts))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,8 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.validators < 1 and args.epochs:
         print("--epochs needs at least one validator", file=sys.stderr)
         return 2
-    run_dir = args.run_dir or Path("localnet-run") / time.strftime("%Y%m%d-%H%M%S")
-    config = NetworkConfig(run_dir=run_dir.resolve(), epoch_minutes=args.epoch_minutes, listings_scale=args.scale,
+    run_dir = (args.run_dir or Path("localnet-run") / time.strftime("%Y%m%d-%H%M%S")).expanduser().resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / ".gitignore").write_text("# a local network's run: nothing here belongs in git\n*\n")
+    config = NetworkConfig(run_dir=run_dir, epoch_minutes=args.epoch_minutes, listings_scale=args.scale,
                            seed=args.seed, block_seconds=args.block_seconds, chain=args.chain, site_faults=parse_faults(args.site_faults))
     net = LocalNetwork(config)
     stopping = {"flag": False}
@@ -126,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         page = net.serve_page(args.page_port)
         net.write_description()
         logger.info(f"local network up: run folder {config.run_dir}, API {net.api_url}, site {net.site_url}")
-        logger.info(f"status page: {page} (every validator's scores and EMA chart, every miner's epochs; each "
-                    "neuron's /metrics and /healthz are linked from it)")
+        logger.info(f"status page: {page} (one row per miner: score, EMA, weight, the verdict in words and its "
+                    "own upload record; the EMA chart; each validator; every neuron's /metrics and /healthz linked)")
         logger.info(f"logs: {config.run_dir / 'logs'}; chain {net.chain_spec}; metagraph: "
                     f"{sys.executable} -m resi.chain.local show --chain {net.chain_path}")
         logger.info(f"{len(honest)} miners, {len(cheats)} cheaters, {len(validators)} validators; epochs of "
@@ -162,12 +164,12 @@ def main(argv: list[str] | None = None) -> int:
                     summary = epoch_summary(net, epoch_id, docs)
                     reported.add(epoch_id)
                     if epoch_from_id(epoch_id, length).start < neurons_up:
-                        print("partial epoch (the network started during it; not counted):\n" + render(summary),
-                              flush=True)
+                        summary["note"] = "began before the network was up: not one of the epochs this run counts"
+                        print(render(summary), flush=True)
                         continue
                     summaries.append(summary)
                     print(render(summary), flush=True)
-                    write(config.run_dir / "summary.json", summaries, failed)
+                    write(config.run_dir, summaries, failed)
             if args.replace_after and len(summaries) == args.replace_after and honest and honest[-1].role == "miner":
                 old = honest[-1]  # not the copy cheater's victim (honest[0])
                 successor = net.replace(old, f"{old.name}-successor")
@@ -187,10 +189,14 @@ def main(argv: list[str] | None = None) -> int:
         logger.exception("the local network failed")
         failed.append("localnet")
     finally:
-        logger.info("stopping every process")
+        why = "asked to stop (Ctrl-C or SIGTERM)" if stopping["flag"] else \
+            ("the epochs asked for are done" if args.epochs and len(summaries) >= args.epochs else "a failure")
+        logger.info(f"stopping every process: {why}")
         net.stop()
-        write(config.run_dir / "summary.json", summaries, failed)
-    logger.info(f"summary of the counted epochs: {config.run_dir / 'summary.json'}")
+        write(config.run_dir, summaries, failed)
+    print(run_verdict(summaries, failed), flush=True)
+    logger.info(f"the tables and the verdict: {config.run_dir / 'summary.txt'}; every figure: "
+                f"{config.run_dir / 'summary.json'}")
     if summaries:
         logger.info(f"validated listings of each epoch (listings.parquet, observations.parquet, manifest.json): "
                     f"{config.run_dir / 'validators'}/<validator>/validated/<epoch>/, uploaded to S3 as "

@@ -18,7 +18,7 @@ from loguru import logger
 from resi.chain.keys import KeypairSigner, create_wallet
 from resi.chain.local import SimulatedChainStore
 from resi.constants import NETUID
-from resi.localnet.procs import ManagedProcess, python_module
+from resi.localnet.procs import ManagedProcess, wait_all, python_module
 from resi.monitor.page import network_page
 from resi.monitor.server import MonitorServer
 from resi.processes import free_port
@@ -227,14 +227,13 @@ class LocalNetwork:
             process.signal(signal.SIGTERM)
         servers = [(name, proc) for name, proc in (("api", self.api), ("site", self.site), ("chain-node", self.node))
                    if proc is not None]
-        for name, process in neurons:
+        wait_all([process for _, process in neurons], 30)  # each one's time noted as it ends
+        for name, process in [*neurons, *servers]:
             codes[name] = process.stop(grace=30, signalled=True)
-            logger.info(f"{name} stopped (exit code {codes[name]})")
-        for name, process in servers:
-            codes[name] = process.stop(grace=30)
-            logger.info(f"{name} stopped (exit code {codes[name]})")
+            logger.info(f"{name}: {process.how}")
         if self._own_s3 and self.s3 is not None:
             self.s3.stop()
+            logger.info("SeaweedFS (S3): stopped")
         if self.page is not None:
             self.page.stop()
         return codes

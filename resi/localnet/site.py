@@ -14,7 +14,6 @@ request log, ``/_admin/listings?zipcode=Z`` the current truth.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import html
 import json
@@ -221,6 +220,20 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+INDEX = """The local listing site of a RESI local network (it speaks Realtor.com's GraphQL).
+POST /frontdoor/graphql                   searches by zipcode and listings by id
+GET  /realestateandhomes-detail/<slug>    a listing's page
+GET  /_admin/listings?zipcode=NNNNN       the listings a zipcode has now (JSON)
+GET  /_admin/requests                     every request answered (JSON)
+GET|POST /_admin/faults                   the fault rates (JSON)
+GET  /healthz
+"""
+
+
+async def index(request: web.Request) -> web.Response:
+    return web.Response(text=INDEX)
+
+
 def build_site(world: ListingWorld, faults: Faults | None = None, log_path: Path | None = None) -> web.Application:
     app = web.Application(client_max_size=256 * 1024)
     app[STATE] = SiteState(world, faults or Faults(), log_path, world.config.seed)
@@ -230,14 +243,15 @@ def build_site(world: ListingWorld, faults: Faults | None = None, log_path: Path
     app.router.add_get("/_admin/requests", admin_requests)
     app.router.add_get("/_admin/listings", admin_listings)
     app.router.add_get("/healthz", health)
+    app.router.add_get("/", index)
     return app
 
 
 def main(argv: list[str] | None = None) -> int:
-    from resi.config import HelpFormatter
+    from resi.config import Parser
     from resi.logs import setup_logging
 
-    p = argparse.ArgumentParser(prog="python -m resi.localnet.site", description=__doc__, formatter_class=HelpFormatter)
+    p = Parser(prog="python -m resi.localnet.site", description=__doc__)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8088)
     p.add_argument("--seed", default="resi", help="the world's seed: same seed, same listings")

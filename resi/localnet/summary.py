@@ -8,7 +8,8 @@ from contextlib import closing
 from pathlib import Path
 
 from resi.localnet.network import LocalNetwork, Participant
-from resi.status import published_epoch, zero_reason
+from resi.status import published_epoch
+from resi.validation.verdict import stored_verdict
 
 
 def results_of(net: LocalNetwork, validator: Participant) -> dict[str, dict]:
@@ -34,14 +35,10 @@ def weights_set(net: LocalNetwork, validator: Participant, epoch_id: str) -> boo
     return bool(row and row[0])
 
 
-def _truth(miner: dict, names: dict[str, str]) -> str:
-    """The deciding reason of a zero in plain words (hotkeys as participant names), else the truth check."""
-    reason = zero_reason(miner)
-    if reason is None:
-        return f"ok ({miner.get('sample_size', 0)} refetched)"
-    for hotkey, name in names.items():
-        reason = reason.replace(hotkey, name)
-    return reason
+def _verdict(miner: dict, names: dict[str, str]) -> tuple[str, str]:
+    """The verdict's kind and words of a result (hotkeys said as participant names)."""
+    said = stored_verdict(miner, names)
+    return said.kind, said.words
 
 
 def epoch_summary(net: LocalNetwork, epoch_id: str, documents: dict[str, dict]) -> dict:
@@ -61,7 +58,8 @@ def epoch_summary(net: LocalNetwork, epoch_id: str, documents: dict[str, dict]) 
             "rows_uploaded": m.get("rows_uploaded", 0), "rows_valid": m.get("rows_valid", 0),
             "rows_credited": m.get("rows_credited", 0), "completeness": m.get("completeness", 0.0),
             "quality": m.get("quality", 0.0), "truth_factor": m.get("truth_factor", 0.0),
-            "truth_check": _truth(m, names) if m else "not evaluated", "score": m.get("score", 0.0),
+            "verdict": _verdict(m, names)[0] if m else "not_judged",
+            "why": _verdict(m, names)[1] if m else "not judged by the first validator", "score": m.get("score", 0.0),
             "weight": m.get("weight", 0.0), "reasons": m.get("reasons", {}),
         })
     return {
@@ -75,22 +73,76 @@ def epoch_summary(net: LocalNetwork, epoch_id: str, documents: dict[str, dict]) 
 
 
 def render(summary: dict) -> str:
+    """An epoch's table: every miner's rows, score and weight and its verdict in words, the validators, and the
+    epoch's verdict line."""
     width = max([len(m["name"]) for m in summary["miners"]] + [5])
-    lines = [f"epoch {summary['epoch_id']}",
-             f"  {'miner':<{width}} {'uid':>3} {'rows':>6} {'valid':>6} {'score':>6} {'weight':>7}  truth check, or "
-             "why the score is 0"]
+    lines = [f"epoch {summary['epoch_id']}" + (f" ({summary['note']})" if summary.get("note") else ""),
+             f"  {'miner':<{width}} {'uid':>3} {'rows':>6} {'valid':>6} {'score':>6} {'weight':>7}  verdict"]
     for m in summary["miners"]:
         lines.append(f"  {m['name']:<{width}} {m['uid']:>3} {m['rows_uploaded']:>6} {m['rows_valid']:>6} "
-                     f"{m['score']:>6.3f} {m['weight']:>7.3f}  {m['truth_check']}")
-        if m["reasons"]:
-            lines.append(f"  {'':<{width}}     reasons: {', '.join(f'{k}={v}' for k, v in m['reasons'].items())}")
+                     f"{m['score']:>6.3f} {m['weight']:>7.3f}  {m['why']}")
     for v in summary["validators"]:
         out = v.get("published")
         data = (f"published {out['rows']} validated listings in {out['zipcodes']} zipcodes (listings.parquet sha256 "
                 f"{out['listings_sha256'][:12]})" if out else "validated listings not written")
-        lines.append(f"  validator {v['name']}: weights {'set' if v['weights_set'] else 'NOT set'}; {data}")
+        lines.append(f"  validator {v['name']}: {_weights(v)}; {data}")
+    lines.append("  " + epoch_verdict(summary))
     return "\n".join(lines)
 
 
-def write(path: Path, epochs: list[dict], failed: list[str]) -> None:
-    path.write_text(json.dumps({"epochs": epochs, "failed_processes": failed}, indent=2))
+def _earned(validator: dict) -> bool:
+    """Whether the validator had weights to set for the epoch (an EMA above 0 somewhere)."""
+    return bool((validator.get("weights") or {}).get("uids"))
+
+
+def _weights(validator: dict) -> str:
+    if validator["weights_set"]:
+        return "weights set"
+    return "weights NOT set" if _earned(validator) else "no weights to set (no miner has earned anything yet)"
+
+
+def epoch_verdict(summary: dict) -> str:
+    """One line a person reads: what the honest miners were paid, whether every cheater got nothing."""
+    honest = [m for m in summary["miners"] if m["cheater"] is None]
+    cheaters = [m for m in summary["miners"] if m["cheater"] is not None]
+    paid = [m for m in honest if m["score"] > 0]
+    share = sum(m["weight"] for m in honest)
+    parts = [f"honest miners {len(paid)}/{len(honest)} paid, {share:.1%} of the weight"]
+    if cheaters:
+        zero = [m for m in cheaters if m["score"] == 0]
+        rules = len({m["verdict"] for m in zero})
+        parts.append(f"cheaters {len(zero)}/{len(cheaters)} at 0 ({rules} different verdicts, each in the table)")
+        parts += [f"{m['name']} PAID {m['score']:.3f}" for m in cheaters if m["score"] > 0]
+    unset = [v["name"] for v in summary["validators"] if not v["weights_set"] and _earned(v)]
+    parts.append(f"weights NOT set by {', '.join(unset)}" if unset else
+                 "every validator set weights" if any(_earned(v) for v in summary["validators"]) else
+                 "no weights to set yet (no miner has earned anything)")
+    return "verdict: " + "; ".join(parts)
+
+
+def run_verdict(epochs: list[dict], failed: list[str]) -> str:
+    """The whole run in one line."""
+    if not epochs:
+        return (f"run verdict: no epoch was counted{' (failed: ' + ', '.join(failed) + ')' if failed else ''}: "
+                "see the logs")
+    honest_paid = all(m["score"] > 0 for e in epochs for m in e["miners"] if m["cheater"] is None)
+    low = min(sum(m["weight"] for m in e["miners"] if m["cheater"] is None) for e in epochs)
+    cheaters = {m["name"] for e in epochs for m in e["miners"] if m["cheater"] is not None}
+    paid = sorted({m["name"] for e in epochs for m in e["miners"] if m["cheater"] is not None and m["score"] > 0})
+    weights = all(v["weights_set"] or not _earned(v) for e in epochs for v in e["validators"])
+    parts = [f"{len(epochs)} epochs counted",
+             f"honest miners {'paid in every epoch' if honest_paid else 'NOT paid in every epoch'}, "
+             + ("all of the weight" if low >= 0.9995 else f"at least {low:.1%} of the weight")]
+    if cheaters:
+        parts.append(f"cheaters paid: {', '.join(paid)}" if paid else f"all {len(cheaters)} cheaters at 0 in every epoch")
+    parts.append("weights set by every validator in every epoch" if weights else "some weights NOT set")
+    if failed:
+        parts.append(f"failed: {', '.join(failed)}")
+    return "run verdict: " + "; ".join(parts)
+
+
+def write(run_dir: Path, epochs: list[dict], failed: list[str]) -> None:
+    """``summary.json`` (every figure) and ``summary.txt`` (the tables and the verdict lines, as printed)."""
+    (run_dir / "summary.json").write_text(json.dumps({"epochs": epochs, "failed_processes": failed}, indent=2))
+    text = [render(e) for e in epochs] + [run_verdict(epochs, failed)]
+    (run_dir / "summary.txt").write_text("\n\n".join(text) + "\n")

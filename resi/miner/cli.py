@@ -10,7 +10,7 @@ from loguru import logger
 
 from resi.api.client import ResiApiClient
 from resi.chain import open_chain
-from resi.config import COUNT, POSITIVE, SECONDS, HelpFormatter, add_shared_args, env
+from resi.config import COUNT, POSITIVE, SECONDS, Parser, add_shared_args, env
 from resi.miner.checkpoint import Checkpoint
 from resi.miner.loop import Miner, MinerConfig
 from resi.miner.upload import Uploader
@@ -29,7 +29,7 @@ source, upload listings.parquet + metadata.json through the Resi API's presigned
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="neurons/miner.py", description=DESCRIPTION, formatter_class=HelpFormatter)
+    p = Parser(prog="neurons/miner.py", description=DESCRIPTION)
     add_shared_args(p)
     m = p.add_argument_group("miner")
     m.add_argument("--miner.data_dir", dest="data_dir", default=env("RESI_MINER_DATA_DIR"),

@@ -10,6 +10,8 @@ import re
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from resi.validation.verdict import JOINED, VALIDATOR, stored_verdict
+
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,31}(:[a-z][a-z0-9_]{0,31})?")
 """A reason name of the code's: ``stale``, or a check and the schema column it concerns, ``mismatch:price``."""
 MAX_LABEL_VALUES = 64
@@ -89,23 +91,39 @@ class ValidatorMetrics:
                                       "(one row per proven listing per epoch)", registry=r)
         self.upload_failures = Counter("resi_validator_upload_failures", "Epochs whose results or validated listings "
                                        "could not be written or uploaded (S3 or the API: retried)", registry=r)
+        self.verdicts = Gauge("resi_validator_epoch_verdicts", "Uids of the last validated epoch by verdict (paid, "
+                              "validator, joined, a gate, copy_of, false_rows, invalid_rows...; "
+                              "resi.validation.verdict)", ["verdict"], registry=r)
         self._gate = LabelBound()
         self._row = LabelBound()
+        self._verdict = LabelBound()
 
-    def judged(self, results: list, ema: dict[int, tuple[str, float]]) -> None:
-        """An epoch's final results (copies applied) and the EMA they produced."""
+    def judged(self, documents: list[dict], ema: dict[int, tuple[str, float]]) -> None:
+        """An epoch's final result documents (copies applied, each with its stored ``verdict``) and the EMA they
+        produced. Validators, and uids that registered after the epoch began, are not miners: they are counted
+        by their verdict only, never as scores or rejections."""
         self.miner_score.clear()
         self.miner_ema.clear()
-        for result in results:
-            self.scores.observe(result.score)
-            self.miner_score.labels(str(result.uid)).set(result.score)
-            if result.gate:
-                self.gate_rejections.labels(self._gate(result.gate)).inc()
+        self.verdicts.clear()
+        kinds: dict[str, int] = {}
+        for document in documents:
+            kind = stored_verdict(document).kind
+            kinds[kind] = kinds.get(kind, 0) + 1
+            if kind in (VALIDATOR, JOINED):
+                continue
+            score = float(document.get("score") or 0)
+            self.scores.observe(score)
+            self.miner_score.labels(str(document["uid"])).set(score)
+            ema_value = ema.get(int(document["uid"]))
+            if ema_value is not None:
+                self.miner_ema.labels(str(document["uid"])).set(ema_value[1])
+            if document.get("gate"):
+                self.gate_rejections.labels(self._gate(document["gate"])).inc()
             else:
-                for reason, count in result.reasons.items():
+                for reason, count in (document.get("reasons") or {}).items():
                     self.row_rejections.labels(self._row(reason)).inc(count)
-        for uid, (_, value) in ema.items():
-            self.miner_ema.labels(str(uid)).set(value)
+        for kind, count in kinds.items():
+            self.verdicts.labels(self._verdict(kind)).set(count)
         self.epochs_validated.inc()
         self.last_validated.set_to_current_time()
 

@@ -80,8 +80,8 @@ class MonitorServer:
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, name="monitor", daemon=True).start()
-        logger.info(f"monitoring at {self.url}/metrics, {self.url}/healthz" +
-                    "".join(f", {self.url}{p}" for p in self.pages))
+        served = (["/metrics"] if self.registry is not None else []) + ["/healthz", *self.pages]
+        logger.info("serving " + ", ".join(self.url + path for path in served))
         return self
 
     def answer(self, path: str) -> tuple[int, str, bytes]:

@@ -8,7 +8,6 @@ Writes DIR/listings.parquet and DIR/metadata.json exactly as a miner would (hotk
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import re
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from resi.config import COUNT, HelpFormatter
+from resi.config import COUNT, Parser
 from resi.epochs import utcnow
 from resi.listings.files import build_epoch_files
 from resi.logs import register_secret, setup_logging
@@ -26,7 +25,7 @@ from resi.scraping.pipeline import Pipeline, dedupe
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m resi.scraping", description=__doc__, formatter_class=HelpFormatter)
+    p = Parser(prog="python -m resi.scraping", description=__doc__)
     p.add_argument("--zipcodes", required=True, help="comma-separated 5-digit zipcodes")
     p.add_argument("--out", type=Path, required=True, help="folder for listings.parquet and metadata.json")
     p.add_argument("--concurrency", type=COUNT, default=4, help="zipcodes scraped at once")

@@ -26,6 +26,7 @@ from resi.validation.rows import check_rows
 from resi.validation.scoring import completeness, epoch_score, quality
 from resi.validation.snapshot_index import SnapshotIndex, compare
 from resi.validation.truth import Snapshot, TruthResult, choose_sample, judge, sample_seed
+from resi.validation.verdict import VALIDATOR
 
 
 @dataclass
@@ -79,6 +80,10 @@ class MinerResult:
     copy: str | None = None
     reasons: dict[str, int] = field(default_factory=dict)
     """Every reason a row or the file was rejected, with counts."""
+    role: str = "miner"
+    """``validator``: a permit holder that uploaded nothing (``take_roles``); it validates."""
+    joined: bool = False
+    """It registered after the epoch began and uploaded nothing: not expected to take part."""
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -157,6 +162,16 @@ def finish(prepared: Prepared, refetched: dict, ctx: EpochContext, counts: dict[
     result.reasons = dict(sorted(reasons.items()))
     result.score = epoch_score(result.completeness, result.quality, result.truth_factor)
     return result
+
+
+def take_roles(results: list[MinerResult], members: dict[int, tuple[bool, bool]]) -> None:
+    """Mark who was never meant to upload: ``members`` is uid -> (holds a validator permit, registered after
+    the epoch began). Only a result without an upload is marked; its score stays 0 (docs/scoring.md)."""
+    for result in results:
+        permit, joined = members.get(result.uid, (False, False))
+        if result.gate == "no_upload":
+            result.role = VALIDATOR if permit else "miner"
+            result.joined = joined and not permit
 
 
 def apply_copies(results: list[MinerResult], copies: dict[str, str]) -> None:

@@ -15,7 +15,7 @@ from resi.config import (
     FRACTION,
     POSITIVE,
     SECONDS,
-    HelpFormatter,
+    Parser,
     SharedConfig,
     add_shared_args,
     env,
@@ -48,7 +48,7 @@ MB = 1024 * 1024
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="neurons/validator.py", description=DESCRIPTION, formatter_class=HelpFormatter)
+    p = Parser(prog="neurons/validator.py", description=DESCRIPTION)
     add_shared_args(p)
     v = p.add_argument_group("validator")
     v.add_argument("--validator.data_dir", dest="data_dir", default=env("RESI_VALIDATOR_DATA_DIR"),

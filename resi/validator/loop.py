@@ -35,11 +35,12 @@ from resi.scraping.source import Drop, ListingSource, SourceError, SourceRefused
 from resi.storage import StorageError, list_objects
 from resi.validation.copies import find_copies
 from resi.validation.dataset import EpochDataset
-from resi.validation.evaluate import MinerResult, apply_copies
+from resi.validation.evaluate import MinerResult, apply_copies, take_roles
 from resi.validation.gates import Submission
 from resi.validation.params import EpochContext, ValidationParams
 from resi.validation.scoring import update_ema, weights
 from resi.validation.truth import REFUSED, UNANSWERED, Snapshot
+from resi.validation.verdict import verdict
 from resi.validator.downloads import DownloadLimits, Outage, submissions
 from resi.validator.judging import judge_all
 from resi.validator.results import ResultsPublisher
@@ -152,6 +153,7 @@ class Validator:
         grace = timedelta(seconds=self.config.grace)
         lag = self._max_lag(length)
         now = utcnow()
+        first_run = self.state.first_run(now.timestamp())
         ends = []  # every epoch that ended within the lag (and the one just past it), oldest first
         end = previous_end
         while (now - end).total_seconds() <= lag + length.total_seconds() and len(ends) < 64:
@@ -164,8 +166,12 @@ class Validator:
             if now < end + grace:
                 return (end + grace - now).total_seconds()
             if (now - end).total_seconds() > lag and self.state.epoch(epoch_id) is None:
-                logger.warning(f"epoch {epoch_id}: too old to validate now; skipped")
-                self._skip(epoch_id, "too old when the validator got to it")
+                if end.timestamp() <= first_run:
+                    logger.info(f"epoch {epoch_id}: ended before this validator first ran; not validated")
+                    self._skip(epoch_id, "ended before this validator first ran")
+                else:
+                    logger.warning(f"epoch {epoch_id}: too old to validate now; skipped")
+                    self._skip(epoch_id, "too old when the validator got to it")
                 continue
             return 0.0 if await self.process(epoch_id) is not None else self.config.poll_interval
         return (current_end + grace - now).total_seconds()
@@ -224,7 +230,9 @@ class Validator:
         snapshot = await self._snapshot(assignment)
         params = self.config.params
         self.sandbox.set_epoch(ctx, params, snapshot, record["block_hash"])
-        miners = [tuple(m) for m in record["metagraph"]]
+        members = {int(m[0]): (bool(m[2]), bool(m[3])) if len(m) >= 4 else (False, False)
+                   for m in record["metagraph"]}
+        miners = [(int(m[0]), str(m[1])) for m in record["metagraph"]]
         logger.info(f"epoch {epoch_id}: validating {len(miners)} uids, seed block {record['block']}, snapshot of "
                     f"{len(snapshot.facts)} listings")
         subs = submissions(self.api, miners, epoch_id, self.config.limits, self.config.download_concurrency,
@@ -240,6 +248,7 @@ class Validator:
             return None
         copies = find_copies(judged.uploads, params.copy_overlap)
         apply_copies(results, copies)
+        take_roles(results, members)
         refetched = self._refetch_cache[1] if self._refetch_cache else {}
 
         def static(listing_id: str, by_snapshot: bool) -> dict:
@@ -259,8 +268,11 @@ class Validator:
         weight_of = dict(zip(*target))
         documents = [dict(r.as_dict(), ema=ema.get(r.uid, (r.hotkey, 0.0))[1], weight=weight_of.get(r.uid, 0.0))
                      for r in results]
+        for document in documents:
+            said = verdict(document, params)
+            document["verdict"] = {"kind": said.kind, "words": said.words}
         if self.state.commit(epoch_id, documents, ema, target):
-            self.metrics.judged(results, ema)
+            self.metrics.judged(documents, ema)
         else:
             logger.info(f"epoch {epoch_id}: already counted")
         self._refetch_cache = None
@@ -287,7 +299,9 @@ class Validator:
         else:
             raise ChainError(f"block {block} did not arrive within 15 minutes")
         block_hash = await self.chain.block_hash(block)
-        return self.state.begin(assignment.epoch_id, block, block_hash, [(n.uid, n.hotkey) for n in graph.neurons])
+        began = await self.chain.first_block_at(assignment.epoch_start.timestamp())
+        members = [(n.uid, n.hotkey, n.validator_permit, n.registered_at >= began) for n in graph.neurons]
+        return self.state.begin(assignment.epoch_id, block, block_hash, members)
 
     async def _snapshot(self, assignment: Assignment) -> Snapshot:
         """The validator's own scrape of the assigned zipcodes (taken once per epoch, kept across restarts).

@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS refetch (
 );
 CREATE TABLE IF NOT EXISTS attempts (epoch_id TEXT PRIMARY KEY, count INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS weights_set_at (epoch_id TEXT PRIMARY KEY, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value REAL NOT NULL);
 """
 
 PROCESSING, DONE, SKIPPED = "processing", "done", "skipped"
@@ -70,6 +71,12 @@ class ValidatorState:
         with self._db() as db:
             db.execute("DELETE FROM attempts WHERE epoch_id=?", (epoch_id,))
 
+    def first_run(self, now: float) -> float:
+        """When this validator first ran with this state (``now`` on the first call, kept from then on)."""
+        with self._db() as db:
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('first_run', ?)", (now,))
+            return db.execute("SELECT value FROM meta WHERE key='first_run'").fetchone()[0]
+
     # --- epochs ---------------------------------------------------------------------------------------------------
 
     def epoch(self, epoch_id: str) -> dict | None:
@@ -84,8 +91,9 @@ class ValidatorState:
                 "weights": json.loads(row[5]) if row[5] else None, "weights_set": bool(row[6]),
                 "results_uploaded": bool(row[7]), "detail": row[8], "weights_set_at": row[9]}
 
-    def begin(self, epoch_id: str, block: int, block_hash: str, metagraph: list[tuple[int, str]]) -> dict:
-        """Fix the epoch's inputs (the first call wins: a restart reuses them)."""
+    def begin(self, epoch_id: str, block: int, block_hash: str, metagraph: list[tuple]) -> dict:
+        """Fix the epoch's inputs (the first call wins: a restart reuses them). ``metagraph``: (uid, hotkey) or
+        (uid, hotkey, holds a validator permit, registered after the epoch began) per neuron."""
         with self._db() as db:
             db.execute("INSERT OR IGNORE INTO epochs (epoch_id, status, block, block_hash, metagraph, started_at)"
                        " VALUES (?, ?, ?, ?, ?, ?)",

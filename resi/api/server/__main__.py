@@ -28,7 +28,7 @@ from resi.api.server.app import build_app
 from resi.api.server.context import ServerConfig, ServerContext
 from resi.api.server.state import StateStore
 from resi.chain import ChainError, open_chain
-from resi.config import HelpFormatter, env
+from resi.config import Parser, env
 from resi.logs import register_secret, setup_logging
 from resi.monitor.metrics import ApiMetrics
 from resi.monitor.server import MonitorServer, add_monitor_args, start_monitoring
@@ -37,7 +37,7 @@ from resi.storage.seaweed import LocalS3
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m resi.api.server", description=__doc__, formatter_class=HelpFormatter)
+    p = Parser(prog="python -m resi.api.server", description=__doc__)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=3000, help="port to listen on")
     p.add_argument("--state-dir", type=Path, required=True, help="folder for the SQLite state, the server secret "

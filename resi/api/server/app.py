@@ -70,6 +70,11 @@ async def errors(request: web.Request, handler) -> web.StreamResponse:
     return response
 
 
+async def root(request: web.Request) -> web.Response:
+    """The address the local network prints answers with the API's documentation."""
+    raise web.HTTPFound("/docs")
+
+
 def build_app(ctx: ServerContext) -> web.Application:
     """The application for ``ctx``; the caller owns ``ctx``'s resources (state store, chain, S3)."""
     app = web.Application(middlewares=[errors], client_max_size=ctx.config.max_body_bytes)
@@ -80,6 +85,7 @@ def build_app(ctx: ServerContext) -> web.Application:
         app.router.add_route(endpoint.method.upper(), path, handler)
     app.router.add_get("/docs-json", public.docs_json)
     app.router.add_get("/docs", public.docs)
+    app.router.add_get("/", root)
     if ctx.config.clock_offset:
         async def skewed_date(request: web.Request, response: web.StreamResponse) -> None:
             response.headers["Date"] = formatdate(ctx.now(), usegmt=True)
