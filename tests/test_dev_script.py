@@ -36,11 +36,11 @@ def _processes_mentioning(text: str) -> list[str]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_dev_localnet_stops_gracefully_and_leaves_nothing_behind(tmp_path, sig):
-    run_dir = tmp_path / "run"
+    run_dir = tmp_path / "run"  # given relative to where the command runs, as a user types it
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "dev.py"), "localnet", "--run-dir", str(run_dir), "--miners", "1",
+        [sys.executable, str(ROOT / "scripts" / "dev.py"), "localnet", "--run-dir", "run", "--miners", "1",
          "--validators", "1", "--epoch-minutes", "0.5", "--scale", "0.02", "--block-seconds", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
     try:
         deadline = time.monotonic() + 240
         while not (run_dir / "network.json").exists():  # written once every process is started
@@ -57,9 +57,12 @@ def test_dev_localnet_stops_gracefully_and_leaves_nothing_behind(tmp_path, sig):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, out[-3000:]
-    assert f"passing {signal.Signals(sig).name} on" in out and "stopping every process" in out
+    assert f"passing {signal.Signals(sig).name} on" in out
+    assert "stopping every process: asked to stop (Ctrl-C or SIGTERM)" in out
     for name in ("miner1", "validator1", "api", "site"):
-        assert f"{name} stopped (exit code 0)" in out, "\n".join(x[40:] for x in out.splitlines() if "stop" in x)
+        assert f"{name}: stopped when asked, in " in out, "\n".join(x[40:] for x in out.splitlines() if "stop" in x)
+    assert "exit code" not in out and "run verdict: no epoch was counted" in out
+    assert (run_dir / ".gitignore").read_text().splitlines()[-1] == "*"  # the run stays out of git
     for name in ("miner1", "validator1"):  # its loop's stop, or (signalled just before the loop began) its start's
         log = (run_dir / "logs" / f"{name}.log").read_text()
         assert "stopping: finishing the work in flight" in log or "stopped during start-up" in log, log[-2000:]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections import Counter
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -107,16 +108,28 @@ def test_metrics_of_a_validator_a_miner_and_the_api_after_an_epoch(network):
 ROWS = """JSON.stringify({
   rows: [...document.querySelectorAll('h2.validator ~ table tr.miner')].map(tr => ({
     uid: tr.dataset.uid, who: tr.children[1].textContent, score: tr.querySelector('td.score').textContent,
-    reason: tr.querySelector('td.reason').textContent})),
+    ema: tr.querySelector('td.ema').textContent, weight: tr.querySelector('td.weight').textContent,
+    reason: tr.querySelector('td.reason').textContent,
+    upload: (tr.querySelector('td.upload') || {}).textContent})),
   lines: [...document.querySelectorAll('svg#ema-chart polyline.ema')].map(l => ({
-    uid: l.dataset.uid, points: l.points.length, width: l.getBBox().width})),
+    uid: l.dataset.uid, name: l.dataset.name, points: l.points.length, width: l.getBBox().width,
+    style: l.getAttribute('stroke') + '|' + (l.getAttribute('stroke-dasharray') || '')})),
+  legend: [...document.querySelectorAll('ul.legend li')].map(li => {
+    const r = li.getBoundingClientRect();
+    return {uid: li.dataset.uid, text: li.textContent, visible: r.width > 0 && r.right <= window.innerWidth}; }),
   chart: (() => { const r = document.querySelector('svg#ema-chart').getBoundingClientRect();
                   return [r.width, r.height]; })(),
+  validators: (document.querySelector('p.not-mining.validator') || {}).textContent,
+  folded: document.querySelectorAll('details.older').length,
+  open: document.querySelectorAll('details.older[open]').length,
   published: (document.querySelector('p.published') || {}).textContent,
 })"""
 
 
 def test_the_network_page_in_chromium(network, tmp_path):
+    """One row per miner (name, score, EMA, weight, the verdict in words, its own upload record), validators
+    named apart and never in the miners' table, the chart's every line named in a legend that fits and drawn in
+    a style of its own, older epochs folded."""
     binary = chromium_or_skip()
     net, validator, honest, cheat, miners, epoch_id = network
     with Chromium(tmp_path / "profile", binary) as browser:
@@ -128,15 +141,27 @@ def test_the_network_page_in_chromium(network, tmp_path):
 
     page = json.loads(visit.value)
     rows = page["rows"]
-    for p in miners.values():  # every miner, by name, with its score; the zero has its reason in words
-        mine = [r for r in rows if r["uid"] == str(p.uid)]
-        assert mine and all(r["who"] == p.name for r in mine), (p.name, rows)
-        assert any(float(r["score"]) > 0 and r["reason"] == "" for r in mine) if p in honest else \
-            any(float(r["score"]) == 0 and "truth check" in r["reason"] for r in mine), (p.name, mine)
+    assert sorted(r["uid"] for r in rows) == sorted(str(uid) for uid in miners)  # once each, nobody else
+    for p in miners.values():  # every miner, by name, with its score and verdict in words
+        (mine,) = [r for r in rows if r["uid"] == str(p.uid)]
+        assert mine["who"] == p.name, (p.name, rows)
+        if p in honest:
+            assert float(mine["score"]) > 0 and mine["reason"].startswith("paid: "), mine
+        else:
+            assert float(mine["score"]) == 0 and "false or unproven, more than the 5% allowed" in mine["reason"], mine
+        assert float(mine["ema"]) >= 0 and float(mine["weight"]) >= 0
+        assert mine["upload"].startswith("epoch ") and " zipcodes, " in mine["upload"], mine
+    assert page["validators"] == f"validators (they validate; weight 0): {validator.name}"
     assert page["chart"][0] > 300 and page["chart"][1] > 100
     drawn = {line["uid"]: line for line in page["lines"]}
-    assert {str(p.uid) for p in miners.values()} <= set(drawn)
+    assert set(drawn) == {str(uid) for uid in miners}  # a line per miner, none for the validator
+    assert {line["name"] for line in drawn.values()} == {p.name for p in miners.values()}
+    assert len({line["style"] for line in drawn.values()}) == len(drawn)  # each its own colour or dash
     assert any(line["points"] >= 2 and line["width"] > 0 for line in drawn.values())  # a line over epochs
+    legend = {item["uid"]: item for item in page["legend"]}
+    assert set(legend) == set(drawn) and all(item["visible"] for item in legend.values())
+    assert all(miners[int(uid)].name in item["text"] for uid, item in legend.items())
+    assert page["folded"] >= 1 and page["open"] == 0  # older epochs folded away
 
     own_page = json.loads(own.value)
     assert {str(uid) for uid in miners} <= {r["uid"] for r in own_page["rows"]}  # the validator's own page, too
@@ -145,3 +170,26 @@ def test_the_network_page_in_chromium(network, tmp_path):
     for url in visit.requests + own.requests:  # nothing leaves the machine
         assert url.startswith(("http://127.0.0.1:", "data:", "about:")), url
     assert visit.requests and visit.requests[0].startswith(net.page.url)
+
+
+def test_the_metrics_count_verdicts_as_the_results_file_says_them(network):
+    """The validator's verdict series count the kinds of its last validated epoch's results file; the validator
+    is counted as a validator, never as a miner's score."""
+    net, validator, honest, cheat, miners, _ = network
+    folder = net.validator_dir(validator) / "results"
+
+    def latest() -> Counter:
+        newest = sorted(folder.glob("*.json"))[-1]
+        return Counter(m["verdict"]["kind"] for m in json.loads(newest.read_text())["miners"])
+
+    def agree():  # the series change when an epoch is counted, its file is written a moment later: read again
+        before = latest()
+        series = scrape(validator.monitor_url)
+        counted = {labels["verdict"]: value for labels, value in series["resi_validator_epoch_verdicts"]}
+        same = latest() == before and counted == {kind: float(n) for kind, n in before.items()}
+        return (series, counted) if same else None
+
+    series, counted = wait_for(agree, 60, interval=0.5, what="the verdict series to match the newest results file")
+    assert counted["validator"] == 1 and counted["paid"] == len(honest)
+    scored = {int(labels["uid"]) for labels, _ in series["resi_validator_miner_score"]}
+    assert validator.uid not in scored and set(miners) <= scored

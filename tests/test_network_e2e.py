@@ -5,6 +5,7 @@ every hostile file scores 0 with its reason; after the first epoch a new hotkey 
 
 from __future__ import annotations
 
+import html
 import json
 import shlex
 import shutil
@@ -307,10 +308,13 @@ def test_status_says_what_each_neuron_did_and_what_the_chain_says(localnet):
     assert validator["chain"]["validator_permit"] and validator["chain"]["blocks_since_update"] is not None
     counted = validator["epochs"][:3]  # newest first; an older partial epoch (the network started in it) set none
     assert len(counted) == 3 and all(e["weights_set"] and e["weights_set_at"] and e["miners"] > 10 for e in counted)
-    reasons = {r["hotkey"]: r["zero_reason"] for r in validator["epochs"][0]["results"]}
-    assert reasons[miner["hotkey"]] is None  # an honest miner scores
-    zeros = [reason for reason in reasons.values() if reason]
-    assert any(reason.startswith("copy of ") for reason in zeros) and any("no_upload" in r for r in zeros)
+    latest = validator["epochs"][0]
+    kinds = {r["hotkey"]: r["verdict"] for r in latest["results"]}
+    assert kinds[miner["hotkey"]] == "paid"  # an honest miner scores
+    assert {"copy_of", "no_upload", "false_rows", "invalid_rows"} <= set(kinds.values())
+    description = json.loads((run_dir / "network.json").read_text())
+    validators = {p["hotkey"] for p in description["participants"] if p["role"] == "validator"}
+    assert {v["hotkey"] for v in latest["validators"]} == validators and not validators & set(kinds)  # apart
     assert validator["ema_leaders"] and validator["ema_leaders"][0]["ema"] > 0
     published = validator["published"]  # the newest epoch's validated listings, written and uploaded
     assert published["epoch_id"] == validator["epochs"][0]["epoch_id"] and published["rows"] > 0
@@ -320,5 +324,46 @@ def test_status_says_what_each_neuron_did_and_what_the_chain_says(localnet):
          str(run_dir / "wallets"), "--subtensor.chain_endpoint", f"sim:{run_dir / 'chain.db'}",
          "--validator.data_dir", str(run_dir / "validators" / "validator1")],
         capture_output=True, text=True, timeout=120).stdout
-    assert "miners judged" in text and "<- copy of" in text and "EMA leaders" in text
+    assert "miners judged" in text and "copy of " in text and "EMA leaders" in text
+    assert "validators (they validate; not judged as miners): uid " in text
     assert f"validated listings: epoch {published['epoch_id']}, {published['rows']} listings" in text
+
+
+def test_the_run_ends_with_a_verdict_line_and_summary_txt(localnet):
+    """Each epoch's table ends with its verdict line; the run ends with one line; summary.txt holds both."""
+    run_dir, out = localnet
+    summary = json.loads((run_dir / "summary.json").read_text())
+    honest = sum(1 for m in summary["epochs"][0]["miners"] if m["cheater"] is None)
+    line = f"verdict: honest miners {honest}/{honest} paid, "
+    cheaters = f"cheaters {len(STRATEGIES)}/{len(STRATEGIES)} at 0 ("
+    text = (run_dir / "summary.txt").read_text()
+    assert text.count(line) == len(summary["epochs"]) and text.count(cheaters) == len(summary["epochs"])
+    run_line = text.strip().splitlines()[-1]
+    assert run_line.startswith("run verdict: 3 epochs counted; honest miners paid in every epoch")
+    assert f"all {len(STRATEGIES)} cheaters at 0 in every epoch" in run_line
+    assert "weights set by every validator in every epoch" in run_line
+    assert run_line in out.stdout  # printed as well
+
+
+def test_every_output_says_a_verdict_in_the_same_words(localnet):
+    """The terminal (summary), the results file, ``status`` and the page (rendered by the function the page
+    server calls) say each miner's verdict of the same epoch in the words of the one renderer."""
+    from resi.monitor.page import network_page
+    from resi.validation.verdict import stored_verdict
+
+    run_dir, _ = localnet
+    summary = json.loads((run_dir / "summary.json").read_text())
+    epoch = summary["epochs"][-1]
+    description = json.loads((run_dir / "network.json").read_text())
+    names = {p["hotkey"]: p["name"] for p in description["participants"]}
+    results = json.loads((run_dir / "validators" / "validator1" / "results" / f"{epoch['epoch_id']}.json").read_text())
+    docs = {m["hotkey"]: m for m in results["miners"]}
+    terminal = {m["hotkey"]: m["why"] for m in epoch["miners"]}
+    assert terminal == {hk: stored_verdict(docs[hk], names).words for hk in terminal}
+    assert all(docs[hk]["verdict"]["words"] == stored_verdict(docs[hk]).words for hk in terminal)
+    status = _status(run_dir, "validator.py", "validator1", "validators")
+    said = next(e for e in status["epochs"] if e["epoch_id"] == epoch["epoch_id"])
+    assert {r["hotkey"]: r["why"] for r in said["results"]} == {hk: stored_verdict(docs[hk]).words for hk in terminal}
+    page = network_page(description, run_dir)  # validator1's epochs: the newest in full, the older folded
+    for words in terminal.values():
+        assert f"<td class='l reason'>{html.escape(words)}</td>" in page, words

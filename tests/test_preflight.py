@@ -77,6 +77,15 @@ def test_check_passes_on_a_good_setup_and_says_what_it_found(world, script, wall
     assert "is writable" in lines[0] and "is uid" in lines[1] and "accepts hotkey" in lines[2] and "clock" in lines[3]
 
 
+def test_check_makes_nothing(world, tmp_path):
+    """``--check`` only looks: a data folder that does not exist yet is not made (it says it will be)."""
+    folder = tmp_path / "home" / ".resi" / "miner"
+    out, _ = world.neuron("miner.py", "miner", "--check", "--miner.data_dir", str(folder))
+    assert out.returncode == 0, out.stdout + out.stderr[-2000:]
+    assert f"data folder {folder} does not exist yet; the neuron will make it" in out.stdout
+    assert not (tmp_path / "home").exists()
+
+
 def test_unregistered_hotkey_and_missing_permit(world):
     _refused(*world.neuron("miner.py", "stranger"), f"hotkey {world.stranger.hotkey} is not registered on netuid 46",
              "btcli subnets register --netuid 46 --wallet.name stranger --wallet.hotkey default")

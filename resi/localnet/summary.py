@@ -123,8 +123,8 @@ def epoch_verdict(summary: dict) -> str:
 def run_verdict(epochs: list[dict], failed: list[str]) -> str:
     """The whole run in one line."""
     if not epochs:
-        return (f"run verdict: no epoch was counted{' (failed: ' + ', '.join(failed) + ')' if failed else ''}: "
-                "see the logs")
+        failures = f"; failed: {', '.join(failed)} (see its log in logs/)" if failed else ""
+        return f"run verdict: no epoch was counted{failures}"
     honest_paid = all(m["score"] > 0 for e in epochs for m in e["miners"] if m["cheater"] is None)
     low = min(sum(m["weight"] for m in e["miners"] if m["cheater"] is None) for e in epochs)
     cheaters = {m["name"] for e in epochs for m in e["miners"] if m["cheater"] is not None}

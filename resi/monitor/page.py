@@ -176,7 +176,7 @@ def network_page(description: dict, run_dir: Path) -> str:
     of its upload), the EMA chart, then each validator (weights, published listings, older epochs folded) and
     the links to every endpoint."""
     participants = description.get("participants", [])
-    names = {p["hotkey"]: p["name"] + (f" ({p['strategy']})" if p.get("strategy") else "") for p in participants}
+    names = {p["hotkey"]: p["name"] for p in participants}  # the names the terminal says
     validators = [p for p in participants if p["role"] == "validator"]
     miners = [p for p in participants if p["role"] == "miner"]
     uploads = {p["hotkey"]: upload_record(run_dir / "miners" / p["name"] / "checkpoint.db") for p in miners}
