@@ -36,13 +36,15 @@ def document(title: str, body: str) -> str:
             f"<p class=muted>rendered {_when(time.time())}</p>{body}</body></html>")
 
 
-DASHES = ("", "6 3", "2 3", "8 3 2 3", "12 4", "1 2")
-"""Stroke patterns: with the palette, sixty series a reader can tell apart, even where two lines coincide."""
+DASHES = ("", "7 4", "2 3", "9 3 2 3", "14 4", "1 2", "4 2 1 2")
+"""Stroke patterns. Each series differs from the others in colour and in pattern, so lines that coincide
+(miners with equal EMAs) still show each other through their gaps."""
 
 
 def series_style(n: int) -> tuple[str, str]:
-    """The colour and dash pattern of the ``n``-th series (the chart and its legend use the same)."""
-    return PALETTE[n % len(PALETTE)], DASHES[(n // len(PALETTE)) % len(DASHES)]
+    """The colour and dash pattern of the ``n``-th series (the chart and its legend use the same): a pair of
+    its own for the first seventy series (the palette's ten colours by seven patterns)."""
+    return PALETTE[n % len(PALETTE)], DASHES[(n + n // len(PALETTE)) % len(DASHES)]
 
 
 def ema_chart(epochs: list[dict], names: dict[str, str] | None = None, width: int = 640, height: int = 220) -> str:
