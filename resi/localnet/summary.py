@@ -9,7 +9,7 @@ from pathlib import Path
 
 from resi.localnet.network import LocalNetwork, Participant
 from resi.status import published_epoch
-from resi.validation.verdict import stored_verdict
+from resi.validation.verdict import JOINED, stored_verdict
 
 
 def results_of(net: LocalNetwork, validator: Participant) -> dict[str, dict]:
@@ -103,11 +103,14 @@ def _weights(validator: dict) -> str:
 
 def epoch_verdict(summary: dict) -> str:
     """One line a person reads: what the honest miners were paid, whether every cheater got nothing."""
-    honest = [m for m in summary["miners"] if m["cheater"] is None]
+    honest = [m for m in summary["miners"] if m["cheater"] is None and m["verdict"] != JOINED]
+    joined = [m["name"] for m in summary["miners"] if m["verdict"] == JOINED]
     cheaters = [m for m in summary["miners"] if m["cheater"] is not None]
     paid = [m for m in honest if m["score"] > 0]
-    share = sum(m["weight"] for m in honest)
+    share = sum(m["weight"] for m in summary["miners"] if m["cheater"] is None)
     parts = [f"honest miners {len(paid)}/{len(honest)} paid, {share:.1%} of the weight"]
+    if joined:
+        parts.append(f"registered during the epoch: {', '.join(joined)}")
     if cheaters:
         zero = [m for m in cheaters if m["score"] == 0]
         rules = len({m["verdict"] for m in zero})
@@ -125,7 +128,8 @@ def run_verdict(epochs: list[dict], failed: list[str]) -> str:
     if not epochs:
         failures = f"; failed: {', '.join(failed)} (see its log in logs/)" if failed else ""
         return f"run verdict: no epoch was counted{failures}"
-    honest_paid = all(m["score"] > 0 for e in epochs for m in e["miners"] if m["cheater"] is None)
+    honest_paid = all(m["score"] > 0 for e in epochs for m in e["miners"] if m["cheater"] is None
+                      and m["verdict"] != JOINED)
     low = min(sum(m["weight"] for m in e["miners"] if m["cheater"] is None) for e in epochs)
     cheaters = {m["name"] for e in epochs for m in e["miners"] if m["cheater"] is not None}
     paid = sorted({m["name"] for e in epochs for m in e["miners"] if m["cheater"] is not None and m["score"] > 0})
