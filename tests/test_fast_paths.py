@@ -4,6 +4,7 @@ rows altered the ways a miner who read the code would alter them. Speed never ch
 
 from __future__ import annotations
 
+import copy
 import random
 import re
 from collections import Counter
@@ -174,8 +175,11 @@ def test_every_reason_and_every_score_is_the_definitions(epoch, odd):
         slow = _reference_prepare(sub, epoch.ctx, snapshot)
         assert fast.truth == slow.truth and fast.row_reasons == slow.row_reasons, name
         refetched = epoch.refetch(slow.sample)
+        before = copy.deepcopy(fast.truth)
         fast_results.append(finish(fast, refetched, epoch.ctx, snapshot.counts, P))
         slow_results.append(finish(slow, refetched, epoch.ctx, snapshot.counts, P))
+        assert fast.truth == before, name  # finish is pure: its input is left as it was
+        assert finish(fast, refetched, epoch.ctx, snapshot.counts, P).as_dict() == fast_results[-1].as_dict(), name
         uploads.append(Upload(sub.hotkey, sub.listings_modified, fast.sha256, fast.prints))
     # the population exercises every outcome, so agreement is not agreement on nothing
     assert {"not_in_snapshot", "differs:price", "differs:listing_status", "differs:days_on_market"} <= set(pooled)

@@ -27,7 +27,7 @@ import hashlib
 import math
 import random
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from resi.validation.history import BAD, judge_claim, timeline
 from resi.validation.params import ValidationParams
@@ -125,7 +125,10 @@ def refetch_verdict(row: dict, outcome: dict | str | None, epoch_start: float) -
 
 def judge(result: TruthResult, outcomes: dict[str, dict | str | None], epoch_start: float,
           params: ValidationParams) -> TruthResult:
-    """Finish the truth check with the refetched sample: credit, the estimated bad share and the factor."""
+    """Finish the truth check with the refetched sample: credit, the estimated bad share and the factor. Pure:
+    ``result`` (what the comparison with the snapshot gave) is left as it was; a new result is returned, so
+    judging the same inputs twice gives equal results."""
+    result = replace(result, bad=Counter(result.bad), confirmed=set(), sample_bad=0, unanswered=0, extrapolated={})
     for listing_id, row in result.sample_rows.items():
         outcome = outcomes.get(listing_id, UNANSWERED)
         if outcome == UNANSWERED:
