@@ -129,7 +129,11 @@ def test_validators_set_identical_weights(localnet):
     uid_of = {n.hotkey: n.uid for n in store.neurons(46)}
     for epoch in summary["epochs"]:
         first, second = epoch["validators"]
-        assert first["weights"] == second["weights"] and first["weights"]["uids"]
+        vector = [first["weights"][k] for k in ("uids", "weights")]
+        assert vector == [second["weights"][k] for k in ("uids", "weights")] and vector[0]
+        assert all(v["weights"]["set_at"] and v["weights"]["block"] for v in epoch["validators"])  # and when
+        share = dict(zip(*vector))  # what a miner reads as its weight is its share of that vector
+        assert all(m["weight"] == share.get(m["uid"], 0.0) for m in epoch["miners"])
         for v in epoch["validators"]:  # and both put it on the chain, as the chain stores it (u16)
             vector = conform(first["weights"]["uids"], first["weights"]["weights"], store.params(46), uid_of[v["hotkey"]])
             assert vector in on_chain[v["hotkey"]]

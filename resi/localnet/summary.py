@@ -92,7 +92,8 @@ def render(summary: dict) -> str:
 
 def _earned(validator: dict) -> bool:
     """Whether the validator had weights to set for the epoch (an EMA above 0 somewhere)."""
-    return bool((validator.get("weights") or {}).get("uids"))
+    weights = validator.get("weights") or {}
+    return bool(weights.get("uids")) or weights.get("why") != "no uid had earned anything"
 
 
 def _weights(validator: dict) -> str:

@@ -393,8 +393,12 @@ class Validator:
         :class:`~resi.validator.weights.WeightKeeper` does it on its cadence), write the results of recent
         counted epochs not written yet and offer the upload of those not uploaded yet."""
         await self.keeper.attempt()
-        for record in self.state.recent_done(5):
+        records = self.state.recent_done(5)
+        for n, record in enumerate(records):
             if not self.results.path(record["epoch_id"]).exists():
+                # written once its weights are known: set on chain, superseded by a newer epoch, or none earned
+                if record["on_chain"] is None and n == 0 and (record["weights"] or {}).get("uids"):
+                    continue
                 self.results.write(record)
             if not record["results_uploaded"]:
                 self.results.offer(record["epoch_id"])

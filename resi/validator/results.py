@@ -14,6 +14,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
@@ -25,7 +26,7 @@ from resi import constants as c
 from resi.api.client import ResiApiClient
 from resi.api.errors import ApiError
 from resi.api.signing import sign_manifest
-from resi.epochs import iso_z, utcnow
+from resi.epochs import UTC, iso_z, utcnow
 from resi.listings.validated import FOLDER as VALIDATED_FOLDER
 from resi.listings.validated import LISTINGS_FILE, MANIFEST_FILE, OBSERVATIONS_FILE, manifest, parquet_bytes
 from resi.monitor.metrics import ValidatorMetrics
@@ -58,12 +59,25 @@ class ResultsPublisher:
         return self.folder / f"{epoch_id}.json"
 
     def write(self, record: dict) -> Path:
-        """Write the results document of a counted epoch (atomically)."""
+        """Write the results document of a counted epoch (atomically). Its ``weights`` are the vector that went
+        on chain after the epoch's EMA (``set_at``, ``block``), and each miner's ``weight`` is its share in it;
+        when none went (nothing earned, or the next epoch's EMA was set first) they are empty with ``why``."""
+        sent = record.get("on_chain")
+        if sent is not None:
+            set_at = record.get("weights_set_at")
+            weights = {"uids": sent["uids"], "weights": sent["weights"], "block": sent["block"],
+                       "set_at": iso_z(datetime.fromtimestamp(set_at, UTC)) if set_at else None}
+        else:
+            earned = bool((record.get("weights") or {}).get("uids"))
+            weights = {"uids": [], "weights": [], "block": None, "set_at": None,
+                       "why": "a later epoch's EMA went on chain first" if earned else "no uid had earned anything"}
+        share = dict(zip(weights["uids"], weights["weights"]))
         document = {
             "epoch_id": record["epoch_id"], "validator": self.hotkey, "block": record["block"],
             "block_hash": record["block_hash"],
             "params": {k: v for k, v in self.params.__dict__.items() if k != "limits"},
-            "weights": record["weights"], "miners": record["results"],
+            "weights": weights,
+            "miners": [dict(m, weight=share.get(m["uid"], 0.0)) for m in record["results"]],
             "written_at": iso_z(utcnow()),
         }
         path = self.path(record["epoch_id"])

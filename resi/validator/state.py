@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS refetch (
 CREATE TABLE IF NOT EXISTS attempts (epoch_id TEXT PRIMARY KEY, count INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS weights_set_at (epoch_id TEXT PRIMARY KEY, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS weights_sent (epoch_id TEXT PRIMARY KEY, block INTEGER, uids TEXT NOT NULL,
+                                         weights TEXT NOT NULL);
 """
 
 PROCESSING, DONE, SKIPPED = "processing", "done", "skipped"
@@ -84,12 +86,15 @@ class ValidatorState:
             row = db.execute("SELECT status, block, block_hash, metagraph, results, weights, weights_set, "
                              "results_uploaded, detail, (SELECT at FROM weights_set_at w WHERE w.epoch_id=e.epoch_id)"
                              " FROM epochs e WHERE epoch_id=?", (epoch_id,)).fetchone()
+            sent = db.execute("SELECT block, uids, weights FROM weights_sent WHERE epoch_id=?", (epoch_id,)).fetchone()
         if row is None:
             return None
         return {"epoch_id": epoch_id, "status": row[0], "block": row[1], "block_hash": row[2],
                 "metagraph": json.loads(row[3]) if row[3] else None, "results": json.loads(row[4]) if row[4] else None,
                 "weights": json.loads(row[5]) if row[5] else None, "weights_set": bool(row[6]),
-                "results_uploaded": bool(row[7]), "detail": row[8], "weights_set_at": row[9]}
+                "results_uploaded": bool(row[7]), "detail": row[8], "weights_set_at": row[9],
+                "on_chain": None if sent is None else {"block": sent[0], "uids": json.loads(sent[1]),
+                                                       "weights": json.loads(sent[2])}}
 
     def begin(self, epoch_id: str, block: int, block_hash: str, metagraph: list[tuple]) -> dict:
         """Fix the epoch's inputs (the first call wins: a restart reuses them). ``metagraph``: (uid, hotkey) or
@@ -133,12 +138,18 @@ class ValidatorState:
                 raise
         return True
 
-    def mark(self, epoch_id: str, *, weights_set: bool | None = None, results_uploaded: bool | None = None) -> None:
+    def mark(self, epoch_id: str, *, weights_set: bool | None = None, results_uploaded: bool | None = None,
+             sent: tuple[int | None, list[int], list[float]] | None = None) -> None:
+        """``sent``: (block, uids, weights) of the vector that went on chain with ``weights_set``; the first one
+        after the epoch's EMA is what its results file publishes."""
         with self._db() as db:
             if weights_set is not None:
                 db.execute("UPDATE epochs SET weights_set=? WHERE epoch_id=?", (int(weights_set), epoch_id))
                 if weights_set:
                     db.execute("INSERT OR IGNORE INTO weights_set_at VALUES (?, ?)", (epoch_id, time.time()))
+                if weights_set and sent is not None:
+                    db.execute("INSERT OR IGNORE INTO weights_sent VALUES (?, ?, ?, ?)",
+                               (epoch_id, sent[0], json.dumps(sent[1]), json.dumps(sent[2])))
             if results_uploaded is not None:
                 db.execute("UPDATE epochs SET results_uploaded=? WHERE epoch_id=?", (int(results_uploaded), epoch_id))
 

@@ -164,5 +164,5 @@ class WeightKeeper:
         self._sent_epoch = epoch
         self._sent_holders = {uid: holders[uid] for uid in uids}
         if epoch is not None:
-            self.state.mark(epoch, weights_set=True)
+            self.state.mark(epoch, weights_set=True, sent=(self._pending, uids, weights))
         logger.info(f"weights: submitted for {len(uids)} uids at block {self._pending} (EMA of epoch {epoch})")
