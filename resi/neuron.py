@@ -1,5 +1,5 @@
-"""What the miner and the validator entry points share: the listing-source flags, their keys and logging,
-waiting that a stop can interrupt, and running a loop until SIGINT/SIGTERM."""
+"""What the miner and the validator entry points share: their command (run or status), their keys and logging,
+and running a loop until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -14,42 +14,17 @@ from loguru import logger
 
 from resi import __version__
 from resi.chain import KeyLoadError, KeypairSigner, load_signer
-from resi.chain.base import Metagraph
-from resi.config import POSITIVE, SharedConfig, env, number
+from resi.config import SharedConfig
 from resi.logs import add_log_file, register_secret, setup_logging
-from resi.scraping.realtor import RealtorSource
-from resi.status import add_status_args, status_main
 
 
-def add_source_args(parser: argparse.ArgumentParser, title: str) -> None:
-    s = parser.add_argument_group(title)
-    s.add_argument("--source.url", dest="source_url", default=env("RESI_SOURCE_URL"),
-                   help="listing site origin; default Realtor.com, the local listing site in a local network "
-                   "[env RESI_SOURCE_URL]")
-    s.add_argument("--source.proxy", dest="source_proxy", default=env("RESI_PROXY_URL"),
-                   help="HTTP(S) proxy URL, credentials included; prefer the environment [env RESI_PROXY_URL]")
-    s.add_argument("--source.max_rps", dest="source_max_rps", type=number(float, 0),
-                   default=env("RESI_SOURCE_MAX_RPS", default="4"),
-                   help="requests per second to the source, at most; 0: no cap (a local site only) "
-                   "[env RESI_SOURCE_MAX_RPS]")
-    s.add_argument("--source.timeout", dest="source_timeout", type=POSITIVE, default=15.0,
-                   help="seconds before one request to the source is abandoned (then retried)")
-
-
-def source_from_args(args: argparse.Namespace) -> RealtorSource:
-    return RealtorSource(args.source_url, proxy=args.source_proxy, max_rps=args.source_max_rps,
-                         timeout=args.source_timeout)
-
-
-def entry(argv: list[str] | None, role: str, build_parser: Callable[[], argparse.ArgumentParser],
-          default_dir: str, run: Callable[[argparse.Namespace], int]) -> int:
-    """What both neurons' ``main`` does: ``status [flags]``, or ``run`` with the parsed flags until stopped."""
+def entry(argv: list[str] | None, build_parser: Callable[[], argparse.ArgumentParser],
+          run: Callable[[argparse.Namespace], int], status: Callable[[list[str]], int]) -> int:
+    """What both neurons' ``main`` does: ``status [flags]`` (each CLI brings its own), or ``run`` with the parsed
+    flags until stopped."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["status"]:
-        parser = build_parser()
-        parser.prog += " status"
-        add_status_args(parser)
-        return status_main(parser.parse_args(argv[1:]), role, default_dir)
+        return status(argv[1:])
     args = build_parser().parse_args(argv)
     return until_stopped(lambda: run(args))
 
@@ -88,30 +63,6 @@ def log_to_folder(shared: SharedConfig, data_dir: Path, name: str) -> None:
     path = shared.log_file or (shared.log_dir or data_dir / "logs") / f"{name}.log"
     if shared.log_file is not None or add_log_file(path):
         logger.info(f"resi {name} {__version__}: logging to {path}")  # the file's first line says the version
-
-
-def registration_problem(graph: Metagraph, hotkey: str, *, validator: bool, hint: str = "") -> str | None:
-    """One line saying what to do when ``hotkey`` cannot take part on ``graph``'s subnet (not registered; for
-    a validator, no validator permit); None when it can. ``hint``: the wallet flags to put in the command."""
-    me = graph.by_hotkey(hotkey)
-    flags = f" {hint}" if hint else ""
-    if me is None:
-        return (f"hotkey {hotkey} is not registered on netuid {graph.netuid}: register it with "
-                f"`btcli subnets register --netuid {graph.netuid}{flags}`, then start again")
-    if validator and not me.validator_permit:
-        return (f"hotkey {hotkey} (uid {me.uid}) has no validator permit on netuid {graph.netuid}: permits go to "
-                f"the largest stakes at each tempo; add stake with `btcli stake add --netuid {graph.netuid}{flags}`, "
-                "then start again")
-    return None
-
-
-async def pause(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep ``seconds`` or until ``stop`` is set."""
-    if seconds > 0 and not stop.is_set():
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=seconds)
-        except asyncio.TimeoutError:
-            pass
 
 
 async def run_until_signal(

@@ -20,9 +20,10 @@ from loguru import logger
 from resi.api.client import ResiApiClient
 from resi.api.errors import ApiError
 from resi.chain import Chain, ChainError, KeypairSigner, Signer
+from resi.chain.registration import registration_problem
 from resi.config import SharedConfig, data_dir
 from resi.constants import MAX_CLOCK_SKEW_SECONDS
-from resi.neuron import log_to_folder, registration_problem, start
+from resi.neuron import log_to_folder, start
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sqlite3
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,7 +18,9 @@ from resi.chain import Chain, ChainError, KeyLoadError, load_signer, open_chain
 from resi.config import COUNT, SharedConfig, data_dir
 from resi.listings.validated import FOLDER as VALIDATED_FOLDER
 from resi.listings.validated import LISTINGS_FILE, MANIFEST_FILE
+from resi.miner.checkpoint import miner_epochs
 from resi.validation.verdict import JOINED, VALIDATOR, stored_verdict
+from resi.validator.state import validator_epochs
 
 
 def add_status_args(parser: argparse.ArgumentParser) -> None:
@@ -52,35 +53,6 @@ async def chain_view(chain: Chain, hotkey: str, timeout: float = 30.0) -> dict:
             "validator_permit": me.validator_permit, "last_update": me.last_update,
             "blocks_since_update": graph.block - me.last_update if me.last_update else None,
             "weights_from_validators": given}
-
-
-def miner_epochs(path: Path, epochs: int) -> list[dict]:
-    """A miner's newest ``epochs`` epochs from its checkpoint at ``path``, read beside the miner (read-only);
-    none before the miner made the file and its tables."""
-    from resi.miner.checkpoint import Checkpoint
-
-    if not path.exists():
-        return []
-    try:
-        return Checkpoint(path, readonly=True).recent(epochs)
-    except sqlite3.OperationalError:  # the miner has not made its tables yet
-        return []
-
-
-def validator_epochs(path: Path, epochs: int) -> tuple[list[dict], dict[int, tuple[str, float]]]:
-    """A validator's newest ``epochs`` counted epochs (newest first) and its EMA, from its state at ``path``,
-    read beside the validator (read-only); nothing before the validator made the file and its tables."""
-    from resi.validator.state import ValidatorState
-
-    if not path.exists():
-        return [], {}
-    state = ValidatorState(path, readonly=True)
-    try:
-        return state.recent_done(epochs), state.ema()
-    except sqlite3.OperationalError:  # the validator has not made its tables yet
-        return [], {}
-    finally:
-        state.close()
 
 
 def published_epoch(data_dir: Path, epoch_id: str | None = None) -> dict | None:
@@ -201,6 +173,18 @@ def render(report: dict) -> str:
             lines.append("  EMA leaders: " + ", ".join(f"uid {x['uid']} {x['ema']:.4f}" for x in report["ema_leaders"]))
         lines.append(published_line(report.get("published")))
     return "\n".join(lines)
+
+
+def status_command(role: str, build_parser, default_dir: str):
+    """``status [the neuron's flags]`` of a neuron's CLI: the function that runs it on the words after ``status``."""
+
+    def run(argv: list[str]) -> int:
+        parser = build_parser()
+        parser.prog += " status"
+        add_status_args(parser)
+        return status_main(parser.parse_args(argv), role, default_dir)
+
+    return run
 
 
 def status_main(args: argparse.Namespace, role: str, default_dir: str) -> int:

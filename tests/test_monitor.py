@@ -19,9 +19,9 @@ from resi.api import signing
 from resi.chain.keys import create_wallet
 from resi.chain.local import SimulatedChainStore
 from resi.monitor.metrics import MAX_LABEL_VALUES, LabelBound, ValidatorMetrics
-from resi.monitor.page import upload_record, validator_section
 from resi.monitor.server import MonitorServer
 from resi.monitor.watchdog import STALLED_EXIT, Heartbeat, Watchdog
+from resi.pages import upload_record, validator_section
 from resi.processes import free_port
 from resi.status import miner_report, validator_report
 from resi.validation.evaluate import MinerResult

@@ -356,7 +356,7 @@ def test_the_run_ends_with_a_verdict_line_and_summary_txt(localnet):
 def test_every_output_says_a_verdict_in_the_same_words(localnet):
     """The terminal (summary), the results file, ``status`` and the page (rendered by the function the page
     server calls) say each miner's verdict of the same epoch in the words of the one renderer."""
-    from resi.monitor.page import network_page
+    from resi.pages import network_page
     from resi.validation.verdict import stored_verdict
 
     run_dir, _ = localnet

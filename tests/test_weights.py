@@ -10,7 +10,7 @@ import pytest
 from loguru import logger
 
 from resi.chain.local import LocalChain, SimulatedChainStore
-from resi.neuron import registration_problem
+from resi.chain.registration import registration_problem
 from resi.validation.scoring import chain_weights
 from resi.validator.state import ValidatorState
 from resi.validator.weights import WeightKeeper, WeightSchedule

@@ -28,7 +28,7 @@ from resi.localnet.cheaters import STRATEGIES
 from resi.localnet.network import VALIDATOR_BUCKET, LocalNetwork, NetworkConfig
 from resi.localnet.summary import epoch_summary, render, results_of, run_verdict, weights_set, write
 from resi.logs import setup_logging
-from resi.status import miner_epochs
+from resi.miner.checkpoint import miner_epochs
 from resi.validator.weights import WeightSchedule
 
 

@@ -478,7 +478,7 @@ def strategy(name: str, victim_dir: Path | None = None, miner_argv: list[str] | 
     if name in ("sold", "sold_active", "late"):
         from resi.chain.keys import load_signer
         from resi.miner.cli import build_parser
-        from resi.neuron import source_from_args
+        from resi.scraping.flags import source_from_args
 
         args = build_parser().parse_args(miner_argv or [])
         if name == "late":

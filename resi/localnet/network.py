@@ -19,8 +19,8 @@ from resi.chain.keys import KeypairSigner, create_wallet
 from resi.chain.local import SimulatedChainStore
 from resi.constants import NETUID
 from resi.localnet.procs import ManagedProcess, python_module, wait_all
-from resi.monitor.page import network_page
 from resi.monitor.server import MonitorServer
+from resi.pages import network_page
 from resi.processes import free_port
 from resi.storage.seaweed import LocalS3
 

@@ -134,3 +134,14 @@ class Checkpoint:
                 db.execute("DELETE FROM zipcodes WHERE epoch_id=?", (epoch_id,))
                 db.execute("DELETE FROM epochs WHERE epoch_id=?", (epoch_id,))
         return ids
+
+
+def miner_epochs(path: Path, epochs: int) -> list[dict]:
+    """A miner's newest ``epochs`` epochs from its checkpoint at ``path``, read beside the miner (read-only);
+    none before the miner made the file and its tables."""
+    if not path.exists():
+        return []
+    try:
+        return Checkpoint(path, readonly=True).recent(epochs)
+    except sqlite3.OperationalError:  # the miner has not made its tables yet
+        return []

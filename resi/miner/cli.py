@@ -17,8 +17,10 @@ from resi.miner.upload import Uploader
 from resi.monitor.metrics import MinerMetrics
 from resi.monitor.server import add_monitor_args, start_monitoring
 from resi.monitor.watchdog import Heartbeat
-from resi.neuron import add_source_args, entry, run_until_signal, source_from_args
+from resi.neuron import entry, run_until_signal
 from resi.preflight import begin
+from resi.scraping.flags import add_source_args, source_from_args
+from resi.status import status_command
 
 DESCRIPTION = """RESI subnet 46 miner: every epoch, scrape the assigned zipcodes' current listings from a real
 source, upload listings.parquet + metadata.json through the Resi API's presigned POST, report status.
@@ -60,7 +62,7 @@ DATA_DIR = "~/.resi/miner/{hotkey}"
 def main(argv: list[str] | None = None, strategy=None) -> int:
     """Run a miner (or ``status``); ``strategy`` is the honest one unless a local network's cheater passes its
     own."""
-    return entry(argv, "miner", build_parser, DATA_DIR, lambda args: _run(args, strategy))
+    return entry(argv, build_parser, lambda args: _run(args, strategy), status_command("miner", build_parser, DATA_DIR))
 
 
 def _run(args: argparse.Namespace, strategy) -> int:

@@ -21,13 +21,13 @@ from resi import constants as c
 from resi.api.client import ResiApiClient
 from resi.api.errors import ApiError
 from resi.api.models import Assignment
+from resi.clock import pause
 from resi.epochs import UTC, iso_z, utcnow
 from resi.miner.checkpoint import SCRAPING, UPLOADED, Checkpoint, EpochRecord
 from resi.miner.strategy import Honest, PackageInfo, Strategy
 from resi.miner.upload import Uploader, UploadFailed
 from resi.monitor.metrics import MinerMetrics
 from resi.monitor.watchdog import Heartbeat
-from resi.neuron import pause
 from resi.scraping.pipeline import Pipeline, ZipcodeOutcome, dedupe
 from resi.scraping.source import ListingSource
 

@@ -20,7 +20,7 @@ from resi.config import COUNT, Parser
 from resi.epochs import utcnow
 from resi.listings.files import build_epoch_files
 from resi.logs import register_secret, setup_logging
-from resi.neuron import add_source_args, source_from_args
+from resi.scraping.flags import add_source_args, source_from_args
 from resi.scraping.pipeline import Pipeline, dedupe
 
 

@@ -24,11 +24,13 @@ from resi.config import (
 from resi.constants import WEIGHTS_VERSION_KEY
 from resi.listings.files import ReadLimits
 from resi.monitor.metrics import ValidatorMetrics
-from resi.monitor.page import validator_page
 from resi.monitor.server import add_monitor_args, start_monitoring
 from resi.monitor.watchdog import Heartbeat
-from resi.neuron import add_source_args, entry, run_until_signal, source_from_args
+from resi.neuron import entry, run_until_signal
+from resi.pages import validator_page
 from resi.preflight import begin
+from resi.scraping.flags import add_source_args, source_from_args
+from resi.status import status_command
 from resi.validation.params import ValidationParams
 from resi.validator.downloads import DownloadLimits
 from resi.validator.loop import Validator, ValidatorConfig
@@ -114,7 +116,7 @@ DATA_DIR = "~/.resi/validator/{hotkey}"
 
 def main(argv: list[str] | None = None) -> int:
     """Run a validator (or ``status``)."""
-    return entry(argv, "validator", build_parser, DATA_DIR, _run)
+    return entry(argv, build_parser, _run, status_command("validator", build_parser, DATA_DIR))
 
 
 def _chain(shared: SharedConfig, signer) -> Chain:

@@ -25,11 +25,11 @@ from resi.api.client import ResiApiClient
 from resi.api.errors import ApiError
 from resi.api.models import Assignment
 from resi.chain.base import Chain, ChainError
+from resi.clock import pause
 from resi.epochs import epoch_id as format_epoch_id
 from resi.epochs import parse_iso, utcnow
 from resi.monitor.metrics import ValidatorMetrics
 from resi.monitor.watchdog import Heartbeat
-from resi.neuron import pause
 from resi.scraping.pipeline import Pipeline
 from resi.scraping.source import Drop, ListingSource, SourceError, SourceRefused
 from resi.storage import StorageError, list_objects

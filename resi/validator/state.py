@@ -213,3 +213,17 @@ class ValidatorState:
             for epoch_id in old:
                 db.execute("DELETE FROM snapshot_facts WHERE epoch_id=?", (epoch_id,))
                 db.execute("DELETE FROM refetch WHERE epoch_id=?", (epoch_id,))
+
+
+def validator_epochs(path: Path, epochs: int) -> tuple[list[dict], dict[int, tuple[str, float]]]:
+    """A validator's newest ``epochs`` counted epochs (newest first) and its EMA, from its state at ``path``,
+    read beside the validator (read-only); nothing before the validator made the file and its tables."""
+    if not path.exists():
+        return [], {}
+    state = ValidatorState(path, readonly=True)
+    try:
+        return state.recent_done(epochs), state.ema()
+    except sqlite3.OperationalError:  # the validator has not made its tables yet
+        return [], {}
+    finally:
+        state.close()

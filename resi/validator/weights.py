@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from loguru import logger
 
 from resi.chain.base import Chain, ChainError, Metagraph, SubnetParams, WeightsRefused
+from resi.chain.registration import registration_problem
+from resi.clock import pause
 from resi.monitor.metrics import ValidatorMetrics
-from resi.neuron import pause, registration_problem
 from resi.validation.scoring import chain_weights
 from resi.validator.state import ValidatorState
 

@@ -16,8 +16,10 @@ from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
 
-from resi.status import last_published, miner_epochs, published_line, validator_epochs
+from resi.miner.checkpoint import miner_epochs
+from resi.status import last_published, published_line
 from resi.validation.verdict import JOINED, VALIDATOR, stored_verdict
+from resi.validator.state import validator_epochs
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")
