@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from tests.e2e import wait_for
+from tests.kit import alive
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "autoupdate.py"
@@ -61,14 +62,6 @@ class Repos:
 
 def starts(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_new_commits_are_pulled_and_restarted_and_a_broken_check_is_rolled_back(tmp_path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -16,19 +15,9 @@ import pytest
 
 from tests.e2e import wait_for
 from tests.helpers import PYTHON
+from tests.kit import alive
 
 pytestmark = pytest.mark.slow
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie (exited, not yet reaped by init) is not alive
-        return "Z" not in open(f"/proc/{pid}/stat").read().split()[2]
-    except OSError:
-        return True
 
 
 def _children(pid: int) -> list[int]:
@@ -79,7 +68,7 @@ def test_localnet_starts_every_link_answers_and_ctrl_c_stops_everything(tmp_path
             assert f"{name}: stopped when asked, in " in output, output[-3000:]
         assert "exit code" not in output and "run verdict: no epoch was counted" in output
         time.sleep(1)
-        assert [p for p in children if _alive(p)] == []
+        assert [p for p in children if alive(p)] == []
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -27,15 +27,8 @@ from resi.status import miner_report, validator_report
 from resi.validation.evaluate import MinerResult
 from resi.validator.state import ValidatorState
 from tests.e2e import wait_for
+from tests.kit import FakeClock
 from tests.servers import ApiServer
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def get(url: str) -> tuple[int, str, str]:
@@ -95,7 +88,7 @@ def test_an_epochs_results_become_scores_emas_and_reasons():
 
 
 def test_the_endpoint_serves_metrics_health_and_survives_a_failing_page():
-    clock = Clock()
+    clock = FakeClock(1000.0)
     heartbeat = Heartbeat(clock)
     watchdog = Watchdog(heartbeat, stall_seconds=60, exit_seconds=0)
     metrics = ValidatorMetrics()
@@ -112,7 +105,7 @@ def test_the_endpoint_serves_metrics_health_and_survives_a_failing_page():
         assert samples(body)[("resi_validator_epochs_seen_total", ())] == 1
         status, _, body = get(server.url + "/healthz")
         assert status == 200 and json.loads(body)["status"] == "ok"
-        clock.now += 61
+        clock.advance(61)
         status, _, body = get(server.url + "/healthz")
         assert status == 503 and json.loads(body)["status"] == "stalled" and json.loads(body)["idle_seconds"] >= 61
         heartbeat.beat("judged uid 3")
@@ -126,14 +119,14 @@ def test_the_endpoint_serves_metrics_health_and_survives_a_failing_page():
 
 
 def test_the_watchdog_ends_the_process_only_after_the_exit_limit():
-    clock = Clock()
+    clock = FakeClock(1000.0)
     heartbeat = Heartbeat(clock)
     codes: list[int] = []
     Watchdog(heartbeat, stall_seconds=5, exit_seconds=30, on_stall=codes.append, interval=0.01).start()
-    clock.now += 20
+    clock.advance(20)
     time.sleep(0.2)
     assert codes == []  # stalled (503) but not yet past the exit limit
-    clock.now += 11
+    clock.advance(11)
     wait_for(lambda: codes, 5, interval=0.01, what="the watchdog to act")
     assert codes == [STALLED_EXIT]
 

@@ -16,6 +16,7 @@ from resi.validator.state import ValidatorState
 from resi.validator.weights import WeightKeeper, WeightSchedule
 from tests.conftest import ROOT
 from tests.helpers import run
+from tests.kit import FakeClock
 
 # --- the vector (pure) ---------------------------------------------------------------------------------------
 
@@ -56,15 +57,9 @@ def test_registration_problem_says_what_to_do(wallets):
 # --- the keeper, on a chain whose clock the test moves -------------------------------------------------------
 
 
-class Clock:
-    def __init__(self):
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def at(self, block: int) -> None:
-        self.now = 1_000_000.0 + block + 0.5
+def at_block(clock: FakeClock, block: int) -> None:
+    """The chain's clock (one-second blocks from 1,000,000) in the middle of ``block``."""
+    clock.t = 1_000_000.0 + block + 0.5
 
 
 class CountingChain:
@@ -84,7 +79,7 @@ class CountingChain:
 
 @pytest.fixture
 def setup(tmp_path, wallets):
-    clock = Clock()
+    clock = FakeClock()
     store = SimulatedChainStore(tmp_path / "chain.db", block_seconds=1, create=True, clock=clock)
     people = {n: wallets(n) for n in ("v", "m1", "m2", "m3")}
     for name, who in people.items():
@@ -106,9 +101,9 @@ def _count(state: ValidatorState, epoch_id: str, ema: dict) -> None:
     state.commit(epoch_id, [], ema, ([], []))
 
 
-def _walk(clock: Clock, keeper: WeightKeeper, blocks) -> None:
+def _walk(clock: FakeClock, keeper: WeightKeeper, blocks) -> None:
     for block in blocks:
-        clock.at(block)
+        at_block(clock, block)
         run(keeper.tick())
 
 
@@ -150,7 +145,7 @@ def test_a_replaced_hotkey_takes_nothing_from_the_old_ema(setup, wallets):
     _walk(clock, keeper, [1])
     assert store.weights(46)[-1]["uids"] == [1, 2]
     newcomer = wallets("newcomer")
-    clock.at(5)
+    at_block(clock, 5)
     assert store.register(newcomer.hotkey, newcomer.coldkey, uid=2) == 2
     _walk(clock, keeper, range(5, 17))
     last = store.weights(46)[-1]

@@ -9,7 +9,6 @@ or none) or ``FAILED`` (a fatal error, with its reason). A restart resumes where
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,8 +20,8 @@ from resi import constants as c
 from resi.api.client import ResiApiClient
 from resi.api.errors import ApiError
 from resi.api.models import Assignment
-from resi.clock import pause
-from resi.epochs import UTC, iso_z, utcnow
+from resi.clock import Clock, SystemClock, pause
+from resi.epochs import UTC, iso_z
 from resi.miner.checkpoint import SCRAPING, UPLOADED, Checkpoint, EpochRecord
 from resi.miner.strategy import Honest, PackageInfo, Strategy
 from resi.miner.upload import Uploader, UploadFailed
@@ -64,8 +63,10 @@ class Miner:
         strategy: Strategy | None = None,
         metrics: MinerMetrics | None = None,
         heartbeat: Heartbeat | None = None,
+        clock: Clock | None = None,
     ):
         self.hotkey = hotkey
+        self.clock = clock or SystemClock()
         self.api = api
         self.source = source
         self.checkpoint = checkpoint
@@ -86,7 +87,7 @@ class Miner:
             try:
                 assignment = await self.api.current_assignment()
                 record = self.checkpoint.epoch(assignment.epoch_id)
-                late = too_late(assignment, utcnow(), self.config.upload_margin) if record is None else None
+                late = too_late(assignment, self.clock.now(), self.config.upload_margin) if record is None else None
                 if late:
                     if self._late_for != assignment.epoch_id:
                         logger.warning(late)
@@ -94,7 +95,7 @@ class Miner:
                 elif record is None or record.reported is None:
                     await self.run_epoch(assignment, stop)
                     self.prune()
-                until_next = (assignment.epoch_end - utcnow()).total_seconds() + 1
+                until_next = (assignment.epoch_end - self.clock.now()).total_seconds() + 1
                 wait = max(1.0, min(wait, until_next))
             except ApiError as exc:
                 logger.error(f"Resi API: {exc}; trying again in {wait:g} s")
@@ -144,7 +145,7 @@ class Miner:
         while not stop.is_set():
             finished = self.checkpoint.finished_zipcodes(epoch_id)
             pending = [z for z in self.strategy.zipcodes(assignment) if z not in finished]
-            left = (upload_at - utcnow()).total_seconds()
+            left = (upload_at - self.clock.now()).total_seconds()
             if not pending or left <= 0:
                 break
             work = asyncio.ensure_future(self.pipeline.run(pending, on_done=save))
@@ -217,7 +218,7 @@ class Miner:
 
     def prune(self) -> None:
         """Forget local epochs older than the retention period (checkpoint rows and files)."""
-        cutoff = time.time() - self.config.retention_days * 86_400
+        cutoff = self.clock.now().timestamp() - self.config.retention_days * 86_400
         for epoch_id in self.checkpoint.prune(cutoff):
             folder = self.config.data_dir / "epochs" / epoch_id
             for path in folder.glob("*"):

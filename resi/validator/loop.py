@@ -25,9 +25,9 @@ from resi.api.client import ResiApiClient
 from resi.api.errors import ApiError
 from resi.api.models import Assignment
 from resi.chain.base import Chain, ChainError
-from resi.clock import pause
+from resi.clock import Clock, SystemClock, pause
 from resi.epochs import epoch_id as format_epoch_id
-from resi.epochs import parse_iso, utcnow
+from resi.epochs import parse_iso
 from resi.monitor.metrics import ValidatorMetrics
 from resi.monitor.watchdog import Heartbeat
 from resi.scraping.pipeline import Pipeline
@@ -45,6 +45,7 @@ from resi.validator.downloads import DownloadLimits, Outage, submissions
 from resi.validator.judging import judge_all
 from resi.validator.results import ResultsPublisher
 from resi.validator.sandbox import Sandbox, SandboxLimits, SandboxPool
+from resi.validator.schedule import BEFORE_FIRST_RUN, plan
 from resi.validator.state import ValidatorState
 from resi.validator.weights import WeightKeeper
 
@@ -77,8 +78,10 @@ class ValidatorConfig:
 class Validator:
     def __init__(self, hotkey: str, api: ResiApiClient, chain: Chain, source: ListingSource, state: ValidatorState,
                  config: ValidatorConfig, sandbox: Sandbox | SandboxPool | None = None, keeper: WeightKeeper | None = None,
-                 metrics: ValidatorMetrics | None = None, heartbeat: Heartbeat | None = None):
+                 metrics: ValidatorMetrics | None = None, heartbeat: Heartbeat | None = None,
+                 clock: Clock | None = None):
         self.hotkey = hotkey
+        self.clock = clock or SystemClock()
         self.api = api
         self.chain = chain
         self.source = source
@@ -100,7 +103,7 @@ class Validator:
     async def _epochs(self) -> tuple[str, datetime, datetime]:
         """(previous epoch id, its end, the current epoch's end), from the API's public statistics once per
         epoch: in between, the schedule is known."""
-        if self._schedule is None or utcnow() >= self._schedule[1]:
+        if self._schedule is None or self.clock.now() >= self._schedule[1]:
             stats = (await self.api.stats()).model_dump()
             try:
                 current = stats["epochStatus"]["currentEpoch"]
@@ -139,7 +142,7 @@ class Validator:
         if self._schedule is None:
             return 0.0
         due = self._schedule[1] + timedelta(seconds=self.config.grace)
-        return (due - utcnow()).total_seconds()
+        return (due - self.clock.now()).total_seconds()
 
     async def step(self) -> float:
         """One pass: settle what is done, finish or start what is due; seconds until something is due."""
@@ -148,33 +151,20 @@ class Validator:
             logger.info(f"epoch {epoch_id}: resuming an unfinished validation")
             if await self.process(epoch_id) is None and not self.state.finished(epoch_id):
                 return self.config.poll_interval
-        _, previous_end, current_end = await self._epochs()
-        length = current_end - previous_end
-        grace = timedelta(seconds=self.config.grace)
-        lag = self._max_lag(length)
-        now = utcnow()
-        first_run = self.state.first_run(now.timestamp())
-        ends = []  # every epoch that ended within the lag (and the one just past it), oldest first
-        end = previous_end
-        while (now - end).total_seconds() <= lag + length.total_seconds() and len(ends) < 64:
-            ends.insert(0, end)
-            end -= length
-        for end in ends:
-            epoch_id = format_epoch_id(end - length)
-            if self.state.finished(epoch_id):
-                continue
-            if now < end + grace:
-                return (end + grace - now).total_seconds()
-            if (now - end).total_seconds() > lag and self.state.epoch(epoch_id) is None:
-                if end.timestamp() <= first_run:
-                    logger.info(f"epoch {epoch_id}: ended before this validator first ran; not validated")
-                    self._skip(epoch_id, "ended before this validator first ran")
-                else:
-                    logger.warning(f"epoch {epoch_id}: too old to validate now; skipped")
-                    self._skip(epoch_id, "too old when the validator got to it")
-                continue
-            return 0.0 if await self.process(epoch_id) is not None else self.config.poll_interval
-        return (current_end + grace - now).total_seconds()
+        _, current_start, current_end = await self._epochs()
+        now = self.clock.now()
+        step = plan(now, current_start, current_end, self.config.grace, self.config.max_lag,
+                    self.state.first_run(now.timestamp()), self.state.finished,
+                    lambda epoch_id: self.state.epoch(epoch_id) is not None)
+        for epoch_id, why in step.skip:
+            if why == BEFORE_FIRST_RUN:
+                logger.info(f"epoch {epoch_id}: {why}; not validated")
+            else:
+                logger.warning(f"epoch {epoch_id}: too old to validate now; skipped")
+            self._skip(epoch_id, why)
+        if step.validate is None:
+            return step.wait
+        return 0.0 if await self.process(step.validate) is not None else self.config.poll_interval
 
     def _saw(self, epoch_id: str) -> None:
         """Count an ended epoch this validator looked at, once (validated, skipped, or still being tried)."""
@@ -219,7 +209,7 @@ class Validator:
                 return None
             raise
         lag = self._max_lag(assignment.epoch_end - assignment.epoch_start)
-        if (utcnow() - assignment.submission_deadline).total_seconds() > lag:
+        if (self.clock.now() - assignment.submission_deadline).total_seconds() > lag:
             logger.warning(f"epoch {epoch_id}: not validated within {lag:g} s of its deadline; skipped")
             self._skip(epoch_id, "not validated within the allowed lag")
             return None
@@ -241,7 +231,7 @@ class Validator:
         judged = await judge_all(subs, self.sandbox, lambda ids: self._refetch(epoch_id, ids, snapshot), ctx,
                                  snapshot.counts, params, self.config.sandbox.workers, self._judged_one, dataset)
         results, unanswered = judged.results, judged.unanswered
-        final = (utcnow() - assignment.submission_deadline).total_seconds() >= 0.75 * lag
+        final = (self.clock.now() - assignment.submission_deadline).total_seconds() >= 0.75 * lag
         if unanswered and not final:
             logger.warning(f"epoch {epoch_id}: the listing source did not answer {unanswered} sampled refetches; "
                            "validating the epoch again later")
@@ -346,7 +336,7 @@ class Validator:
                     failed.append(listing_id)
                     return
                 try:
-                    answers[listing_id] = None if record is None else self.source.facts(record, utcnow())
+                    answers[listing_id] = None if record is None else self.source.facts(record, self.clock.now())
                 except Drop:  # the source's answer for this id does not describe a listing
                     answers[listing_id] = REFUSED
 

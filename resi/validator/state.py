@@ -139,14 +139,15 @@ class ValidatorState:
         return True
 
     def mark(self, epoch_id: str, *, weights_set: bool | None = None, results_uploaded: bool | None = None,
-             sent: tuple[int | None, list[int], list[float]] | None = None) -> None:
-        """``sent``: (block, uids, weights) of the vector that went on chain with ``weights_set``; the first one
-        after the epoch's EMA is what its results file publishes."""
+             sent: tuple[int | None, list[int], list[float]] | None = None, at: float | None = None) -> None:
+        """``sent``: (block, uids, weights) of the vector that went on chain with ``weights_set``, ``at`` that
+        moment (Unix time; now when None); the first one after the epoch's EMA is what its results file
+        publishes."""
         with self._db() as db:
             if weights_set is not None:
                 db.execute("UPDATE epochs SET weights_set=? WHERE epoch_id=?", (int(weights_set), epoch_id))
                 if weights_set:
-                    db.execute("INSERT OR IGNORE INTO weights_set_at VALUES (?, ?)", (epoch_id, time.time()))
+                    db.execute("INSERT OR IGNORE INTO weights_set_at VALUES (?, ?)", (epoch_id, at or time.time()))
                 if weights_set and sent is not None:
                     db.execute("INSERT OR IGNORE INTO weights_sent VALUES (?, ?, ?, ?)",
                                (epoch_id, sent[0], json.dumps(sent[1]), json.dumps(sent[2])))

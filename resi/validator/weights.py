@@ -23,7 +23,7 @@ from loguru import logger
 
 from resi.chain.base import Chain, ChainError, Metagraph, SubnetParams, WeightsRefused
 from resi.chain.registration import registration_problem
-from resi.clock import pause
+from resi.clock import Clock, SystemClock, pause
 from resi.monitor.metrics import ValidatorMetrics
 from resi.validation.scoring import chain_weights
 from resi.validator.state import ValidatorState
@@ -44,8 +44,9 @@ class WeightSchedule:
 class WeightKeeper:
     def __init__(self, chain: Chain, state: ValidatorState, hotkey: str, version_key: int,
                  schedule: WeightSchedule = WeightSchedule(), wallet_hint: str = "",
-                 metrics: ValidatorMetrics | None = None):
+                 metrics: ValidatorMetrics | None = None, clock: Clock | None = None):
         self.chain = chain
+        self.clock = clock or SystemClock()
         self.metrics = metrics or ValidatorMetrics()
         self.state = state
         self.hotkey = hotkey
@@ -165,5 +166,6 @@ class WeightKeeper:
         self._sent_epoch = epoch
         self._sent_holders = {uid: holders[uid] for uid in uids}
         if epoch is not None:
-            self.state.mark(epoch, weights_set=True, sent=(self._pending, uids, weights))
+            self.state.mark(epoch, weights_set=True, sent=(self._pending, uids, weights),
+                            at=self.clock.now().timestamp())
         logger.info(f"weights: submitted for {len(uids)} uids at block {self._pending} (EMA of epoch {epoch})")
