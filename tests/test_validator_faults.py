@@ -11,12 +11,13 @@ from datetime import timedelta
 
 import pytest
 
+from resi.clock import SystemClock
 from resi.epochs import epoch_from_id
 from resi.localnet.network import LocalNetwork, NetworkConfig
 from resi.localnet.world import WorldConfig
 from resi.scraping.realtor import RealtorSource
 from resi.validation.truth import REFUSED, UNANSWERED, Snapshot
-from resi.validator.loop import Validator, ValidatorConfig
+from resi.validator.refetch import Refetcher
 from resi.validator.state import ValidatorState
 from tests.e2e import db_rows, final_status, statuses, wait_for
 from tests.helpers import run
@@ -148,14 +149,16 @@ def test_a_refused_refetch_is_the_rows_a_failing_source_is_unanswered(tmp_path):
         known = site.truth("08540")[0]["property_id"]
         snapshot = Snapshot({known: {}}, {})
         source = RealtorSource(site.url, max_rps=0, max_attempts=2, backoff_cap=0.05)
-        validator = Validator("hk", None, None, source, ValidatorState(tmp_path / "s.db"),
-                              ValidatorConfig(data_dir=tmp_path))
+        state = ValidatorState(tmp_path / "s.db")
+        refetch = Refetcher(source, state, "E", snapshot, 4, SystemClock())
         ids = [known, "123456789012", "1" + "9" * 16]  # exists; the site refuses; well formed, never issued
-        answers = run(validator._refetch("E", ids, snapshot))
+        answers = run(refetch(ids))
         assert answers[known]["listing_id"] == known and answers[ids[1]] == REFUSED and answers[ids[2]] is None
         site.state.faults.detail_error = 1.0  # look-ups by id fail, the known listing's too: the source is down
-        down = run(validator._refetch("E", [known, "1" + "8" * 16], snapshot))
+        down = run(refetch([known, "1" + "8" * 16]))
         assert down["1" + "8" * 16] == UNANSWERED and down[known]["listing_id"] == known  # cached answer kept
+        assert "1" + "8" * 16 not in Refetcher(source, state, "E", snapshot, 4, SystemClock()).answers  # not kept
         site.state.faults.detail_error = 0.0
-        back = run(validator._refetch("E", ["1" + "8" * 16], snapshot))
+        back = run(refetch(["1" + "8" * 16]))
         assert back["1" + "8" * 16] is None  # asked again once the source answers
+        assert Refetcher(source, state, "E", snapshot, 4, SystemClock()).answers == refetch.answers  # kept

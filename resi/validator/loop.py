@@ -31,7 +31,7 @@ from resi.epochs import parse_iso
 from resi.monitor.metrics import ValidatorMetrics
 from resi.monitor.watchdog import Heartbeat
 from resi.scraping.pipeline import Pipeline
-from resi.scraping.source import Drop, ListingSource, SourceError, SourceRefused
+from resi.scraping.source import ListingSource, SourceError
 from resi.storage import StorageError, list_objects
 from resi.validation.copies import find_copies
 from resi.validation.dataset import EpochDataset
@@ -39,10 +39,11 @@ from resi.validation.evaluate import MinerResult, apply_copies, take_roles
 from resi.validation.gates import Submission
 from resi.validation.params import EpochContext, ValidationParams
 from resi.validation.scoring import update_ema, weights
-from resi.validation.truth import REFUSED, UNANSWERED, Snapshot
+from resi.validation.truth import Snapshot
 from resi.validation.verdict import verdict
 from resi.validator.downloads import DownloadLimits, Outage, submissions
 from resi.validator.judging import judge_all
+from resi.validator.refetch import Refetcher
 from resi.validator.results import ResultsPublisher
 from resi.validator.sandbox import Sandbox, SandboxLimits, SandboxPool
 from resi.validator.schedule import BEFORE_FIRST_RUN, plan
@@ -96,7 +97,6 @@ class Validator:
         self.heartbeat = heartbeat or Heartbeat()
         self._seen: set[str] = set()
         self._schedule: tuple[datetime, datetime] | None = None
-        self._refetch_cache: tuple[str, dict] | None = None
 
     # --- scheduling -----------------------------------------------------------------------------------------------
 
@@ -228,7 +228,8 @@ class Validator:
         subs = submissions(self.api, miners, epoch_id, self.config.limits, self.config.download_concurrency,
                            self._reachable)
         dataset = EpochDataset(epoch_id)
-        judged = await judge_all(subs, self.sandbox, lambda ids: self._refetch(epoch_id, ids, snapshot), ctx,
+        refetcher = Refetcher(self.source, self.state, epoch_id, snapshot, self.config.refetch_concurrency, self.clock)
+        judged = await judge_all(subs, self.sandbox, refetcher, ctx,
                                  snapshot.counts, params, self.config.sandbox.workers, self._judged_one, dataset)
         results, unanswered = judged.results, judged.unanswered
         final = (self.clock.now() - assignment.submission_deadline).total_seconds() >= 0.75 * lag
@@ -239,7 +240,7 @@ class Validator:
         copies = find_copies(judged.uploads, params.copy_overlap)
         apply_copies(results, copies)
         take_roles(results, members)
-        refetched = self._refetch_cache[1] if self._refetch_cache else {}
+        refetched = refetcher.answers
 
         def static(listing_id: str, by_snapshot: bool) -> dict:
             facts = snapshot.facts[listing_id] if by_snapshot else refetched[listing_id]
@@ -265,7 +266,6 @@ class Validator:
             self.metrics.judged(documents, ema)
         else:
             logger.info(f"epoch {epoch_id}: already counted")
-        self._refetch_cache = None
         await self.settle()
         return results
 
@@ -312,58 +312,6 @@ class Validator:
             stored = (facts, counts)
         facts, counts = stored
         return Snapshot(facts, counts)
-
-    async def _refetch(self, epoch_id: str, ids: list[str], snapshot: Snapshot) -> dict:
-        """The source's answer for each id: facts, None (no such listing), REFUSED (the source refused that
-        request while it answered a listing it has) or UNANSWERED (the source was down: asked again on the next
-        attempt). Answers are cached per epoch in memory and in the state, shared by every miner."""
-        if self._refetch_cache is None or self._refetch_cache[0] != epoch_id:
-            self._refetch_cache = (epoch_id, self.state.refetched(epoch_id))
-        cache = self._refetch_cache[1]
-        missing = [i for i in ids if i not in cache]
-        semaphore = asyncio.Semaphore(self.config.refetch_concurrency)
-        failed: list[str] = []
-        answers: dict[str, dict | str | None] = {}
-
-        async def one(listing_id: str) -> None:
-            async with semaphore:
-                try:
-                    record = await self.source.fetch(listing_id)
-                except SourceRefused:
-                    answers[listing_id] = REFUSED
-                    return
-                except SourceError:
-                    failed.append(listing_id)
-                    return
-                try:
-                    answers[listing_id] = None if record is None else self.source.facts(record, self.clock.now())
-                except Drop:  # the source's answer for this id does not describe a listing
-                    answers[listing_id] = REFUSED
-
-        await asyncio.gather(*(one(i) for i in missing))
-        if failed:
-            source_up = await self._source_answers(snapshot)
-            for listing_id in failed:
-                answers[listing_id] = REFUSED if source_up else UNANSWERED
-            if not source_up:
-                logger.warning(f"epoch {epoch_id}: the listing source is not answering ({len(failed)} refetches)")
-        answered = {listing_id: outcome for listing_id, outcome in answers.items() if outcome != UNANSWERED}
-        if answered:
-            self.state.save_refetches(epoch_id, answered)
-            cache.update(answered)
-        return {i: cache.get(i, answers.get(i, UNANSWERED)) for i in ids}
-
-    async def _source_answers(self, snapshot: Snapshot) -> bool:
-        """Whether the source answers a request for a listing it is known to have (the canary): if so, a
-        refetch that failed failed because of what it asked for."""
-        canary = min(snapshot.facts, default=None)
-        if canary is None:
-            return False
-        try:
-            await self.source.fetch(canary)
-        except SourceError:
-            return False
-        return True
 
     async def _reachable(self) -> bool:
         """Whether the API and S3 answer what must work (the validator's own access and the miners' list)."""
