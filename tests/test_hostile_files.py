@@ -149,3 +149,25 @@ def test_random_metadata_never_escapes(document):
 def _close_sandbox():
     yield
     _LOOP.run_until_complete(_SANDBOX.close())
+
+
+def test_the_childs_answer_is_a_declared_value_and_anything_else_is_refused():
+    """What crosses the process boundary round-trips as the declared ``Answer``; an answer of another shape (an
+    extra field, a wrong type, an oversized detail, a negative count) is refused on arrival (then the miner's
+    judging counts as crashed), never applied."""
+    from resi.validation.evaluate import prepare
+    from resi.validator.sandbox import from_wire, to_wire
+
+    sub = submission_of(parquet_of(honest_table()))
+    prepared = prepare(sub, CTX, P, SNAP, "0x" + "ab" * 32)
+    assert prepared.passed and prepared.truth.valid and prepared.evidence.num_rows  # a whole answer
+    body, prints, evidence = to_wire(prepared)
+    back = from_wire(sub, body, prints, evidence)
+    assert back.truth == prepared.truth and back.row_reasons == prepared.row_reasons and back.gate == prepared.gate
+    assert (back.prints == prepared.prints).all() and back.evidence.equals(prepared.evidence)
+    assert finish(back, {}, CTX, SNAP.counts, P).as_dict() == finish(prepared, {}, CTX, SNAP.counts, P).as_dict()
+    document = json.loads(body)
+    for forged in ({**document, "extra": 1}, {**document, "rows_uploaded": "many"}, {**document, "rows_uploaded": -1},
+                   {**document, "gate_detail": "x" * 501}, {**document, "truth": {"valid": 1}}):
+        with pytest.raises(ValueError):
+            from_wire(sub, json.dumps(forged).encode(), prints, evidence)

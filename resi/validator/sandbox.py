@@ -9,8 +9,8 @@ a time, reused across miners) that runs :func:`resi.validation.evaluate.prepare`
   into the miner's reason ``memory_limit_exceeded``;
 - a child that takes longer than ``seconds`` is killed (``judging_timeout``); one that dies (killed, crashed)
   gives ``judging_crashed``; either way the next miner gets a new child;
-- the child's answer is JSON, the fingerprints as raw bytes and the dataset's evidence as an Arrow IPC stream
-  of a declared schema, never pickle: a child compromised by a file cannot run code in the validator, and its
+- the child's answer is a declared value (:class:`Answer`, JSON validated on arrival), the fingerprints as raw
+  bytes and the dataset's evidence as an Arrow IPC stream of a declared schema, never pickle: a child compromised by a file cannot run code in the validator, and its
   answer is only ever applied to the miner it was asked about.
 
 The epoch's inputs (context, parameters, the snapshot indexed once by the parent, block hash) go to every new
@@ -21,17 +21,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import pickle
 import struct
 import sys
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 from loguru import logger
+from pydantic import BaseModel, ConfigDict, Field
 
 from resi.validation.dataset import EVIDENCE_SCHEMA
 from resi.validation.evaluate import Prepared, index_of, prepare
@@ -56,17 +57,36 @@ class SandboxLimits:
 # --- the wire between the two processes ---------------------------------------------------------------------
 
 
-def _truth_to_wire(truth: TruthResult) -> dict:
-    return {"matched_by_zip": dict(truth.matched_by_zip), "bad": dict(truth.bad), "snapshot_bad": truth.snapshot_bad,
-            "valid": truth.valid, "pool_by_zip": dict(truth.pool_by_zip), "pooled": dict(truth.pooled),
-            "sample_rows": truth.sample_rows}
+class TruthAnswer(BaseModel):
+    """The part of the truth check the child computes (``truth.TruthResult`` before the refetch)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    matched_by_zip: dict[str, int]
+    bad: dict[str, int]
+    snapshot_bad: int
+    valid: int
+    pool_by_zip: dict[str, int]
+    pooled: dict[str, int]
+    sample_rows: dict[str, dict[str, Any]]
+
+    def result(self) -> TruthResult:
+        return TruthResult(matched_by_zip=Counter(self.matched_by_zip), bad=Counter(self.bad),
+                           snapshot_bad=self.snapshot_bad, valid=self.valid, pool_by_zip=Counter(self.pool_by_zip),
+                           pooled=Counter(self.pooled), sample_rows=dict(self.sample_rows))
 
 
-def _truth_from_wire(data: dict) -> TruthResult:
-    return TruthResult(matched_by_zip=Counter(data["matched_by_zip"]), bad=Counter(data["bad"]),
-                       snapshot_bad=int(data["snapshot_bad"]), valid=int(data["valid"]),
-                       pool_by_zip=Counter(data["pool_by_zip"]), pooled=Counter(data["pooled"]),
-                       sample_rows=dict(data["sample_rows"]))
+class Answer(BaseModel):
+    """The child's answer about one miner, as it crosses the process boundary (JSON, validated on arrival: an
+    answer that is not this shape is a crashed judging). The fingerprints and the evidence follow it as their
+    own frames."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    gate: str | None
+    gate_detail: str = Field(max_length=500)
+    sha256: str | None
+    rows_uploaded: int = Field(ge=0)
+    row_reasons: dict[str, int]
+    truth: TruthAnswer | None
 
 
 def _table_to_wire(table: pa.Table | None) -> bytes:
@@ -90,21 +110,20 @@ def _evidence_from_wire(data: bytes) -> pa.Table | None:
 
 
 def to_wire(prepared: Prepared) -> tuple[bytes, bytes, bytes]:
-    """(JSON, fingerprint bytes, evidence as Arrow IPC) of a prepared judging."""
-    body = {"gate": prepared.gate, "gate_detail": prepared.gate_detail, "sha256": prepared.sha256,
-            "rows_uploaded": prepared.rows_uploaded, "row_reasons": dict(prepared.row_reasons),
-            "truth": _truth_to_wire(prepared.truth) if prepared.truth is not None else None}
-    return (json.dumps(body).encode(), np.ascontiguousarray(prepared.prints, np.uint64).tobytes(),
+    """(the answer as JSON, fingerprint bytes, evidence as Arrow IPC) of a prepared judging."""
+    truth = None if prepared.truth is None else TruthAnswer.model_validate(prepared.truth, from_attributes=True)
+    answer = Answer(gate=prepared.gate, gate_detail=prepared.gate_detail[:500], sha256=prepared.sha256,
+                    rows_uploaded=prepared.rows_uploaded, row_reasons=prepared.row_reasons, truth=truth)
+    return (answer.model_dump_json().encode(), np.ascontiguousarray(prepared.prints, np.uint64).tobytes(),
             _table_to_wire(prepared.evidence))
 
 
 def from_wire(sub: Submission, body: bytes, prints: bytes, evidence: bytes = b"") -> Prepared:
     """The child's answer about ``sub`` (identity and upload time are the parent's, never the child's)."""
-    data = json.loads(body)
+    answer = Answer.model_validate_json(body)
     return Prepared(
-        sub.hotkey, sub.uid, data["gate"], str(data["gate_detail"])[:500], data["sha256"], sub.listings_modified,
-        int(data["rows_uploaded"]), Counter(data["row_reasons"]),
-        _truth_from_wire(data["truth"]) if data["truth"] is not None else None,
+        sub.hotkey, sub.uid, answer.gate, answer.gate_detail, answer.sha256, sub.listings_modified,
+        answer.rows_uploaded, Counter(answer.row_reasons), answer.truth.result() if answer.truth else None,
         np.frombuffer(prints, np.uint64).copy(), _evidence_from_wire(evidence),
     )
 
