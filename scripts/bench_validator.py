@@ -82,7 +82,7 @@ def _peaks() -> dict:
 def child_validate(folder: Path, miners: int, workers: int, publish: bool = False) -> dict:
     from resi.validation.copies import find_copies
     from resi.validation.dataset import EpochDataset
-    from resi.validation.evaluate import apply_copies
+    from resi.validation.evaluate import EpochInputs, apply_copies
     from resi.validation.params import ValidationParams
     from resi.validation.scoring import update_ema, weights
     from resi.validator.judging import judge_all
@@ -102,10 +102,11 @@ def child_validate(folder: Path, miners: int, workers: int, publish: bool = Fals
 
     async def run() -> list:
         pool = SandboxPool(SandboxLimits(workers=workers))
-        pool.set_epoch(ctx, params, snapshot, "0x" + "ab" * 32)
+        inputs = EpochInputs(ctx, params, snapshot, "0x" + "ab" * 32)
+        pool.set_epoch(inputs)
         dataset = EpochDataset(ctx.epoch_id) if publish else None
         try:
-            judged = await judge_all(downloaded(), pool, refetch, ctx, snapshot.counts, params, workers, None, dataset)
+            judged = await judge_all(downloaded(), pool, refetch, inputs, workers, None, dataset)
         finally:
             await pool.close()
         copies = find_copies(judged.uploads, params.copy_overlap)

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from resi.processes import peak_rss_mb
-from resi.validation.evaluate import finish
+from resi.validation.evaluate import EpochInputs, finish
 from resi.validation.gates import Submission
 from resi.validator.sandbox import Sandbox, SandboxLimits
 from tests.hostile import MODIFIED
@@ -36,7 +36,7 @@ def load(folder: Path) -> list[tuple[str, Submission]]:
 
 async def judge(cases: list[tuple[str, Submission]], limits: SandboxLimits) -> None:
     sandbox = Sandbox(limits)
-    sandbox.set_epoch(CTX, P, SNAP, "0x1")
+    sandbox.set_epoch(EpochInputs(CTX, P, SNAP, "0x1"))
     try:
         for name, sub in cases:
             prepared = await sandbox.prepare(sub)

@@ -28,7 +28,7 @@ from resi.listings.validated import (
 )
 from resi.validation.copies import find_copies
 from resi.validation.dataset import EpochDataset
-from resi.validation.evaluate import prepare
+from resi.validation.evaluate import EpochInputs, prepare
 from resi.validation.params import EpochContext, ValidationParams
 from resi.validation.truth import Snapshot
 from resi.validator.judging import judge_all
@@ -86,7 +86,8 @@ def judge(order: list[str], sample_size: int = P.sample_size, batch_rows: int = 
         return {i: SOURCE.get(i) for i in ids}
 
     dataset = EpochDataset(CTX.epoch_id, batch_rows)
-    judged = asyncio.run(judge_all(subs(), Inline(), refetch, CTX, SNAPSHOT.counts, params, 2, None, dataset))
+    judged = asyncio.run(judge_all(subs(), Inline(), refetch, EpochInputs(CTX, params, SNAPSHOT, "0xblock"), 2, None,
+                                   dataset))
     copies = find_copies(judged.uploads, params.copy_overlap)
     return judged.results, copies, dataset
 
@@ -242,5 +243,6 @@ def test_a_dataset_that_fails_costs_the_scores_nothing():
     async def refetch(ids):
         return {i: SOURCE.get(i) for i in ids}
 
-    judged = asyncio.run(judge_all(subs(), Inline(), refetch, CTX, SNAPSHOT.counts, params, 2, None, Broken("e")))
+    judged = asyncio.run(judge_all(subs(), Inline(), refetch, EpochInputs(CTX, params, SNAPSHOT, "0xblock"), 2, None,
+                                   Broken("e")))
     assert sorted((r.hotkey, r.score) for r in judged.results) == sorted((r.hotkey, r.score) for r in results)

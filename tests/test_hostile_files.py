@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from resi.validation.evaluate import finish
+from resi.validation.evaluate import EpochInputs, finish
 from resi.validation.gates import Submission
 from resi.validator.sandbox import Sandbox, SandboxLimits
 from tests.helpers import PYTHON
@@ -86,7 +86,7 @@ def test_a_file_that_needs_more_memory_than_allowed_costs_that_miner_only(tmp_pa
 
 def _sandbox(limits: SandboxLimits | None = None) -> Sandbox:
     sandbox = Sandbox(limits or SandboxLimits())
-    sandbox.set_epoch(CTX, P, SNAP, "0x1")
+    sandbox.set_epoch(EpochInputs(CTX, P, SNAP, "0x1"))
     return sandbox
 
 

@@ -29,6 +29,19 @@ from resi.validation.truth import Snapshot, TruthResult, choose_sample, judge, s
 from resi.validation.verdict import VALIDATOR
 
 
+@dataclass(frozen=True)
+class EpochInputs:
+    """What judging any miner of an epoch needs, built once by the validator and given to both steps: the
+    judging children get it for ``prepare`` (the snapshot indexed there), ``finish`` takes it after the
+    refetch."""
+
+    ctx: EpochContext
+    params: ValidationParams
+    snapshot: Snapshot
+    block_hash: str
+    """The seed block's hash: with the hotkey and the file's sha256 it seeds each miner's sample."""
+
+
 @dataclass
 class Prepared:
     """What judging one miner's files yields before the refetch."""
@@ -133,12 +146,19 @@ def _prepare(sub: Submission, ctx: EpochContext, params: ValidationParams, snaps
 def finish(prepared: Prepared, refetched: dict, ctx: EpochContext, counts: dict[str, int | None],
            params: ValidationParams) -> MinerResult:
     """The miner's epoch score from its prepared judging and the refetched sample. ``counts``: the snapshot's
-    listings per zipcode."""
+    listings per zipcode. Pure: the same inputs give an equal result, ``prepared`` is left as it was."""
+    return finish_with_truth(prepared, refetched, ctx, counts, params)[0]
+
+
+def finish_with_truth(prepared: Prepared, refetched: dict, ctx: EpochContext, counts: dict[str, int | None],
+                      params: ValidationParams) -> tuple[MinerResult, TruthResult | None]:
+    """:func:`finish`, and the judged truth check it scored (what the sample confirmed: the published dataset
+    needs it); None when the files were refused at a gate."""
     result = MinerResult(uid=prepared.uid, hotkey=prepared.hotkey)
     if not prepared.passed:
         result.gate, result.gate_detail = prepared.gate, prepared.gate_detail
         result.reasons = {prepared.gate: 1}
-        return result
+        return result, None
     truth = judge(prepared.truth, refetched, ctx.start_ts, params)
     credited = truth.credited()
     invalid = sum(prepared.row_reasons.values())
@@ -161,7 +181,7 @@ def finish(prepared: Prepared, refetched: dict, ctx: EpochContext, counts: dict[
         reasons["fabrication_over_threshold"] += 1
     result.reasons = dict(sorted(reasons.items()))
     result.score = epoch_score(result.completeness, result.quality, result.truth_factor)
-    return result
+    return result, truth
 
 
 def take_roles(results: list[MinerResult], members: dict[int, tuple[bool, bool]]) -> None:

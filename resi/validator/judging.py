@@ -14,9 +14,8 @@ from loguru import logger
 
 from resi.validation.copies import Upload
 from resi.validation.dataset import EpochDataset
-from resi.validation.evaluate import MinerResult, Prepared, finish
+from resi.validation.evaluate import EpochInputs, MinerResult, Prepared, finish_with_truth
 from resi.validation.gates import Submission
-from resi.validation.params import EpochContext, ValidationParams
 
 
 class Judge(Protocol):
@@ -36,20 +35,22 @@ Observer = Callable[[Submission, MinerResult, float], None]
 
 
 async def judge_all(subs: AsyncIterator[Submission], judge: Judge, refetch: Callable[[list[str]], Awaitable[dict]],
-                    ctx: EpochContext, counts: dict[str, int | None], params: ValidationParams,
-                    workers: int, observe: Observer | None = None, dataset: EpochDataset | None = None) -> Judged:
+                    inputs: EpochInputs, workers: int, observe: Observer | None = None,
+                    dataset: EpochDataset | None = None) -> Judged:
     """Every submission through ``judge`` (at most ``workers`` at once), its sample through ``refetch``, then
     ``finish``; whatever one miner's judging does costs that miner only. ``dataset``: where each judged miner's
     proven rows are folded (its evidence is dropped as soon as it is)."""
     judged = Judged()
     running: set[asyncio.Task] = set()
+    ctx = inputs.ctx
 
     async def one(sub: Submission) -> None:
         began = time.monotonic()
         prepared = await judge.prepare(sub)
         refetched = await refetch(prepared.sample)
+        truth = None
         try:
-            result = finish(prepared, refetched, ctx, counts, params)
+            result, truth = finish_with_truth(prepared, refetched, ctx, inputs.snapshot.counts, inputs.params)
         except Exception as exc:  # whatever the child answered, it costs this miner only
             logger.exception(f"epoch {ctx.epoch_id}: uid {sub.uid}: scoring failed")
             result = MinerResult(sub.uid, sub.hotkey, gate="judging_failed", gate_detail=type(exc).__name__,
@@ -58,7 +59,7 @@ async def judge_all(subs: AsyncIterator[Submission], judge: Judge, refetch: Call
         judged.results.append(result)
         if dataset is not None and prepared.evidence is not None and result.gate is None:
             try:
-                dataset.add(sub.hotkey, prepared.evidence, prepared.truth.confirmed if prepared.truth else ())
+                dataset.add(sub.hotkey, prepared.evidence, truth.confirmed if truth else ())
             except Exception:  # the dataset loses this miner's rows; its score stands
                 logger.exception(f"epoch {ctx.epoch_id}: uid {sub.uid}: its proven rows could not be folded")
         if prepared.passed and result.gate is None:

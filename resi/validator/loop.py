@@ -35,7 +35,7 @@ from resi.scraping.source import ListingSource, SourceError
 from resi.storage import StorageError, list_objects
 from resi.validation.copies import find_copies
 from resi.validation.dataset import EpochDataset
-from resi.validation.evaluate import MinerResult, apply_copies, take_roles
+from resi.validation.evaluate import EpochInputs, MinerResult, apply_copies, take_roles
 from resi.validation.gates import Submission
 from resi.validation.params import EpochContext, ValidationParams
 from resi.validation.scoring import update_ema, weights
@@ -219,7 +219,8 @@ class Validator:
                            tolerance_percent=assignment.tolerance_percent, source_origin=self.source.origin)
         snapshot = await self._snapshot(assignment)
         params = self.config.params
-        self.sandbox.set_epoch(ctx, params, snapshot, record["block_hash"])
+        inputs = EpochInputs(ctx, params, snapshot, record["block_hash"])
+        self.sandbox.set_epoch(inputs)
         members = {int(m[0]): (bool(m[2]), bool(m[3])) if len(m) >= 4 else (False, False)
                    for m in record["metagraph"]}
         miners = [(int(m[0]), str(m[1])) for m in record["metagraph"]]
@@ -229,8 +230,8 @@ class Validator:
                            self._reachable)
         dataset = EpochDataset(epoch_id)
         refetcher = Refetcher(self.source, self.state, epoch_id, snapshot, self.config.refetch_concurrency, self.clock)
-        judged = await judge_all(subs, self.sandbox, refetcher, ctx,
-                                 snapshot.counts, params, self.config.sandbox.workers, self._judged_one, dataset)
+        judged = await judge_all(subs, self.sandbox, refetcher, inputs, self.config.sandbox.workers,
+                                 self._judged_one, dataset)
         results, unanswered = judged.results, judged.unanswered
         final = (self.clock.now() - assignment.submission_deadline).total_seconds() >= 0.75 * lag
         if unanswered and not final:

@@ -35,10 +35,9 @@ from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field
 
 from resi.validation.dataset import EVIDENCE_SCHEMA
-from resi.validation.evaluate import Prepared, index_of, prepare
+from resi.validation.evaluate import EpochInputs, Prepared, index_of, prepare
 from resi.validation.gates import Submission
-from resi.validation.params import EpochContext, ValidationParams
-from resi.validation.truth import Snapshot, TruthResult
+from resi.validation.truth import TruthResult
 
 _FRAME = struct.Struct("!I")
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
@@ -143,8 +142,11 @@ async def _receive(reader: asyncio.StreamReader) -> bytes:
 # --- the parent's side ----------------------------------------------------------------------------------------
 
 
-def epoch_message(ctx: EpochContext, params: ValidationParams, snapshot: Snapshot, block_hash: str) -> bytes:
-    return pickle.dumps(("epoch", ctx, params, index_of(snapshot, ctx), block_hash), protocol=pickle.HIGHEST_PROTOCOL)
+def epoch_message(inputs: EpochInputs) -> bytes:
+    """The epoch's inputs as a child takes them (the snapshot indexed once, here)."""
+    index = index_of(inputs.snapshot, inputs.ctx)
+    return pickle.dumps(("epoch", inputs.ctx, inputs.params, index, inputs.block_hash),
+                        protocol=pickle.HIGHEST_PROTOCOL)
 
 
 class Sandbox:
@@ -157,10 +159,9 @@ class Sandbox:
         self.started = 0
         """Children started so far (a new one after every crash or timeout)."""
 
-    def set_epoch(self, ctx: EpochContext, params: ValidationParams, snapshot: Snapshot, block_hash: str) -> None:
-        """What every judging of the epoch needs (the snapshot indexed once, here); a running child gets it
-        before its next miner."""
-        self.set_epoch_message(epoch_message(ctx, params, snapshot, block_hash))
+    def set_epoch(self, inputs: EpochInputs) -> None:
+        """What every judging of the epoch needs; a running child gets it before its next miner."""
+        self.set_epoch_message(epoch_message(inputs))
 
     def set_epoch_message(self, message: bytes) -> None:
         self._epoch = message
@@ -241,8 +242,8 @@ class SandboxPool:
     def started(self) -> int:
         return sum(s.started for s in self.sandboxes)
 
-    def set_epoch(self, ctx: EpochContext, params: ValidationParams, snapshot: Snapshot, block_hash: str) -> None:
-        message = epoch_message(ctx, params, snapshot, block_hash)
+    def set_epoch(self, inputs: EpochInputs) -> None:
+        message = epoch_message(inputs)
         for sandbox in self.sandboxes:
             sandbox.set_epoch_message(message)
 
