@@ -51,15 +51,15 @@ def series_style(n: int) -> tuple[str, str]:
 
 def ema_chart(epochs: list[dict], names: dict[str, str] | None = None, width: int = 640, height: int = 220) -> str:
     """An SVG line per miner of its EMA after each epoch (oldest left), each named in a legend below the chart
-    (an HTML list: it never runs out of room). ``epochs``: newest first, as stored. Validators and uids that
-    had just registered are not drawn: they do not mine."""
+    (an HTML list: it never runs out of room). ``epochs``: newest first, as stored. Validators are not drawn:
+    they do not mine."""
     names = names or {}
     ordered = list(reversed(epochs))
     series: dict[int, list[tuple[int, float]]] = {}
     label: dict[int, str] = {}
     for i, record in enumerate(ordered):
         for r in record.get("results") or []:
-            if stored_verdict(r).kind in NOT_MINING:
+            if stored_verdict(r).kind == VALIDATOR:  # a uid that had just registered is a miner at EMA 0
                 continue
             uid = int(r["uid"])
             series.setdefault(uid, []).append((i, float(r.get("ema") or 0.0)))

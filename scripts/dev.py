@@ -5,6 +5,8 @@
     python3 scripts/dev.py test [pytest args] run the test suite
     python3 scripts/dev.py test --fast        everything but the tests marked slow (whole local networks)
 
+``test`` runs the test files side by side (3 at a time; RESI_TEST_WORKERS=1 runs them one after another).
+
 Ctrl-C (or SIGTERM to this script) is passed on, and the local network stops gracefully: every process
 finishes its work in flight and says so; nothing is left running.
 
@@ -109,6 +111,20 @@ def run(cmd: list[str]) -> int:
 
 
 COMMANDS = ("localnet", "test")
+WORKERS = 3
+"""Test files run side by side (``RESI_TEST_WORKERS`` overrides; 1: one after the other). Most of the suite waits
+on real processes (servers, neurons, epochs of seconds), so more files than cores run well; a file's tests stay
+together in one worker (its servers and networks are module fixtures)."""
+
+
+def side_by_side(args: list[str]) -> list[str]:
+    """pytest-xdist's flags for ``WORKERS`` workers, one test file each at a time, unless ``args`` choose
+    their own (``-n``, ``-p no:xdist``) or ask for help."""
+    workers = int(os.environ.get("RESI_TEST_WORKERS", WORKERS))
+    if workers <= 1 or any(a == "-n" or a.startswith(("-n", "--numprocesses", "-h", "--help")) for a in args) \
+            or "no:xdist" in args:
+        return []
+    return ["-n", str(workers), "--dist", "loadfile"]
 
 
 def from_here(args: list[str], flag: str) -> list[str]:
@@ -144,7 +160,7 @@ def main(argv: list[str]) -> int:
             print(__doc__, flush=True)
         if "--fast" in rest:
             rest = [arg for arg in rest if arg != "--fast"] + ["-m", "not slow"]
-        cmd = [str(python), "-m", "pytest", *rest]
+        cmd = [str(python), "-m", "pytest", *side_by_side(rest), *rest]
     else:
         cmd = [str(python), "-m", "resi.localnet", *from_here(rest, "--run-dir")]
     os.chdir(ROOT)
