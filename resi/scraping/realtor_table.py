@@ -13,7 +13,7 @@ rows that it can show the definition builds the same way; every other record goe
   :func:`resi.moments.iso_micros` does not read, an answer time Python cannot convert.
 Fields with few distinct values (property types, zipcodes, answer times) are computed by the definition's own
 Python once per distinct value; a str subclass is read as its characters. The records are those
-a JSON decoder makes; ``tests/test_realtor_table.py`` holds the two paths to each other on generated,
+a JSON decoder makes; ``tests/scraping/test_realtor_table.py`` holds the two paths to each other on generated,
 recorded and fuzzed records (other JSON types, edge numbers, odd strings and dates, non-JSON values).
 """
 

@@ -28,7 +28,7 @@ from resi.scraping.pipeline import clean_records, dedupe
 from resi.scraping.realtor_table import realtor_table
 from resi.scraping.source import normalize_each
 
-RECORDS = json.loads((Path(__file__).parent / "data" / "realtor_records.json").read_text())
+RECORDS = json.loads((Path(__file__).parent / "realtor_records.json").read_text())
 SAMPLES = [r for name, r in RECORDS.items() if not name.startswith("_")]
 SCRAPED = datetime(2025, 10, 1, 17, 30, tzinfo=timezone.utc)
 

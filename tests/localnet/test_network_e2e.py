@@ -35,7 +35,7 @@ from tests.helpers import PYTHON
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 EXPECTED = {  # cheater -> the reason (or reasons) its results must show, and its score is 0
     "nothing": "no_upload",

@@ -16,7 +16,7 @@ from resi.scraping.normalize import moment_span, normalize_realtor, realtor_fact
 from resi.scraping.pipeline import clean_records, dedupe
 from resi.scraping.source import Drop
 
-RECORDS = json.loads((Path(__file__).parent / "data" / "realtor_records.json").read_text())
+RECORDS = json.loads((Path(__file__).parent / "realtor_records.json").read_text())
 SCRAPED = datetime(2025, 10, 1, 17, 30, tzinfo=timezone.utc)
 
 

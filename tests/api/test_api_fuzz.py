@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
 from resi.api import signing
-from tests.test_api_server import Net
+from tests.api.test_api_server import Net
 
 pytestmark = pytest.mark.slow
 

@@ -26,8 +26,8 @@ from resi.miner.upload import Uploader
 from resi.scraping.realtor import RealtorSource
 from tests.e2e import final_status, read_upload, wait_epoch_with
 from tests.helpers import run
+from tests.listings.test_listing_files import good_row
 from tests.servers import FaultyHttpProxy, TcpProxy
-from tests.test_listing_files import good_row
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ from resi.validation.params import EpochContext, ValidationParams
 from resi.validation.reference import find_copies as reference_copies
 from resi.validation.rows import check_rows
 from resi.validation.truth import Snapshot
-from tests.test_validation import DEADLINE, LISTED, ORIGIN, START, H, T, facts, row, submission
+from tests.validation.test_validation import DEADLINE, LISTED, ORIGIN, START, H, T, facts, row, submission
 
 P = ValidationParams()
 PER_ZIP = 50

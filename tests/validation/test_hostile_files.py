@@ -21,7 +21,7 @@ from resi.validation.gates import Submission
 from resi.validator.sandbox import Sandbox, SandboxLimits
 from tests.helpers import PYTHON
 from tests.hostile import MODIFIED, corpus, honest_table, metadata_for, parquet_of, submission_of
-from tests.test_validation import CTX, SNAP, P
+from tests.validation.test_validation import CTX, SNAP, P
 
 SCORED = {"footer that lies about row counts", "addresses as large strings (allowed)", "an honest file (control)",
           "honest rows with a listing the snapshot lacks (control)"}

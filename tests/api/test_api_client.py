@@ -212,7 +212,7 @@ def test_upload_credentials_are_reused_until_shortly_before_expiry(wallets):
 
 @pytest.mark.slow
 def test_client_paces_itself_under_the_servers_limit(tmp_path, local_s3):
-    from tests.test_api_server import Net
+    from tests.api.test_api_server import Net
 
     n = Net(tmp_path, local_s3, "--rate-limits", "assignment=3/2")
     try:

@@ -11,7 +11,7 @@ from resi.api.models import Assignment
 from resi.listings.schema import READ_SCHEMA
 from resi.miner.checkpoint import UPLOADED, Checkpoint
 from resi.miner.loop import Miner, MinerConfig, too_late
-from tests.test_listing_files import good_row
+from tests.listings.test_listing_files import good_row
 
 ASSIGNMENT = Assignment.model_validate({
     "epochId": "2025-10-01T16-00-00", "epochStart": "2025-10-01T16:00:00.000Z", "epochEnd": "2025-10-01T20:00:00.000Z",
