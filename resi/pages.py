@@ -25,7 +25,8 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#17becf")
 STYLE = """body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;margin:.5em 0 1.5em}
 td,th{border:1px solid #ccc;padding:.2em .6em;text-align:right}th{background:#f3f3f3}td.l,th.l{text-align:left}
-tr.zero td{color:#a00}ul.legend{list-style:none;padding:0;columns:3;font-size:.9em}details.older{margin:.3em 0}p.not-mining{color:#555}h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.5em}h3{font-size:1em}.muted{color:#777}"""
+tr.zero td{color:#a00}ul.legend{list-style:none;padding:0;columns:3;font-size:.9em}details.older{margin:.3em 0}
+p.not-mining{color:#555}h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.5em}h3{font-size:1em}.muted{color:#777}"""
 
 
 def _when(moment: float | None) -> str:

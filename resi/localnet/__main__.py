@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / ".gitignore").write_text("# a local network's run: nothing here belongs in git\n*\n")
     config = NetworkConfig(run_dir=run_dir, epoch_minutes=args.epoch_minutes, listings_scale=args.scale,
-                           seed=args.seed, block_seconds=args.block_seconds, chain=args.chain, site_faults=parse_faults(args.site_faults))
+                           seed=args.seed, block_seconds=args.block_seconds, chain=args.chain,
+                           site_faults=parse_faults(args.site_faults))
     net = LocalNetwork(config)
     stopping = {"flag": False}
 

@@ -471,7 +471,8 @@ def strategy(name: str, victim_dir: Path | None = None, miner_argv: list[str] | 
     """The strategy ``name``; some need the miner's own flags (its source, its API and keys)."""
     table = {"wrong_nonce": WrongNonce, "fabricate": Fabricate, "pad": Pad, "unassigned": Unassigned,
              "bomb": Bomb, "stale": Stale, "unprovable": Unprovable, "bias": Bias, "dom_shift": DomShift,
-             "sqft_nudge": SqftNudge, "zip_sqft": ZipSqft, "wrong_page": WrongPage, "nested_metadata": NestedMetadata, "expanding_column": ExpandingColumn,
+             "sqft_nudge": SqftNudge, "zip_sqft": ZipSqft, "wrong_page": WrongPage, "nested_metadata": NestedMetadata,
+             "expanding_column": ExpandingColumn,
              "nan_values": NanValues, "bad_utf8": BadUtf8, "impossible_times": ImpossibleTimes, "huge_ids": HugeIds}
     if name in ("copy", "respell_copy"):
         return (Copy if name == "copy" else RespellCopy)(victim_dir=victim_dir or Path("."))

@@ -197,7 +197,8 @@ class ListingWorld:
         street = r.choice(_STREETS)
         number = str(2 * slot + 1 + (6000 if gen % 2 else 0))
         mls = f"{info.state}{r.choice(('MLS', 'BR', 'RE'))}"
-        listing_id = str(2_900_000_000 + int.from_bytes(hashlib.sha256(f"{zipcode}{slot}{gen}".encode()).digest()[:4], "big") % 99_999_999)
+        digest = hashlib.sha256(f"{zipcode}{slot}{gen}".encode()).digest()
+        listing_id = str(2_900_000_000 + int.from_bytes(digest[:4], "big") % 99_999_999)
         return Static(
             zipcode=zipcode, slot=slot, gen=gen, listing_id=listing_id, mls=mls,
             mls_id=None if r.random() < 0.03 else f"{info.state}{zipcode[-3:]}{r.randint(1_000_000, 9_999_999)}",

@@ -93,8 +93,9 @@ def _read(records: list, slow: np.ndarray) -> dict[str, list]:
     ``record.get(name) or {}``, then ``.get``); a record that is not a dict, or whose nodes cannot be read
     so, is slow (its fields None)."""
     columns: dict[str, list] = {name: [] for name in _FIELDS}
-    (add_id, add_status, add_href, add_price, add_listed, add_sold, add_observed, add_pending, add_type, add_sqft, add_beds, add_full, add_half, add_mls, add_line, add_city, add_state, add_postal,
-     add_lat, add_lon) = [column.append for column in columns.values()]
+    (add_id, add_status, add_href, add_price, add_listed, add_sold, add_observed, add_pending, add_type, add_sqft, add_beds,
+     add_full, add_half, add_mls, add_line, add_city, add_state, add_postal, add_lat, add_lon) = \
+        [column.append for column in columns.values()]
     if not set(map(type, records)) <= {dict}:
         slow |= np.fromiter((type(record) is not dict for record in records), bool, len(records))
         records = [record if type(record) is dict else _EMPTY for record in records]

@@ -1,8 +1,8 @@
 """What a listing source is: search one zipcode for its current listings, fetch one listing again by id.
 
 Sources return raw records in their own shape; each source names the normalizer that turns a record
-into a schema row (or a counted drop), and may name a faster one that does the same to many records at once. There is no fake source in production code: data comes from a
-source or not at all.
+into a schema row (or a counted drop), and may name a faster one that does the same to many records at once.
+There is no fake source in production code: data comes from a source or not at all.
 """
 
 from __future__ import annotations

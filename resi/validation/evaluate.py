@@ -132,7 +132,8 @@ def _prepare(sub: Submission, ctx: EpochContext, params: ValidationParams, snaps
     valid = table.filter(verdicts.valid_mask)
     truth, pool, proven = compare(valid, index)
     sample = choose_sample(pool, sample_seed(block_hash, sub.hotkey, gate.sha256), params.sample_size)
-    picked = {row["listing_id"]: row for row in valid.filter(pc.is_in(valid["listing_id"], pa.array(sample, pa.string()))).to_pylist()}
+    chosen = valid.filter(pc.is_in(valid["listing_id"], pa.array(sample, pa.string())))
+    picked = {row["listing_id"]: row for row in chosen.to_pylist()}
     truth.sample_rows = {listing_id: picked[listing_id] for listing_id in sample}
     prepared.truth = truth
     prepared.prints = fingerprints(table)

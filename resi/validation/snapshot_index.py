@@ -5,8 +5,9 @@ The index is built once per epoch (in the judging child). A listing whose dated 
 epoch's window (no event bound between the epoch's start and one second past its deadline, so the same set of
 possible states all over it; static fields that the schema's types hold exactly) is *simple*: for every row of it
 the verdict of ``history.judge_claim`` reduces to comparisons of columns (static fields and staleness per
-listing; status, price, list date and days on market against each of its possible states). Rows of the other listings, and rows whose scrape time the kernels do not
-read exactly as ``parse_iso`` does, go through ``judge_claim`` itself. ``resi.validation.reference.split_by_snapshot``
+listing; status, price, list date and days on market against each of its possible states). Rows of the other
+listings, and rows whose scrape time the kernels do not read exactly as ``parse_iso`` does, go through
+``judge_claim`` itself. ``resi.validation.reference.split_by_snapshot``
 is the row-by-row definition; tests hold this to it.
 """
 

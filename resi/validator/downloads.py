@@ -1,8 +1,9 @@
 """Fetching miners' epoch folders through presigned URLs, with bounded concurrency, byte caps and deadlines.
 
 Each miner gets its own time budget: a slow or huge miner times out (and scores 0 for the epoch) without
-holding up the others; an outage of S3 or the API is told apart from a miner's own failure by a probe. ``submissions`` yields them one at a time, downloading at most ``concurrency`` ahead,
-so memory holds the miner being evaluated plus the few in flight.
+holding up the others; an outage of S3 or the API is told apart from a miner's own failure by a probe.
+``submissions`` yields them one at a time, downloading at most ``concurrency`` ahead, so memory holds the miner
+being evaluated plus the few in flight.
 """
 
 from __future__ import annotations

@@ -10,8 +10,9 @@ a time, reused across miners) that runs :func:`resi.validation.evaluate.prepare`
 - a child that takes longer than ``seconds`` is killed (``judging_timeout``); one that dies (killed, crashed)
   gives ``judging_crashed``; either way the next miner gets a new child;
 - the child's answer is a declared value (:class:`Answer`, JSON validated on arrival), the fingerprints as raw
-  bytes and the dataset's evidence as an Arrow IPC stream of a declared schema, never pickle: a child compromised by a file cannot run code in the validator, and its
-  answer is only ever applied to the miner it was asked about.
+  bytes and the dataset's evidence as an Arrow IPC stream of a declared schema, never pickle: a child
+  compromised by a file cannot run code in the validator, and its answer is only ever applied to the miner it
+  was asked about.
 
 The epoch's inputs (context, parameters, the snapshot indexed once by the parent, block hash) go to every new
 child once.

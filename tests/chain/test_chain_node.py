@@ -328,7 +328,8 @@ def test_status_reads_the_uid_and_the_weights_it_was_given_from_the_node(node, p
     made, uids, wallets = people
     run(_chain(node, wallets["validator"]), lambda c: c.set_weights([uids["miner1"], uids["miner2"]], [0.75, 0.25], 0))
     out = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve().parents[2] / "neurons" / "miner.py"), "status", "--json", "--wallet.name", "miner1",
+        [sys.executable, str(Path(__file__).resolve().parents[2] / "neurons" / "miner.py"), "status", "--json",
+         "--wallet.name", "miner1",
          "--wallet.path", str(wallets["miner1"].path), "--subtensor.chain_endpoint", server.url,
          "--miner.data_dir", str(tmp_path / "none")], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -206,7 +206,8 @@ def test_changes_market_history_and_coverage_are_the_markets(synced):
     truth = [(e.epoch_id, STATUSES[e.status[e.ids == moved][0]], float(e.price[e.ids == moved][0]))
              for e in epochs if moved in e.ids]
     assert [h[:3] for h in history] == truth
-    assert [h[3] for h in history] == [1 if e in (epochs[3].epoch_id, epochs[5].epoch_id, epochs[6].epoch_id) else 2 for e, *_ in truth]
+    once = (epochs[3].epoch_id, epochs[5].epoch_id, epochs[6].epoch_id)
+    assert [h[3] for h in history] == [1 if e in once else 2 for e, *_ in truth]
     log = con.execute("SELECT count(*) FROM observations WHERE listing_id = ? AND epoch_id = ?",
                       [str(moved), epochs[2].epoch_id]).fetchone()[0]
     assert log == 2  # before and after its change, during the epoch

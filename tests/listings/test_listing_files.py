@@ -65,7 +65,8 @@ def test_plausibility_rules():
         "vocabulary:listing_status": good_row(listing_status="for_sale"), "format:source_url": good_row(source_url="ftp://x"),
         "range:listing_date": good_row(listing_date="2025-10-05"), "format:listing_date": good_row(listing_date="Sep 1"),
         "range:sqft": good_row(sqft=5), "format:scraped_timestamp": good_row(scraped_timestamp="yesterday"),
-        "range:latitude": good_row(latitude=123.0), "range:longitude": good_row(longitude=-200.0), "missing_column:city": {k: v for k, v in good_row().items() if k != "city"},
+        "range:latitude": good_row(latitude=123.0), "range:longitude": good_row(longitude=-200.0),
+        "missing_column:city": {k: v for k, v in good_row().items() if k != "city"},
         "type:bathrooms": good_row(bathrooms=True), "empty:address": good_row(address="  "),
         "range:bedrooms": good_row(bedrooms=-1),
     }

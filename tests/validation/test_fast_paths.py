@@ -282,7 +282,8 @@ def test_scrape_moments_are_parse_iso_where_readable():
     rng = random.Random(5)
     stamps = []
     for _ in range(20_000):
-        moment = datetime(rng.choice((rng.randrange(1, 10000), rng.randrange(1900, 2200))), rng.randrange(1, 13), rng.randrange(1, 29), rng.randrange(24),
+        year = rng.choice((rng.randrange(1, 10000), rng.randrange(1900, 2200)))
+        moment = datetime(year, rng.randrange(1, 13), rng.randrange(1, 29), rng.randrange(24),
                           rng.randrange(60), rng.randrange(60))
         digits = rng.randrange(0, 7)
         fraction = ("." + "".join(rng.choice("0123456789") for _ in range(digits))) if digits else ""
