@@ -35,12 +35,6 @@ def weights_set(net: LocalNetwork, validator: Participant, epoch_id: str) -> boo
     return bool(row and row[0])
 
 
-def _verdict(miner: dict, names: dict[str, str]) -> tuple[str, str]:
-    """The verdict's kind and words of a result (hotkeys said as participant names)."""
-    said = stored_verdict(miner, names)
-    return said.kind, said.words
-
-
 def epoch_summary(net: LocalNetwork, epoch_id: str, documents: dict[str, dict]) -> dict:
     """The summary of one epoch from every validator's results (the first validator's scores)."""
     validators = [p for p in net.participants if p.role == "validator"]
@@ -52,14 +46,15 @@ def epoch_summary(net: LocalNetwork, epoch_id: str, documents: dict[str, dict]) 
         if p.role != "miner":
             continue
         m = by_hotkey.get(p.signer.hotkey, {})
+        said = stored_verdict(m, names) if m else None
         miners.append({
             "name": p.name, "uid": p.uid, "hotkey": p.signer.hotkey, "cheater": p.strategy,
             "successor_of": p.successor_of, "ema": m.get("ema", 0.0),
             "rows_uploaded": m.get("rows_uploaded", 0), "rows_valid": m.get("rows_valid", 0),
             "rows_credited": m.get("rows_credited", 0), "completeness": m.get("completeness", 0.0),
             "quality": m.get("quality", 0.0), "truth_factor": m.get("truth_factor", 0.0),
-            "verdict": _verdict(m, names)[0] if m else "not_judged",
-            "why": _verdict(m, names)[1] if m else "not judged by the first validator", "score": m.get("score", 0.0),
+            "verdict": said.kind if said else "not_judged",
+            "why": said.words if said else "not judged by the first validator", "score": m.get("score", 0.0),
             "weight": m.get("weight", 0.0), "reasons": m.get("reasons", {}),
         })
     return {
