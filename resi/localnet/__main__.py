@@ -16,6 +16,7 @@ import signal
 import sqlite3
 import sys
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from resi.config import Parser
 from resi.constants import NETUID
 from resi.epochs import epoch_at, epoch_from_id, utcnow
 from resi.localnet.cheaters import STRATEGIES
-from resi.localnet.network import VALIDATOR_BUCKET, LocalNetwork, NetworkConfig
+from resi.localnet.network import VALIDATOR_BUCKET, LocalNetwork, NetworkConfig, Participant
 from resi.localnet.summary import epoch_summary, render, results_of, run_verdict, weights_set, write
 from resi.logs import setup_logging
 from resi.miner.checkpoint import miner_epochs
@@ -83,6 +84,109 @@ def progress_line(net: LocalNetwork, length: timedelta) -> str:
             "zipcodes scraped by the honest miners: " + ", ".join(parts))
 
 
+@dataclass
+class Cast:
+    """Who takes part in a local network."""
+
+    honest: list[Participant]
+    cheats: list[Participant]
+    validators: list[Participant]
+
+
+def start(net: LocalNetwork, args: argparse.Namespace, cheaters: list[str]) -> Cast:
+    """The servers, every participant registered, then every neuron started (validators last)."""
+    net.start_infrastructure()
+    cast = Cast([net.register(f"miner{i + 1}") for i in range(args.miners)],
+                [net.register(f"cheat-{name}") for name in cheaters],
+                [net.register(f"validator{i + 1}", validator=True) for i in range(args.validators)])
+    net.start_api()
+    for p in cast.honest:
+        net.start_miner(p)
+    for p, name in zip(cast.cheats, cheaters):
+        if name == "nothing":
+            p.strategy = name  # registered, never uploads
+        else:
+            net.start_cheater(p, name, victim=cast.honest[0] if cast.honest else None)
+    for p in cast.validators:
+        net.start_validator(p)
+    return cast
+
+
+def announce(net: LocalNetwork, args: argparse.Namespace, cast: Cast) -> None:
+    """The status page served, ``network.json`` written, and where everything is."""
+    page = net.serve_page(args.page_port)
+    net.write_description()
+    run_dir = net.run_dir
+    logger.info(f"local network up: run folder {run_dir}, API {net.api_url}, site {net.site_url}")
+    logger.info(f"status page: {page} (one row per miner: score, EMA, weight, the verdict in words and its "
+                "own upload record; the EMA chart; each validator; every neuron's /metrics and /healthz linked)")
+    logger.info(f"logs: {run_dir / 'logs'}; chain {net.chain_spec}; metagraph: "
+                f"{sys.executable} -m resi.chain.local show --chain {net.chain_path}")
+    logger.info(f"{len(cast.honest)} miners, {len(cast.cheats)} cheaters, {len(cast.validators)} validators; epochs "
+                f"of {args.epoch_minutes:g} min. Ctrl-C stops everything.")
+
+
+def note_failures(net: LocalNetwork, failed: list[str]) -> None:
+    """Add to ``failed`` (and log) every process that ended by itself since the last look."""
+    for p in net.participants:
+        if p.role != "replaced" and p.process is not None and not p.process.running and p.name not in failed:
+            failed.append(p.name)
+            logger.error(f"{p.name} exited with code {p.process.returncode}; see {p.process.log_path}")
+    for name, proc in (("api", net.api), ("site", net.site), ("chain-node", net.node)):
+        if proc is not None and not proc.running and name not in failed:
+            failed.append(name)
+            logger.error(f"{name} exited with code {proc.returncode}")
+
+
+class Reporter:
+    """Prints each epoch once every validator has written its results (and set its weights, or a few
+    rate-limit windows passed); keeps the counted ones (begun after the neurons were up)."""
+
+    def __init__(self, net: LocalNetwork, validators: list[Participant], length: timedelta, block_seconds: float):
+        self.net, self.validators, self.length = net, validators, length
+        self.neurons_up = utcnow()
+        self.settle = 2 * (net.config.subnet_params["weights_rate_limit"] + WeightSchedule().margin_blocks) \
+            * block_seconds + 10
+        self.summaries: list[dict] = []
+        self._reported: set[str] = set()
+        self._first_seen: dict[str, float] = {}
+
+    def report_new(self, failed: list[str]) -> None:
+        if not self.validators:
+            return
+        documents = {v.name: results_of(self.net, v) for v in self.validators}
+        for epoch_id in sorted(set.intersection(*(set(d) for d in documents.values())) - self._reported):
+            seen = self._first_seen.setdefault(epoch_id, time.monotonic())
+            if not all(weights_set(self.net, v, epoch_id) for v in self.validators) and \
+                    time.monotonic() - seen < self.settle:
+                continue  # the chain's rate limit may hold the weights back for a few blocks
+            summary = epoch_summary(self.net, epoch_id, {v: documents[v][epoch_id] for v in documents})
+            self._reported.add(epoch_id)
+            if epoch_from_id(epoch_id, self.length).start < self.neurons_up:
+                summary["note"] = "began before the network was up: not one of the epochs this run counts"
+                print(render(summary), flush=True)
+                continue
+            self.summaries.append(summary)
+            print(render(summary), flush=True)
+            write(self.net.run_dir, self.summaries, failed)
+
+
+def closing_lines(net: LocalNetwork, summaries: list[dict], failed: list[str]) -> None:
+    print(run_verdict(summaries, failed), flush=True)
+    run_dir = net.run_dir
+    logger.info(f"the tables and the verdict: {run_dir / 'summary.txt'}; every figure: {run_dir / 'summary.json'}")
+    if summaries:
+        logger.info(f"validated listings of each epoch (listings.parquet, observations.parquet, manifest.json): "
+                    f"{run_dir / 'validators'}/<validator>/validated/<epoch>/, uploaded to S3 as "
+                    f"validators/<hotkey>/<epoch>/validated/ in bucket {VALIDATOR_BUCKET}")
+        logger.info(f"query them: {sys.executable} -m resi.data --mirror {run_dir / 'data'} sync --from "
+                    f"{run_dir / 'validators'} --subtensor.chain_endpoint {net.chain_spec} --netuid {NETUID} && "
+                    f"{sys.executable} -m resi.data --mirror {run_dir / 'data'} sql "
+                    "\"SELECT zipcode, count(*) AS listings, median(price) FROM latest GROUP BY zipcode\"")
+    if failed:
+        logger.error(f"failed: {', '.join(failed)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(name="localnet")
@@ -97,10 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = (args.run_dir or Path("localnet-run") / time.strftime("%Y%m%d-%H%M%S")).expanduser().resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / ".gitignore").write_text("# a local network's run: nothing here belongs in git\n*\n")
-    config = NetworkConfig(run_dir=run_dir, epoch_minutes=args.epoch_minutes, listings_scale=args.scale,
-                           seed=args.seed, block_seconds=args.block_seconds, chain=args.chain,
-                           site_faults=parse_faults(args.site_faults))
-    net = LocalNetwork(config)
+    net = LocalNetwork(NetworkConfig(run_dir=run_dir, epoch_minutes=args.epoch_minutes, listings_scale=args.scale,
+                                     seed=args.seed, block_seconds=args.block_seconds, chain=args.chain,
+                                     site_faults=parse_faults(args.site_faults)))
     stopping = {"flag": False}
 
     def on_signal(signum, frame):
@@ -109,80 +212,33 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     failed: list[str] = []
-    summaries: list[dict] = []
+    reporter: Reporter | None = None
     try:
-        net.start_infrastructure()
-        honest = [net.register(f"miner{i + 1}") for i in range(args.miners)]
-        cheats = [net.register(f"cheat-{name}") for name in cheaters]
-        validators = [net.register(f"validator{i + 1}", validator=True) for i in range(args.validators)]
-        net.start_api()
-        for p in honest:
-            net.start_miner(p)
-        for p, name in zip(cheats, cheaters):
-            if name == "nothing":
-                p.strategy = name  # registered, never uploads
-            else:
-                net.start_cheater(p, name, victim=honest[0] if honest else None)
-        for p in validators:
-            net.start_validator(p)
-        neurons_up = utcnow()
-        page = net.serve_page(args.page_port)
-        net.write_description()
-        logger.info(f"local network up: run folder {config.run_dir}, API {net.api_url}, site {net.site_url}")
-        logger.info(f"status page: {page} (one row per miner: score, EMA, weight, the verdict in words and its "
-                    "own upload record; the EMA chart; each validator; every neuron's /metrics and /healthz linked)")
-        logger.info(f"logs: {config.run_dir / 'logs'}; chain {net.chain_spec}; metagraph: "
-                    f"{sys.executable} -m resi.chain.local show --chain {net.chain_path}")
-        logger.info(f"{len(honest)} miners, {len(cheats)} cheaters, {len(validators)} validators; epochs of "
-                    f"{args.epoch_minutes:g} min. Ctrl-C stops everything.")
+        cast = start(net, args, cheaters)
         length = timedelta(minutes=args.epoch_minutes)
+        reporter = Reporter(net, cast.validators, length, args.block_seconds)
+        announce(net, args, cast)
         stall_limit = 3 * args.epoch_minutes * 60 + 300  # no epoch validated for this long: something is stuck
-        progressed, counted = time.monotonic(), 0
-        reported: set[str] = set()
-        first_seen: dict[str, float] = {}
-        said_at = 0.0
-        settle = 2 * (config.subnet_params["weights_rate_limit"] + WeightSchedule().margin_blocks) * args.block_seconds + 10
+        progressed, counted, said_at = time.monotonic(), 0, 0.0
         while not stopping["flag"]:
-            for p in net.participants:
-                if p.role != "replaced" and p.process is not None and not p.process.running and p.name not in failed:
-                    failed.append(p.name)
-                    logger.error(f"{p.name} exited with code {p.process.returncode}; see {p.process.log_path}")
-            for name, proc in (("api", net.api), ("site", net.site), ("chain-node", net.node)):
-                if proc is not None and not proc.running and name not in failed:
-                    failed.append(name)
-                    logger.error(f"{name} exited with code {proc.returncode}")
+            note_failures(net, failed)
             if time.monotonic() - said_at > PROGRESS_SECONDS:
                 said_at = time.monotonic()
                 logger.info(progress_line(net, length))
-            if validators:
-                documents = {v.name: results_of(net, v) for v in validators}
-                common = sorted(set.intersection(*(set(d) for d in documents.values())) - reported)
-                for epoch_id in common:
-                    docs = {v: documents[v][epoch_id] for v in documents}
-                    seen = first_seen.setdefault(epoch_id, time.monotonic())
-                    if not all(weights_set(net, v, epoch_id) for v in validators) and time.monotonic() - seen < settle:
-                        continue  # the chain's rate limit may hold the weights back for a few blocks
-                    summary = epoch_summary(net, epoch_id, docs)
-                    reported.add(epoch_id)
-                    if epoch_from_id(epoch_id, length).start < neurons_up:
-                        summary["note"] = "began before the network was up: not one of the epochs this run counts"
-                        print(render(summary), flush=True)
-                        continue
-                    summaries.append(summary)
-                    print(render(summary), flush=True)
-                    write(config.run_dir, summaries, failed)
-            if args.replace_after and len(summaries) == args.replace_after and honest and honest[-1].role == "miner":
-                old = honest[-1]  # not the copy cheater's victim (honest[0])
+            reporter.report_new(failed)
+            done = len(reporter.summaries)
+            if args.replace_after and done == args.replace_after and cast.honest and cast.honest[-1].role == "miner":
+                old = cast.honest[-1]  # not the copy cheater's victim (honest[0])
                 successor = net.replace(old, f"{old.name}-successor")
                 net.write_description()
                 logger.info(f"{successor.name} ({successor.signer.hotkey}) took uid {successor.uid} from {old.name}")
-            if args.epochs and len(summaries) >= args.epochs:
+            if args.epochs and done >= args.epochs:
                 break
-            if len(summaries) > counted:
-                progressed, counted = time.monotonic(), len(summaries)
+            if done > counted:
+                progressed, counted = time.monotonic(), done
             if args.epochs and time.monotonic() - progressed > stall_limit:
-                logger.error(f"no epoch validated in {stall_limit:.0f} s ({len(summaries)} of {args.epochs} so far): "
-                             f"see the logs in {config.run_dir / 'logs'}")
+                logger.error(f"no epoch validated in {stall_limit:.0f} s ({done} of {args.epochs} so far): "
+                             f"see the logs in {run_dir / 'logs'}")
                 failed.append("stalled")
                 break
             time.sleep(2)
@@ -190,26 +246,14 @@ def main(argv: list[str] | None = None) -> int:
         logger.exception("the local network failed")
         failed.append("localnet")
     finally:
+        summaries = reporter.summaries if reporter else []
         why = "asked to stop (Ctrl-C or SIGTERM)" if stopping["flag"] else \
             ("the epochs asked for are done" if args.epochs and len(summaries) >= args.epochs else "a failure")
         logger.info(f"stopping every process: {why}")
         net.stop()
-        write(config.run_dir, summaries, failed)
-    print(run_verdict(summaries, failed), flush=True)
-    logger.info(f"the tables and the verdict: {config.run_dir / 'summary.txt'}; every figure: "
-                f"{config.run_dir / 'summary.json'}")
-    if summaries:
-        logger.info(f"validated listings of each epoch (listings.parquet, observations.parquet, manifest.json): "
-                    f"{config.run_dir / 'validators'}/<validator>/validated/<epoch>/, uploaded to S3 as "
-                    f"validators/<hotkey>/<epoch>/validated/ in bucket {VALIDATOR_BUCKET}")
-        logger.info(f"query them: {sys.executable} -m resi.data --mirror {config.run_dir / 'data'} sync --from "
-                    f"{config.run_dir / 'validators'} --subtensor.chain_endpoint {net.chain_spec} --netuid {NETUID} && "
-                    f"{sys.executable} -m resi.data --mirror {config.run_dir / 'data'} sql "
-                    "\"SELECT zipcode, count(*) AS listings, median(price) FROM latest GROUP BY zipcode\"")
-    if failed:
-        logger.error(f"failed: {', '.join(failed)}")
-        return 1
-    return 0
+        write(run_dir, summaries, failed)
+    closing_lines(net, summaries, failed)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -130,7 +130,7 @@ def run_verdict(epochs: list[dict], failed: list[str]) -> str:
     cheaters = {m["name"] for e in epochs for m in e["miners"] if m["cheater"] is not None}
     paid = sorted({m["name"] for e in epochs for m in e["miners"] if m["cheater"] is not None and m["score"] > 0})
     weights = all(v["weights_set"] or not _earned(v) for e in epochs for v in e["validators"])
-    parts = [f"{len(epochs)} epochs counted",
+    parts = [f"{len(epochs)} epoch{'' if len(epochs) == 1 else 's'} counted",
              f"honest miners {'paid in every epoch' if honest_paid else 'NOT paid in every epoch'}, "
              + ("all of the weight" if low >= 0.9995 else f"at least {low:.1%} of the weight")]
     if cheaters:
