@@ -174,25 +174,11 @@ class ResiApiClient:
             except lim.WaitTooLong as exc:
                 raise ApiError(429, [f"rate limit: the next call is allowed in {exc.seconds:.0f} s, over the "
                                      f"{bound:g} s this caller waits"], endpoint, exc.seconds) from None
-            payload = build() if build is not None else None
-            kwargs: dict[str, Any] = {"timeout": aiohttp.ClientTimeout(total=self.timeout)}
-            if payload is not None:
-                kwargs["params" if as_query else "json"] = payload
-            try:
-                async with self._http().request(method, self.base_url + path, **kwargs) as resp:
-                    raw = await resp.content.read(MAX_RESPONSE_BYTES)
-                    status, headers = resp.status, resp.headers
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-                last = ApiError(None, [f"{type(exc).__name__}: {exc}".rstrip(": ")], endpoint)
+            sent = await self._send(key, method, path, build() if build is not None else None, as_query, endpoint)
+            if isinstance(sent, ApiError):
+                last = sent
             else:
-                moved = self._note_date(headers)
-                remaining, reset = headers.get("X-RateLimit-Remaining"), headers.get("X-RateLimit-Reset")
-                if remaining == "0" and reset is not None:
-                    try:
-                        self._pacer.block_for(key, float(reset) - self.now())
-                    except ValueError:
-                        pass
-                body = _decode(raw)
+                status, headers, body, moved = sent
                 if status < 400:
                     if not isinstance(body, dict):
                         raise MalformedResponse(endpoint, "not a JSON object")
@@ -225,6 +211,28 @@ class ResiApiClient:
                 await self._sleep(wait)
         assert last is not None
         raise last
+
+    async def _send(self, key: str, method: str, path: str, payload: dict[str, Any] | None, as_query: bool,
+                    endpoint: str) -> tuple[int, Any, Any, bool] | ApiError:
+        """One request: (status, headers, decoded body, whether the API's clock moved ours), or the transport
+        error as an ApiError without a status. The API's rate-limit headers are noted for ``key``."""
+        kwargs: dict[str, Any] = {"timeout": aiohttp.ClientTimeout(total=self.timeout)}
+        if payload is not None:
+            kwargs["params" if as_query else "json"] = payload
+        try:
+            async with self._http().request(method, self.base_url + path, **kwargs) as resp:
+                raw = await resp.content.read(MAX_RESPONSE_BYTES)
+                status, headers = resp.status, resp.headers
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            return ApiError(None, [f"{type(exc).__name__}: {exc}".rstrip(": ")], endpoint)
+        moved = self._note_date(headers)
+        remaining, reset = headers.get("X-RateLimit-Remaining"), headers.get("X-RateLimit-Reset")
+        if remaining == "0" and reset is not None:
+            try:
+                self._pacer.block_for(key, float(reset) - self.now())
+            except ValueError:
+                pass
+        return status, headers, _decode(raw), moved
 
     def _signed(self, template_key: str, commitment: Callable[[int], str], fields: Callable[[int, str], dict]):
         signer = self._require_signer()
