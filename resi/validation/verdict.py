@@ -76,8 +76,8 @@ def verdict(result: Mapping, params: ValidationParams | None = None, names: Mapp
         return Verdict(PAID, _paid(result))
     gate = result.get("gate")
     if gate:
-        detail = str(result.get("gate_detail") or "")
-        words = GATE_WORDS.get(gate, gate.replace("_", " "))
+        detail = printable(str(result.get("gate_detail") or ""))
+        words = GATE_WORDS.get(gate, printable(str(gate)[:64]).replace("_", " "))
         return Verdict(gate, f"{words} ({detail})" if detail and detail != words else words)
     if result.get("copy"):
         kind, _, other = str(result["copy"]).partition(":")
@@ -128,11 +128,17 @@ def _most(result: Mapping) -> str:
     return f"; most: {count} {row_words(reason)}"
 
 
+def printable(text: str) -> str:
+    """``text`` with every control character (a terminal escape a miner's file could smuggle into a detail)
+    shown as ``?``."""
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
 def row_words(reason: str) -> str:
     """A row reason in words."""
     if reason in ROW_WORDS:
         return ROW_WORDS[reason]
-    check, _, column = reason.partition(":")
+    check, _, column = printable(reason[:64]).partition(":")
     return f"failing {check.replace('_', ' ')} on {column}" if column else reason.replace("_", " ")
 
 

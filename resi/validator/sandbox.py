@@ -81,9 +81,9 @@ class Answer(BaseModel):
     own frames."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    gate: str | None
+    gate: str | None = Field(max_length=64)
     gate_detail: str = Field(max_length=500)
-    sha256: str | None
+    sha256: str | None = Field(pattern=r"^[0-9a-f]{64}$")
     rows_uploaded: int = Field(ge=0)
     row_reasons: dict[str, int]
     truth: TruthAnswer | None

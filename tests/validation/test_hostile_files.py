@@ -168,6 +168,7 @@ def test_the_childs_answer_is_a_declared_value_and_anything_else_is_refused():
     assert finish(back, {}, CTX, SNAP.counts, P).as_dict() == finish(prepared, {}, CTX, SNAP.counts, P).as_dict()
     document = json.loads(body)
     for forged in ({**document, "extra": 1}, {**document, "rows_uploaded": "many"}, {**document, "rows_uploaded": -1},
-                   {**document, "gate_detail": "x" * 501}, {**document, "truth": {"valid": 1}}):
+                   {**document, "gate_detail": "x" * 501}, {**document, "truth": {"valid": 1}},
+                   {**document, "gate": "g" * 65}, {**document, "sha256": "not a digest"}):
         with pytest.raises(ValueError):
             from_wire(sub, json.dumps(forged).encode(), prints, evidence)

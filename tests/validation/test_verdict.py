@@ -61,3 +61,9 @@ def test_a_stored_verdict_is_said_as_stored_with_names():
     assert stored_verdict(doc).words == "as the validator said it"
     del doc["verdict"]  # a result from before verdicts were stored is rendered now
     assert stored_verdict(doc).words == verdict(doc).words
+
+
+def test_a_detail_from_a_miners_file_cannot_smuggle_terminal_escapes():
+    said = verdict({"score": 0.0, "gate": "metadata_unreadable", "gate_detail": "bad \x1b[2J\x1b[31mred\r\nline"})
+    assert said.words == "metadata unreadable (bad ?[2J?[31mred??line)"
+    assert all(c.isprintable() for c in verdict({"score": 0.0, "gate": "x\x07y"}).words)
