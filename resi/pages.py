@@ -18,7 +18,7 @@ from pathlib import Path
 
 from resi.miner.checkpoint import miner_epochs
 from resi.status import last_published, published_line
-from resi.validation.verdict import JOINED, VALIDATOR, stored_verdict
+from resi.validation.verdict import JOINED, NOT_MINING, VALIDATOR, stored_verdict
 from resi.validator.state import validator_epochs
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -102,9 +102,6 @@ def ema_chart(epochs: list[dict], names: dict[str, str] | None = None, width: in
                       f"{points[-1][1]:.4f}</span></li>")
     parts.append("</svg>")
     return "".join(parts) + "<ul class=legend>" + "".join(legend) + "</ul>"
-
-
-NOT_MINING = (VALIDATOR, JOINED)
 
 
 def miners_table(record: dict, names: dict[str, str], uploads: dict[str, str] | None = None) -> str:

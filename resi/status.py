@@ -19,7 +19,7 @@ from resi.config import COUNT, SharedConfig, data_dir
 from resi.listings.validated import FOLDER as VALIDATED_FOLDER
 from resi.listings.validated import LISTINGS_FILE, MANIFEST_FILE
 from resi.miner.checkpoint import miner_epochs
-from resi.validation.verdict import JOINED, VALIDATOR, stored_verdict
+from resi.validation.verdict import JOINED, NOT_MINING, VALIDATOR, stored_verdict
 from resi.validator.state import validator_epochs
 
 
@@ -89,7 +89,7 @@ def validator_report(data_dir: Path, hotkey: str, chain: dict, epochs: int) -> d
         said = [(r, stored_verdict(r)) for r in results]
         miners = [{"uid": r.get("uid"), "hotkey": r.get("hotkey"), "score": r.get("score", 0.0),
                    "ema": r.get("ema", 0.0), "weight": r.get("weight", 0.0), "verdict": v.kind, "why": v.words}
-                  for r, v in said if v.kind not in (VALIDATOR, JOINED)]
+                  for r, v in said if v.kind not in NOT_MINING]
         done.append({
             "epoch_id": record["epoch_id"], "miners": len(miners), "scored": sum(1 for m in miners if m["score"] > 0),
             "weights_set": record["weights_set"], "weights_set_at": record["weights_set_at"],

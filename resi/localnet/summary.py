@@ -10,6 +10,7 @@ from pathlib import Path
 from resi.localnet.network import LocalNetwork, Participant
 from resi.status import published_epoch
 from resi.validation.verdict import JOINED, stored_verdict
+from resi.validator.results import NOTHING_EARNED
 
 
 def results_of(net: LocalNetwork, validator: Participant) -> dict[str, dict]:
@@ -88,7 +89,7 @@ def render(summary: dict) -> str:
 def _earned(validator: dict) -> bool:
     """Whether the validator had weights to set for the epoch (an EMA above 0 somewhere)."""
     weights = validator.get("weights") or {}
-    return bool(weights.get("uids")) or weights.get("why") != "no uid had earned anything"
+    return bool(weights.get("uids")) or weights.get("why") != NOTHING_EARNED
 
 
 def _weights(validator: dict) -> str:

@@ -10,7 +10,7 @@ import re
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from resi.validation.verdict import JOINED, VALIDATOR, stored_verdict
+from resi.validation.verdict import NOT_MINING, stored_verdict
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,31}(:[a-z][a-z0-9_]{0,31})?")
 """A reason name of the code's: ``stale``, or a check and the schema column it concerns, ``mismatch:price``."""
@@ -109,7 +109,7 @@ class ValidatorMetrics:
         for document in documents:
             kind = stored_verdict(document).kind
             kinds[kind] = kinds.get(kind, 0) + 1
-            if kind in (VALIDATOR, JOINED):
+            if kind in NOT_MINING:
                 continue
             score = float(document.get("score") or 0)
             self.scores.observe(score)

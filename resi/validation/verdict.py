@@ -19,6 +19,8 @@ JOINED = "joined"
 """The kind of a uid registered after the epoch began that uploaded nothing: it could not be expected to take
 part (``joined`` in the result)."""
 PAID = "paid"
+NOT_MINING = (VALIDATOR, JOINED)
+"""The kinds of uids that are not judged as miners: no score, EMA or rejection series, not in miners' tables."""
 
 GATE_WORDS = {
     "no_upload": "no upload by the deadline",

@@ -34,6 +34,9 @@ from resi.storage import StorageError, upload_post
 from resi.validation.params import ValidationParams
 from resi.validator.state import ValidatorState
 
+NOTHING_EARNED = "no uid had earned anything"
+"""The ``why`` of a results file's empty weights when no uid had earned anything (readers test for it)."""
+
 
 class ResultsPublisher:
     def __init__(self, api: ResiApiClient, state: ValidatorState, folder: Path, hotkey: str,
@@ -70,7 +73,7 @@ class ResultsPublisher:
         else:
             earned = bool((record.get("weights") or {}).get("uids"))
             weights = {"uids": [], "weights": [], "block": None, "set_at": None,
-                       "why": "a later epoch's EMA went on chain first" if earned else "no uid had earned anything"}
+                       "why": "a later epoch's EMA went on chain first" if earned else NOTHING_EARNED}
         share = dict(zip(weights["uids"], weights["weights"]))
         document = {
             "epoch_id": record["epoch_id"], "validator": self.hotkey, "block": record["block"],
