@@ -16,7 +16,7 @@ import pytest
 from resi import __version__
 from resi.api.client import ResiApiClient
 from resi.chain.keys import create_wallet
-from resi.chain.local import SimulatedChainStore
+from resi.chain.store import SimulatedChainStore
 from resi.preflight import check_api
 from resi.processes import free_port
 from tests.helpers import run

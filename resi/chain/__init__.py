@@ -24,7 +24,8 @@ def open_chain(
     the identity that sets weights; without it the handle only reads. Nothing connects until first use.
     """
     from resi.chain.bittensor_chain import BittensorChain, is_bittensor_spec
-    from resi.chain.local import LocalChain, SimulatedChainStore, sim_path
+    from resi.chain.local import LocalChain, sim_path
+    from resi.chain.store import SimulatedChainStore
 
     if is_bittensor_spec(spec):
         bt_wallet = None

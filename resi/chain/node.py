@@ -30,9 +30,9 @@ from aiohttp import WSMsgType, web
 from loguru import logger
 
 from resi.chain.base import ChainError
-from resi.chain.local import DEFAULT_BLOCK_SECONDS, SimulatedChainStore
 from resi.chain.node_runtime import NodeRuntime, TransactionInvalid
 from resi.chain.runtime import RuntimeInfo
+from resi.chain.store import DEFAULT_BLOCK_SECONDS, SimulatedChainStore
 from resi.constants import NETUID
 
 ZERO_HASH = "0x" + "00" * 32

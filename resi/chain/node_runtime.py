@@ -19,8 +19,10 @@ from bittensor._transport.codec import RuntimeCodec
 from bittensor.sp_core import Keypair, ss58_decode, ss58_encode
 
 from resi.chain.base import ChainError, WeightsRefused
-from resi.chain.local import U16_MAX, SimulatedChainStore, epoch_index
+from resi.chain.rules import epoch_index, reveal_hash
 from resi.chain.runtime import RuntimeInfo
+from resi.chain.store import SimulatedChainStore
+from resi.chain.weights import U16_MAX
 
 ZERO_ACCOUNT = "5C4hrfjw9DjXZTzV3MwzrrAr9P1MJhSrvWGWqi1eSuyUpnhM"
 RAO = 10**9
@@ -324,7 +326,7 @@ class NodeRuntime:
             uids, values = [int(u) for u in args["uids"]], [int(v) for v in args["values"]]
             salt, version = [int(s) for s in args["salt"]], int(args["version_key"])
             store.reveal(netuid, who, _public_key(who), uids, values, salt, version, block=block)
-            digest = store.reveal_hash(_public_key(who), netuid, uids, values, salt, version)
+            digest = reveal_hash(_public_key(who), netuid, uids, values, salt, version)
             return {_SUBTENSOR: {"WeightsRevealed": [who, netuid, digest]}}
         commit = args["commit"]
         payload = bytes.fromhex(commit.removeprefix("0x")) if isinstance(commit, str) else bytes(commit)

@@ -16,7 +16,7 @@ from pathlib import Path
 from loguru import logger
 
 from resi.chain.keys import KeypairSigner, create_wallet
-from resi.chain.local import SimulatedChainStore
+from resi.chain.store import SimulatedChainStore
 from resi.constants import NETUID
 from resi.localnet.procs import ManagedProcess, python_module, wait_all
 from resi.monitor.server import MonitorServer

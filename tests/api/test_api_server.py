@@ -14,7 +14,7 @@ from resi.api import signing
 from resi.api.client import ResiApiClient
 from resi.api.errors import ApiError
 from resi.chain.keys import create_wallet
-from resi.chain.local import SimulatedChainStore
+from resi.chain.store import SimulatedChainStore
 from resi.epochs import epoch_at, utcnow
 from resi.storage import StorageError, list_objects, upload_post
 from resi.storage.presigner import S3Presigner

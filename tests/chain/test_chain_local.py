@@ -11,7 +11,8 @@ from bittensor.sp_core import Keypair
 
 from resi.chain import open_chain
 from resi.chain.base import ChainError, WeightsRefused
-from resi.chain.local import SimulatedChainStore
+from resi.chain.rules import reveal_hash
+from resi.chain.store import SimulatedChainStore
 from tests.helpers import PYTHON, run
 
 
@@ -153,7 +154,7 @@ def test_hash_commit_reveal_follows_the_epochs(subnet):
     store.set_params(46, commit_reveal=True, tempo=9, reveal_period_epochs=1)  # epochs of 10 blocks
     pub = bytes(Keypair(ss58_address=v).public_key)
     uids, values, salt = [1, 2, 3], [300, 200, 100], [7, 7, 7]
-    digest = store.reveal_hash(pub, 46, uids, values, salt, 7)
+    digest = reveal_hash(pub, 46, uids, values, salt, 7)
     assert _refusal(store.reveal, 46, v, pub, uids, values, salt, 7, block=20) == "NoWeightsCommitFound"
     commit_block = 23  # epoch (23 + 47) // 10 = 7
     assert store.commit(46, v, digest, block=commit_block) == commit_block

@@ -18,7 +18,8 @@ from bittensor.wallet import Wallet
 
 from resi.chain.base import ChainError, WeightsRefused
 from resi.chain.bittensor_chain import BittensorChain
-from resi.chain.local import SimulatedChainStore
+from resi.chain.rules import reveal_hash
+from resi.chain.store import SimulatedChainStore
 from resi.chain.weights import conform
 from tests.e2e import wait_for
 from tests.servers import ChainNode
@@ -194,7 +195,7 @@ def test_hash_commit_then_reveal_in_the_next_epoch(node, people):
     store.set_params(46, commit_reveal=True, tempo=tempo, reveal_period_epochs=1)
     targets, values, salt, version = [uids["miner1"], uids["miner2"]], [65535, 32768], [3, 1, 4], 1000
     pub = bytes(wallets["validator"].hotkey.public_key)
-    digest = store.reveal_hash(pub, 46, targets, values, salt, version)
+    digest = reveal_hash(pub, 46, targets, values, salt, version)
 
     def epoch_of(block: int) -> int:
         return (block + 46 + 1) // (tempo + 1)
@@ -237,7 +238,7 @@ def test_the_commit_hash_is_subtensors(node, people):
     data = codec.encode("(AccountId, u16, Vec<u16>, Vec<u16>, Vec<u16>, u64)",
                         [made["validator"].hotkey, 46, [1, 2], [65535, 7], [9, 9], 1000])
     pub = bytes(wallets["validator"].hotkey.public_key)
-    assert store.reveal_hash(pub, 46, [1, 2], [65535, 7], [9, 9], 1000) == \
+    assert reveal_hash(pub, 46, [1, 2], [65535, 7], [9, 9], 1000) == \
         "0x" + hashlib.blake2b(data, digest_size=32).hexdigest()
 
 

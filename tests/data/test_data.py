@@ -21,7 +21,7 @@ import pytest
 
 from resi.api.signing import sign_manifest
 from resi.chain.keys import create_wallet
-from resi.chain.local import SimulatedChainStore
+from resi.chain.store import SimulatedChainStore
 from resi.data.mirror import TABLES, FolderSource, Mirror, trust_list
 from resi.data.report import LATEST_ROWS
 from resi.data.views import connect

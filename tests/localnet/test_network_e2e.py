@@ -22,7 +22,7 @@ import pytest
 
 from resi.api.signing import sign_manifest, verify_manifest
 from resi.chain.keys import load_signer
-from resi.chain.local import SimulatedChainStore
+from resi.chain.store import SimulatedChainStore
 from resi.chain.weights import conform
 from resi.data.mirror import Mirror
 from resi.listings.validated import LISTINGS_FILE, MANIFEST_FILE, OBSERVATIONS_FILE, check_files

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from resi.api import signing
 from resi.chain.keys import create_wallet
-from resi.chain.local import SimulatedChainStore
+from resi.chain.store import SimulatedChainStore
 from resi.monitor.metrics import MAX_LABEL_VALUES, LabelBound, ValidatorMetrics
 from resi.monitor.server import MonitorServer
 from resi.monitor.watchdog import STALLED_EXIT, Heartbeat, Watchdog

@@ -10,7 +10,7 @@ import sqlite3
 
 import pytest
 
-from resi.chain.local import SimulatedChainStore
+from resi.chain.store import SimulatedChainStore
 from resi.chain.weights import conform
 from resi.localnet.network import LocalNetwork, NetworkConfig
 from tests.e2e import db_rows, wait_for

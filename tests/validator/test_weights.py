@@ -9,8 +9,9 @@ import sys
 import pytest
 from loguru import logger
 
-from resi.chain.local import LocalChain, SimulatedChainStore
+from resi.chain.local import LocalChain
 from resi.chain.registration import registration_problem
+from resi.chain.store import SimulatedChainStore
 from resi.validation.scoring import chain_weights
 from resi.validator.state import ValidatorState
 from resi.validator.weights import WeightKeeper, WeightSchedule
