@@ -139,7 +139,7 @@ def main() -> int:
         bare_server(args.bare)
         return 0
     from resi.chain.keys import create_wallet
-    from resi.chain.local import SimulatedChainStore
+    from resi.chain.store import SimulatedChainStore
 
     work = Path(tempfile.mkdtemp(prefix="bench-api-"))
     signers = [create_wallet(work / "wallets", f"m{i}") for i in range(args.miners)]
