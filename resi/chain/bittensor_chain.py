@@ -16,11 +16,12 @@ from the subnet's hyperparameters (:func:`resi.chain.weights.conform`) and submi
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import bittensor
-import bittensor_core
+import bittensor_core  # type: ignore[import-untyped]
 from bittensor._transport.errors import StorageFunctionNotFound
 from bittensor.wallet import Wallet
 from loguru import logger
@@ -30,6 +31,7 @@ from resi.chain.weights import U16_MAX, conform
 from resi.constants import NETWORKS
 
 RAO = 1e9
+T = TypeVar("T")
 _ST = bittensor.storage.SubtensorModule
 _CALLS = bittensor.calls.SubtensorModule
 _PARAM_ITEMS = {
@@ -92,7 +94,7 @@ class BittensorChain:
 
     # --- the connection ------------------------------------------------------------------------------------------
 
-    async def _connected(self):
+    async def _connected(self) -> Any:
         async with self._lock:
             if self._client is None:
                 try:
@@ -109,7 +111,7 @@ class BittensorChain:
                     raise ChainError(f"cannot reach subtensor {self.network!r}: {exc}") from None
             return self._client
 
-    async def _drop(self, client) -> None:
+    async def _drop(self, client: Any) -> None:
         """Forget a client whose connection failed: the next call connects again."""
         async with self._lock:
             if self._client is client:
@@ -119,7 +121,7 @@ class BittensorChain:
         except Exception:
             pass
 
-    async def _call(self, what: str, make_coro, timeout: float | None = None):
+    async def _call(self, what: str, make_coro: Callable[[Any], Awaitable[T]], timeout: float | None = None) -> T:
         client = await self._connected()
         limit = timeout or self.call_timeout
         try:
@@ -165,7 +167,7 @@ class BittensorChain:
         return Metagraph(netuid=self.netuid, block=block, neurons=neurons)
 
     async def weights_of(self, uids: list[int]) -> dict[int, list[tuple[int, int]]]:
-        async def read(client) -> list:
+        async def read(client: Any) -> list[Any]:
             block = await client.block()
             return await asyncio.gather(*(client.query(_ST.Weights, [self.netuid, uid], block=block) for uid in uids))
 
@@ -176,7 +178,7 @@ class BittensorChain:
             raise ChainError(f"weights of netuid {self.netuid} are malformed: {exc}") from None
 
     async def params(self) -> SubnetParams:
-        async def read(client) -> list:
+        async def read(client: Any) -> list[Any]:
             block = await client.block()
             return await asyncio.gather(*(client.query(item, [self.netuid], block=block)
                                           for item in _PARAM_ITEMS.values()))
@@ -202,7 +204,7 @@ class BittensorChain:
 
     async def _stamp(self, block: int) -> float:
         moment = await self._call("block timestamp", lambda c: c.timestamp(block))
-        return moment.timestamp()
+        return float(moment.timestamp())
 
     async def first_block_at(self, moment: float) -> int:
         """Binary search over block timestamps: at most ~20 reads; beyond the head, an estimate from the
@@ -254,7 +256,7 @@ class BittensorChain:
         block = int(result.extrinsic_id.split("-")[0]) if result.extrinsic_id else None
         return WeightsResult(success=True, message=result.message or "weights set", block=block)
 
-    async def _submit(self, make_coro):
+    async def _submit(self, make_coro: Callable[[Any], Awaitable[Any]]) -> Any:
         """Submit a weights extrinsic, waiting for its inclusion at most ``inclusion_timeout``; a refusal the
         SDK raised (its preflight) is a :class:`WeightsRefused` with the chain's reason."""
         try:
@@ -266,9 +268,11 @@ class BittensorChain:
                 raise _refusal(exc.__cause__) from None
             raise
 
-    async def _direct_call(self, uids: list[int], weights: list[float], version_key: int):
+    async def _direct_call(self, uids: list[int], weights: list[float], version_key: int) -> Any:
         """The ``set_mechanism_weights`` (or, with commit-reveal on, timelocked commit) call for these weights,
         fitted to the subnet as the SDK's intent fits them."""
+        if self.wallet is None:
+            raise ChainError("no wallet given: cannot set weights")
         hotkey = self.wallet.hotkey
         params = await self.params()
         own = await self._call("uid lookup", lambda c: c.neurons.uid(hotkey.ss58_address, self.netuid))
@@ -280,7 +284,7 @@ class BittensorChain:
             return _CALLS.set_mechanism_weights(netuid=self.netuid, mecid=0, dests=dests, weights=values,
                                                 version_key=version_key)
 
-        async def schedule(client) -> tuple:
+        async def schedule(client: Any) -> tuple[int, list[Any], Any, Any]:
             block = await client.block()
             reads = (_ST.Tempo, _ST.RevealPeriodEpochs, _ST.LastEpochBlock, _ST.PendingEpochAt, _ST.SubnetEpochIndex,
                      _ST.BlocksSinceLastStep)

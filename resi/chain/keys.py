@@ -37,7 +37,7 @@ class KeypairSigner:
 
     @property
     def hotkey(self) -> str:
-        return self.keypair.ss58_address
+        return str(self.keypair.ss58_address)
 
     def sign(self, message: bytes) -> bytes:
         if not isinstance(message, (bytes, bytearray)):

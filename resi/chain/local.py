@@ -13,13 +13,18 @@ import asyncio
 import json
 import sqlite3
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, fields
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from resi.chain.base import ChainError, Metagraph, SubnetParams, WeightsResult
 from resi.chain.rules import MIN_VALIDATOR_STAKE
 from resi.chain.store import DEFAULT_BLOCK_SECONDS, SimulatedChainStore
 from resi.constants import NETUID
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class LocalChain:
@@ -30,7 +35,7 @@ class LocalChain:
         self.netuid = netuid
         self.hotkey = hotkey
 
-    async def _run(self, fn, *args, **kwargs):
+    async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await asyncio.wait_for(asyncio.to_thread(fn, *args, **kwargs), timeout=60)
         except ChainError:

@@ -24,13 +24,15 @@ import hashlib
 import itertools
 import json
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from aiohttp import WSMsgType, web
 from loguru import logger
 
 from resi.chain.base import ChainError
-from resi.chain.node_runtime import NodeRuntime, TransactionInvalid
+from resi.chain.node_runtime import Included, NodeRuntime, TransactionInvalid
 from resi.chain.runtime import RuntimeInfo
 from resi.chain.store import DEFAULT_BLOCK_SECONDS, SimulatedChainStore
 from resi.constants import NETUID
@@ -52,7 +54,7 @@ class ChainNode:
         self.store = store
         self.runtime = NodeRuntime(runtime_info, store, netuids)
         self._ids = itertools.count(1)
-        self._storage_cache: tuple[int, tuple, dict[str, str], list[str]] | None = None
+        self._storage_cache: tuple[int, tuple[int, ...], dict[str, str], list[str]] | None = None
         self.submitted = 0
 
     # --- blocks ---------------------------------------------------------------------------------------------------
@@ -70,10 +72,12 @@ class ChainNode:
             raise RpcError(-32602, "Invalid params: block hash must be a hex string")
         return self.store.block_number_of(block_hash)
 
-    def header(self, number: int) -> dict:
+    def header(self, number: int) -> dict[str, Any]:
         parent = self.hash_of(number - 1) if number > 0 else ZERO_HASH
-        root = lambda tag: "0x" + hashlib.blake2b(f"{tag}:{self.hash_of(number)}".encode(),  # noqa: E731
-                                                  digest_size=32).hexdigest()
+
+        def root(tag: str) -> str:
+            return "0x" + hashlib.blake2b(f"{tag}:{self.hash_of(number)}".encode(), digest_size=32).hexdigest()
+
         return {"parentHash": parent, "number": hex(number), "stateRoot": root("state"),
                 "extrinsicsRoot": root("extrinsics"), "digest": {"logs": []}}
 
@@ -91,7 +95,7 @@ class ChainNode:
 
     # --- JSON-RPC ---------------------------------------------------------------------------------------------------
 
-    def call(self, method: str, params: list):
+    def call(self, method: str, params: list[Any]) -> Any:
         """The result of one (non-subscription) method."""
         handler = getattr(self, "rpc_" + method, None)
         if handler is None:
@@ -108,24 +112,24 @@ class ChainNode:
                            "State already discarded for " + str(block_hash))
         return number
 
-    def rpc_chain_getBlockHash(self, number=None):
+    def rpc_chain_getBlockHash(self, number: Any = None) -> str | None:
         if number is None:
             return self.hash_of(self.head())
         if not isinstance(number, int) or number < 0:
             raise RpcError(-32602, "Invalid params: block number")
         return self.hash_of(number) if number <= self.head() else None
 
-    def rpc_chain_getHead(self):
+    def rpc_chain_getHead(self) -> str:
         return self.hash_of(self.head())
 
-    def rpc_chain_getFinalizedHead(self):
+    def rpc_chain_getFinalizedHead(self) -> str:
         return self.hash_of(self.head())
 
-    def rpc_chain_getHeader(self, block_hash=None):
+    def rpc_chain_getHeader(self, block_hash: Any = None) -> dict[str, Any] | None:
         number = self.number_of(block_hash)
         return None if number is None else self.header(number)
 
-    def rpc_chain_getBlock(self, block_hash=None):
+    def rpc_chain_getBlock(self, block_hash: Any = None) -> dict[str, Any] | None:
         number = self.number_of(block_hash)
         if number is None:
             return None
@@ -133,16 +137,16 @@ class ChainNode:
         extrinsics += [data for _, _, data, _ in self.store.block_extrinsics(number)]
         return {"block": {"header": self.header(number), "extrinsics": extrinsics}, "justifications": None}
 
-    def rpc_state_getRuntimeVersion(self, block_hash=None):
+    def rpc_state_getRuntimeVersion(self, block_hash: Any = None) -> dict[str, Any]:
         info = self.runtime.info
         return {"specName": info.spec_name, "implName": info.spec_name, "authoringVersion": 1,
                 "specVersion": info.spec_version, "implVersion": 1, "apis": [],
                 "transactionVersion": info.transaction_version, "stateVersion": 1}
 
-    def rpc_state_getMetadata(self, block_hash=None):
+    def rpc_state_getMetadata(self, block_hash: Any = None) -> str:
         return "0x" + self.runtime.info.metadata.hex()
 
-    def rpc_state_call(self, method, data="0x", block_hash=None):
+    def rpc_state_call(self, method: Any, data: Any = "0x", block_hash: Any = None) -> str:
         number = self._at(block_hash)
         try:
             raw = bytes.fromhex(str(data).removeprefix("0x"))
@@ -152,38 +156,38 @@ class ChainNode:
         except ChainError as exc:
             raise RpcError(-32000, "Client error: Execution failed: " + str(exc), str(exc)) from None
 
-    def rpc_state_getStorageAt(self, key, block_hash=None):
+    def rpc_state_getStorageAt(self, key: Any, block_hash: Any = None) -> str | None:
         values, _ = self._storage(self._at(block_hash))
         return values.get(str(key).lower())
 
     rpc_state_getStorage = rpc_state_getStorageAt
 
-    def rpc_state_getKeysPaged(self, prefix, count, start_key=None, block_hash=None):
+    def rpc_state_getKeysPaged(self, prefix: Any, count: Any, start_key: Any = None, block_hash: Any = None) -> list[str]:
         _, keys = self._storage(self._at(block_hash))
         prefix = str(prefix).lower()
         start = str(start_key).lower() if start_key else prefix
         position = bisect.bisect_right(keys, start) if start_key and start != prefix else bisect.bisect_left(keys, prefix)
-        out = []
+        out: list[str] = []
         for key in keys[position:]:
             if not key.startswith(prefix) or len(out) >= int(count):
                 break
             out.append(key)
         return out
 
-    def rpc_state_queryStorageAt(self, keys, block_hash=None):
+    def rpc_state_queryStorageAt(self, keys: Any, block_hash: Any = None) -> list[dict[str, Any]]:
         number = self._at(block_hash)
         values, _ = self._storage(number)
         return [{"block": self.hash_of(number), "changes": [[k, values.get(str(k).lower())] for k in keys]}]
 
-    def rpc_account_nextIndex(self, address):
+    def rpc_account_nextIndex(self, address: Any) -> int:
         return self.store.nonce(str(address))
 
     rpc_system_accountNextIndex = rpc_account_nextIndex
 
-    def rpc_author_submitExtrinsic(self, data):
+    def rpc_author_submitExtrinsic(self, data: Any) -> str:
         return self._submit(data).extrinsic_hash
 
-    def _submit(self, data):
+    def _submit(self, data: Any) -> Included:
         try:
             included = self.runtime.submit(str(data), self.head(), self.hash_of)
         except TransactionInvalid as exc:
@@ -194,22 +198,22 @@ class ChainNode:
                      f"({'success' if included.success else 'failed'})")
         return included
 
-    def rpc_system_chain(self):
+    def rpc_system_chain(self) -> str:
         return "resi local subtensor"
 
-    def rpc_system_name(self):
+    def rpc_system_name(self) -> str:
         return "resi-chain-node"
 
-    def rpc_system_version(self):
+    def rpc_system_version(self) -> str:
         return "1.0.0"
 
-    def rpc_system_properties(self):
+    def rpc_system_properties(self) -> dict[str, Any]:
         return {"ss58Format": self.runtime.info.ss58_format, "tokenDecimals": 9, "tokenSymbol": "TAO"}
 
-    def rpc_system_health(self):
+    def rpc_system_health(self) -> dict[str, Any]:
         return {"peers": 0, "isSyncing": False, "shouldHavePeers": False}
 
-    def rpc_rpc_methods(self):
+    def rpc_rpc_methods(self) -> dict[str, list[str]]:
         names = sorted(n[4:] for n in dir(self) if n.startswith("rpc_"))
         return {"methods": names + ["author_submitAndWatchExtrinsic", "chain_subscribeNewHeads"]}
 
@@ -218,7 +222,7 @@ class ChainNode:
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, heartbeat=30)
         await ws.prepare(request)
-        tasks: dict[str, asyncio.Task] = {}
+        tasks: dict[str, asyncio.Task[None]] = {}
         try:
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:
@@ -240,11 +244,13 @@ class ChainNode:
                 task.cancel()
         return ws
 
-    async def _answer(self, ws: web.WebSocketResponse, frame, tasks: dict[str, asyncio.Task]) -> dict | None:
+    async def _answer(self, ws: web.WebSocketResponse, frame: Any,
+                      tasks: dict[str, asyncio.Task[None]]) -> dict[str, Any] | None:
         if not isinstance(frame, dict) or not isinstance(frame.get("method"), str):
             return {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "Invalid Request"}}
         rid, method = frame.get("id"), frame["method"]
-        params = frame.get("params") if isinstance(frame.get("params"), list) else []
+        params: list[Any] = frame["params"] if isinstance(frame.get("params"), list) else []
+        result: Any
         try:
             if method == "author_submitAndWatchExtrinsic":
                 result = self._watch(ws, tasks, self._submit(params[0] if params else None))
@@ -258,7 +264,7 @@ class ChainNode:
             else:
                 result = await asyncio.to_thread(self.call, method, params)
         except RpcError as exc:
-            error = {"code": exc.code, "message": exc.message}
+            error: dict[str, Any] = {"code": exc.code, "message": exc.message}
             if exc.data is not None:
                 error["data"] = exc.data
             return {"jsonrpc": "2.0", "id": rid, "error": error}
@@ -267,14 +273,15 @@ class ChainNode:
             return {"jsonrpc": "2.0", "id": rid, "error": {"code": -32603, "message": f"Internal error: {exc}"}}
         return {"jsonrpc": "2.0", "id": rid, "result": result}
 
-    def _subscribe(self, tasks: dict[str, asyncio.Task], coro_factory) -> str:
+    def _subscribe(self, tasks: dict[str, asyncio.Task[None]],
+                   coro_factory: Callable[[str], Coroutine[Any, Any, None]]) -> str:
         sub_id = f"{next(self._ids):x}"
         tasks[sub_id] = asyncio.get_running_loop().create_task(coro_factory(sub_id))
         return sub_id
 
-    def _watch(self, ws, tasks, included) -> str:
+    def _watch(self, ws: web.WebSocketResponse, tasks: dict[str, asyncio.Task[None]], included: Included) -> str:
         async def run(sub_id: str) -> None:
-            async def push(result) -> None:
+            async def push(result: Any) -> None:
                 await ws.send_json({"jsonrpc": "2.0", "method": "author_extrinsicUpdate",
                                     "params": {"subscription": sub_id, "result": result}})
 
@@ -288,7 +295,7 @@ class ChainNode:
 
         return self._subscribe(tasks, run)
 
-    def _heads(self, ws, tasks, notification: str) -> str:
+    def _heads(self, ws: web.WebSocketResponse, tasks: dict[str, asyncio.Task[None]], notification: str) -> str:
         async def run(sub_id: str) -> None:
             last = -1
             while True:
@@ -306,8 +313,11 @@ class ChainNode:
 def build_app(node: ChainNode) -> web.Application:
     app = web.Application()
     app.router.add_get("/", node.handle)
-    app.router.add_get("/health", lambda request: web.json_response(
-        {"block": node.head(), "submitted": node.submitted}))
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"block": node.head(), "submitted": node.submitted})
+
+    app.router.add_get("/health", health)
     return app
 
 

@@ -11,6 +11,7 @@ mortal era, the account's nonce) before their call is applied with the simulated
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 from bittensor._transport.codec import RuntimeCodec
 from bittensor.sp_core import Keypair, ss58_decode, ss58_encode
 
-from resi.chain.base import ChainError, WeightsRefused
+from resi.chain.base import ChainError, Neuron, WeightsRefused
 from resi.chain.rules import epoch_index, reveal_hash
 from resi.chain.runtime import RuntimeInfo
 from resi.chain.store import SimulatedChainStore
@@ -56,7 +57,7 @@ class NodeRuntime:
     # --- registry helpers ---------------------------------------------------------------------------------------
 
     @cached_property
-    def _types(self) -> dict[int, dict]:
+    def _types(self) -> dict[int, dict[str, Any]]:
         return {t["id"]: t["type"] for t in self.codec.registry_types()}
 
     def _zero(self, type_id: int) -> Any:
@@ -93,7 +94,7 @@ class NodeRuntime:
 
     # --- storage ------------------------------------------------------------------------------------------------
 
-    def _put(self, out: dict[str, str], pallet: str, item: str, params: list, value: Any) -> None:
+    def _put(self, out: dict[str, str], pallet: str, item: str, params: list[Any], value: Any) -> None:
         entry = self.codec.storage_entry(pallet, item)
         out["0x" + self.codec.storage_key(entry, params).hex()] = "0x" + self.codec.encode(entry.value_type, value).hex()
 
@@ -108,7 +109,10 @@ class NodeRuntime:
             params = self.store.params(netuid)
             graph = self.store.neurons(netuid)
             weights = self.store.current_weights(netuid)
-            put = lambda item, p, v, n=netuid: self._put(out, _SUBTENSOR, item, [n, *p], v)  # noqa: E731
+
+            def put(item: str, keys: list[Any], value: Any, n: int = netuid) -> None:
+                self._put(out, _SUBTENSOR, item, [n, *keys], value)
+
             put("NetworksAdded", [], True)
             put("SubnetworkN", [], len(graph))
             put("Tempo", [], params.tempo)
@@ -169,7 +173,7 @@ class NodeRuntime:
             return self.codec.encode(spec["output"], self.store.nonce(str(account)))
         raise ChainError(f"Exported method {method} is not served by the resi local node")
 
-    def metagraph(self, netuid: int, block: int) -> dict | None:
+    def metagraph(self, netuid: int, block: int) -> dict[str, Any] | None:
         if netuid not in self.netuids:
             return None
         spec = self.codec.runtime_api_map["SubnetInfoRuntimeApi"]["get_metagraph"]
@@ -177,11 +181,11 @@ class NodeRuntime:
         record_type = option["def"]["variant"]["variants"][1]["fields"][0]["type"]
         graph = self.store.neurons(netuid)
         params = self.store.params(netuid)
-        record = self._zero(record_type)
+        record: dict[str, Any] = self._zero(record_type)
         width = max((n.uid for n in graph), default=-1) + 1
         by_uid = {n.uid: n for n in graph}
 
-        def column(get, default):
+        def column(get: Callable[[Neuron], Any], default: Any) -> list[Any]:
             return [get(by_uid[u]) if u in by_uid else default for u in range(width)]
 
         def share(value: float) -> int:
@@ -224,7 +228,7 @@ class NodeRuntime:
         body = bytes([0x04]) + call  # unsigned, extrinsic version 4
         return "0x" + (self.codec.encode_compact(len(body)) + body).hex()
 
-    def events(self, block: int) -> list[dict]:
+    def events(self, block: int) -> list[dict[str, Any]]:
         records = [{"phase": {"ApplyExtrinsic": 0}, "topics": [],
                     "event": {"System": {"ExtrinsicSuccess": {"dispatch_info": dict(_DISPATCH_INFO, **{"class": "Mandatory"})}}}}]
         for index, _, _, events in self.store.block_extrinsics(block):
@@ -233,7 +237,7 @@ class NodeRuntime:
 
     # --- extrinsics ---------------------------------------------------------------------------------------------
 
-    def submit(self, data_hex: str, head: int, block_hash) -> Included:
+    def submit(self, data_hex: str, head: int, block_hash: Callable[[int], str]) -> Included:
         """Check a signed extrinsic as the runtime does, apply its call, and take it into the next block."""
         data = bytes.fromhex(data_hex.removeprefix("0x"))
         try:
@@ -257,7 +261,7 @@ class NodeRuntime:
             raise TransactionInvalid(f"Invalid Transaction: {exc}") from None
         return Included(extrinsic_hash, block, index, success)
 
-    def _verify(self, data: bytes, decoded: dict, head: int, block_hash) -> bytes:
+    def _verify(self, data: bytes, decoded: dict[str, Any], head: int, block_hash: Callable[[int], str]) -> bytes:
         """The call bytes of a signed extrinsic whose signature, era and runtime checks hold."""
         _, offset = _compact_prefix(data)
         if data[offset] != _SIGNED_V4 or data[offset + 1] != 0x00 or data[offset + 34] != 0x01:
@@ -274,8 +278,8 @@ class NodeRuntime:
                 raise TransactionInvalid("Invalid Transaction: Transaction has an ancient birth block")
             era = {"period": period, "current": era_block}  # the birth block gives back the same phase
         genesis, era_hash = block_hash(0), block_hash(era_block)
-        common = dict(era=era, nonce=int(decoded["nonce"]), tip=int(decoded.get("tip") or 0), tip_asset_id=None,
-                      genesis_hash=genesis, era_block_hash=era_hash)
+        common: dict[str, Any] = dict(era=era, nonce=int(decoded["nonce"]), tip=int(decoded.get("tip") or 0),
+                                      tip_asset_id=None, genesis_hash=genesis, era_block_hash=era_hash)
         extra = self.codec.signature_payload_parts(b"", **common)[1]
         start = offset + 99
         if data[start:start + len(extra)] != extra:
@@ -287,7 +291,7 @@ class NodeRuntime:
             raise TransactionInvalid("Invalid Transaction: Transaction has a bad signature")
         return call
 
-    def _dispatch(self, who: str, call_bytes: bytes, call: dict, block: int) -> list[dict]:
+    def _dispatch(self, who: str, call_bytes: bytes, call: dict[str, Any], block: int) -> list[dict[str, Any]]:
         """Apply the call with the chain's rules; the extrinsic's events (its last says success or failure)."""
         module, function = call.get("call_module"), call.get("call_function")
         args = {a["name"]: a["value"] for a in call.get("call_args") or []}
@@ -306,7 +310,7 @@ class NodeRuntime:
             return [fee, {"System": {"ExtrinsicFailed": failed}}]
         return [event, fee, {"System": {"ExtrinsicSuccess": {"dispatch_info": _DISPATCH_INFO}}}]
 
-    def _apply(self, who: str, function: str, args: dict, block: int) -> dict:
+    def _apply(self, who: str, function: str, args: dict[str, Any], block: int) -> dict[str, Any]:
         """Apply a weights call as of ``block`` (the one the extrinsic goes into)."""
         netuid = int(args["netuid"])
         if int(args.get("mecid") or 0) != 0:

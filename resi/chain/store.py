@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import asdict, fields, replace
 from pathlib import Path
+from typing import Any
 
 from resi.chain.base import ChainError, Neuron, SubnetParams, WeightsRefused
 from resi.chain.rules import (
@@ -79,6 +80,11 @@ class SimulatedChainStore:
         self._create = create
         self._meta: dict[str, str] | None = None
 
+    def _meta_value(self, key: str) -> str:
+        with closing(self._connect()):
+            assert self._meta is not None  # _connect read it
+            return self._meta[key]
+
     def _connect(self) -> sqlite3.Connection:
         if not self.path.exists():
             if not self._create:
@@ -129,13 +135,11 @@ class SimulatedChainStore:
 
     @property
     def block_seconds(self) -> float:
-        with closing(self._connect()):
-            return float(self._meta["block_seconds"])
+        return float(self._meta_value("block_seconds"))
 
     @property
     def genesis(self) -> float:
-        with closing(self._connect()):
-            return float(self._meta["genesis"])
+        return float(self._meta_value("genesis"))
 
     def block(self, now: float | None = None) -> int:
         elapsed = (self.clock() if now is None else now) - self.genesis
@@ -156,7 +160,7 @@ class SimulatedChainStore:
         with closing(self._connect()) as conn:
             row = conn.execute("SELECT hash FROM blocks WHERE number=?", (block,)).fetchone()
         if row is not None:
-            return row[0]
+            return str(row[0])
         with self._transaction() as conn:
             last = conn.execute("SELECT number, hash FROM blocks ORDER BY number DESC LIMIT 1").fetchone()
             number, parent = (last[0], last[1]) if last else (-1, "0x" + "00" * 32)
@@ -168,7 +172,7 @@ class SimulatedChainStore:
                 parent = "0x" + digest
                 made.append((number, parent))
             conn.executemany("INSERT OR IGNORE INTO blocks VALUES (?, ?)", made)
-            return conn.execute("SELECT hash FROM blocks WHERE number=?", (block,)).fetchone()[0]
+            return str(conn.execute("SELECT hash FROM blocks WHERE number=?", (block,)).fetchone()[0])
 
     def block_number_of(self, block_hash: str) -> int | None:
         """The number of a block by its hash (None for a hash this chain never made)."""
@@ -186,7 +190,7 @@ class SimulatedChainStore:
         known = {f.name for f in fields(SubnetParams)}
         return replace(DEFAULT_PARAMS, **{k: v for k, v in json.loads(row[0]).items() if k in known})
 
-    def set_params(self, netuid: int = NETUID, **changes) -> SubnetParams:
+    def set_params(self, netuid: int = NETUID, **changes: Any) -> SubnetParams:
         params = replace(self.params(netuid), **changes)
         with closing(self._connect()) as conn:
             conn.execute("INSERT OR REPLACE INTO subnets VALUES (?, ?)", (netuid, json.dumps(asdict(params))))
@@ -346,14 +350,14 @@ class SimulatedChainStore:
         self._record(netuid, hotkey, me.uid, uids, values, version_key, block, touch=False)
         return block
 
-    def commits(self, netuid: int = NETUID) -> list[dict]:
+    def commits(self, netuid: int = NETUID) -> list[dict[str, Any]]:
         with closing(self._connect()) as conn:
             rows = conn.execute("SELECT hotkey, kind, commit_hash, block, reveal_round, revealed FROM commits "
                                 "WHERE netuid=? ORDER BY id", (netuid,)).fetchall()
         return [{"hotkey": r[0], "kind": r[1], "commit_hash": r[2], "block": r[3], "reveal_round": r[4],
                  "revealed": bool(r[5])} for r in rows]
 
-    def weights(self, netuid: int = NETUID) -> list[dict]:
+    def weights(self, netuid: int = NETUID) -> list[dict[str, Any]]:
         """Every weight vector recorded on ``netuid`` (u16 values), oldest first."""
         with closing(self._connect()) as conn:
             rows = conn.execute(
@@ -376,7 +380,7 @@ class SimulatedChainStore:
             row = conn.execute("SELECT nonce FROM nonces WHERE address=?", (address,)).fetchone()
         return 0 if row is None else int(row[0])
 
-    def include(self, address: str, nonce: int, extrinsic_hash: str, data: str, events: list, block: int) -> int:
+    def include(self, address: str, nonce: int, extrinsic_hash: str, data: str, events: list[Any], block: int) -> int:
         """Take a signed extrinsic at ``nonce`` into ``block`` with its events; its index there. ChainError
         ``Stale``/``Future`` when the nonce is not the account's next."""
         with self._transaction() as conn:
@@ -385,12 +389,12 @@ class SimulatedChainStore:
             if nonce != expected:
                 raise ChainError("Stale" if nonce < expected else "Future")
             conn.execute("INSERT OR REPLACE INTO nonces VALUES (?, ?)", (address, nonce + 1))
-            idx = conn.execute("SELECT COALESCE(MAX(idx), 0) + 1 FROM extrinsics WHERE block=?", (block,)).fetchone()[0]
+            idx = int(conn.execute("SELECT COALESCE(MAX(idx), 0) + 1 FROM extrinsics WHERE block=?", (block,)).fetchone()[0])
             conn.execute("INSERT INTO extrinsics VALUES (?, ?, ?, ?, ?)",
                          (block, idx, extrinsic_hash, data, json.dumps(events)))
         return idx
 
-    def block_extrinsics(self, block: int) -> list[tuple[int, str, str, list]]:
+    def block_extrinsics(self, block: int) -> list[tuple[int, str, str, list[Any]]]:
         """(index, hash, data, events) of the signed extrinsics of ``block`` (index 0 is the timestamp)."""
         with closing(self._connect()) as conn:
             rows = conn.execute("SELECT idx, hash, data, events FROM extrinsics WHERE block=? ORDER BY idx",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -58,7 +59,7 @@ def evidence(valid: pa.Table, proven: np.ndarray) -> pa.Table:
     }, schema=EVIDENCE_SCHEMA)
 
 
-def _grow(array: np.ndarray, size: int, fill) -> np.ndarray:
+def _grow(array: np.ndarray, size: int, fill: Any) -> np.ndarray:
     """``array`` with room for ``size`` rows (doubling), new rows filled with ``fill``."""
     if len(array) >= size:
         return array
@@ -67,7 +68,7 @@ def _grow(array: np.ndarray, size: int, fill) -> np.ndarray:
     return grown
 
 
-def _typed(values: list, typ: pa.DataType) -> pa.Array:
+def _typed(values: list[Any], typ: pa.DataType) -> pa.Array:
     """A column of proven values: equal in Python to the row's typed value (``3.0 == 3``), written as the
     schema's type."""
     if pa.types.is_integer(typ):
@@ -184,7 +185,7 @@ class EpochDataset:
         first = table.group_by(["at", "status", "price"]).aggregate([("scraped", "min")])
         self._observed = [np.column_stack([to_numpy(first[name]) for name in ("at", "status", "price", "scraped_min")])]
 
-    def build(self, copies: Iterable[str], static: Callable[[str, bool], dict]) -> tuple[pa.Table, pa.Table]:
+    def build(self, copies: Iterable[str], static: Callable[[str, bool], dict[str, Any]]) -> tuple[pa.Table, pa.Table]:
         """(listings, observations) as published (:mod:`resi.listings.validated`), sorted. ``copies``: hotkeys
         whose upload is a copy (not counted as proving or delivering); ``static(listing_id, by_snapshot)``: the
         listing's static fields as the proof saw them (the snapshot's, or the refetch's)."""
@@ -212,7 +213,7 @@ class EpochDataset:
         observations = observations.sort_by([("listing_id", "ascending"), ("scraped_at", "ascending"),
                                               ("listing_status", "ascending"), ("price", "ascending")])
         state = self._state[proven]
-        columns: dict[str, list] = {f.name: [] for f in LISTING_SCHEMA if f.name != "scraped_timestamp"}
+        columns: dict[str, list[Any]] = {f.name: [] for f in LISTING_SCHEMA if f.name != "scraped_timestamp"}
         statics = [static(names[i], bool(self._snapshot[i])) for i in proven]
         for name in columns:
             if name in ("listing_status", "price", "listing_date", "days_on_market"):

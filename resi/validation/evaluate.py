@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +22,7 @@ import pyarrow.compute as pc
 from resi.validation.copies import fingerprints
 from resi.validation.dataset import evidence
 from resi.validation.gates import Submission, check_gates
+from resi.validation.history import Facts
 from resi.validation.params import EpochContext, ValidationParams
 from resi.validation.rows import check_rows
 from resi.validation.scoring import completeness, epoch_score, quality
@@ -55,7 +57,7 @@ class Prepared:
     modified: datetime | None = None
     """When its listings.parquet landed."""
     rows_uploaded: int = 0
-    row_reasons: Counter = field(default_factory=Counter)
+    row_reasons: Counter[str] = field(default_factory=Counter)
     truth: TruthResult | None = None
     prints: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
     evidence: pa.Table | None = None
@@ -98,7 +100,7 @@ class MinerResult:
     joined: bool = False
     """It registered after the epoch began and uploaded nothing: not expected to take part."""
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
@@ -122,16 +124,16 @@ def _prepare(sub: Submission, ctx: EpochContext, params: ValidationParams, snaps
              block_hash: str) -> Prepared:
     gate = check_gates(sub, ctx, params)
     prepared = Prepared(sub.hotkey, sub.uid, gate.reason, gate.detail, gate.sha256, sub.listings_modified)
-    if not gate.passed:
+    table, sha256 = gate.table, gate.sha256
+    if not gate.passed or table is None or sha256 is None:
         return prepared
-    table = gate.table
     verdicts = check_rows(table, ctx, sub.listings_modified)
     prepared.rows_uploaded = table.num_rows
     prepared.row_reasons = verdicts.counts()
     index = snapshot if isinstance(snapshot, SnapshotIndex) else index_of(snapshot, ctx)
     valid = table.filter(verdicts.valid_mask)
     truth, pool, proven = compare(valid, index)
-    sample = choose_sample(pool, sample_seed(block_hash, sub.hotkey, gate.sha256), params.sample_size)
+    sample = choose_sample(pool, sample_seed(block_hash, sub.hotkey, sha256), params.sample_size)
     chosen = valid.filter(pc.is_in(valid["listing_id"], pa.array(sample, pa.string())))
     picked = {row["listing_id"]: row for row in chosen.to_pylist()}
     truth.sample_rows = {listing_id: picked[listing_id] for listing_id in sample}
@@ -144,21 +146,22 @@ def _prepare(sub: Submission, ctx: EpochContext, params: ValidationParams, snaps
     return prepared
 
 
-def finish(prepared: Prepared, refetched: dict, ctx: EpochContext, counts: dict[str, int | None],
+def finish(prepared: Prepared, refetched: dict[str, Facts | str | None], ctx: EpochContext, counts: dict[str, int | None],
            params: ValidationParams) -> MinerResult:
     """The miner's epoch score from its prepared judging and the refetched sample. ``counts``: the snapshot's
     listings per zipcode. Pure: the same inputs give an equal result, ``prepared`` is left as it was."""
     return finish_with_truth(prepared, refetched, ctx, counts, params)[0]
 
 
-def finish_with_truth(prepared: Prepared, refetched: dict, ctx: EpochContext, counts: dict[str, int | None],
-                      params: ValidationParams) -> tuple[MinerResult, TruthResult | None]:
+def finish_with_truth(prepared: Prepared, refetched: dict[str, Facts | str | None], ctx: EpochContext,
+                      counts: dict[str, int | None], params: ValidationParams) -> tuple[MinerResult, TruthResult | None]:
     """:func:`finish`, and the judged truth check it scored (what the sample confirmed: the published dataset
     needs it); None when the files were refused at a gate."""
     result = MinerResult(uid=prepared.uid, hotkey=prepared.hotkey)
-    if not prepared.passed:
-        result.gate, result.gate_detail = prepared.gate, prepared.gate_detail
-        result.reasons = {prepared.gate: 1}
+    if prepared.gate is not None or prepared.truth is None:
+        gate = prepared.gate or "judging_failed"
+        result.gate, result.gate_detail = gate, prepared.gate_detail
+        result.reasons = {gate: 1}
         return result, None
     truth = judge(prepared.truth, refetched, ctx.start_ts, params)
     credited = truth.credited()

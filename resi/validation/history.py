@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timezone
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from resi.epochs import parse_iso
 
@@ -55,8 +55,13 @@ class State(NamedTuple):
 
 _NOTHING = State(None, None, None, None)
 
+Event = list[Any]
+"""``[earliest, latest, kind, value]``: a fact's event between two moments (kind ``listed``, ``price``, ``status``)."""
+Row = dict[str, Any]
+Facts = dict[str, Any]
 
-def _apply(state: State, event: list) -> State:
+
+def _apply(state: State, event: Event) -> State:
     earliest, latest, kind, value = event
     if kind == "listed":
         price = value if value is not None else state.price
@@ -68,7 +73,7 @@ def _apply(state: State, event: list) -> State:
     return state._replace(status=value, since=(earliest, latest))
 
 
-def states_at(events: list[list], moment: float) -> set[State]:
+def states_at(events: list[Event], moment: float) -> set[State]:
     """Every state the listing may have had at ``moment``: events certainly before it applied, events that may
     be before or after it branched."""
     states = {_NOTHING}
@@ -80,7 +85,7 @@ def states_at(events: list[list], moment: float) -> set[State]:
     return states
 
 
-def timeline(facts: dict) -> list[list]:
+def timeline(facts: Facts) -> list[Event]:
     """The facts' events in order, with the current status and price placed where the events leave them
     unexplained (between the last event of their kind and the answer)."""
     events = sorted(facts.get("events") or [], key=lambda e: (e[0], e[1]))
@@ -96,7 +101,7 @@ def timeline(facts: dict) -> list[list]:
     return sorted(events + extra, key=lambda e: (e[0], e[1])) if extra else events
 
 
-def is_stale(events: list[list], epoch_start: float, moment: float) -> bool:
+def is_stale(events: list[Event], epoch_start: float, moment: float) -> bool:
     """Sold or off the market since before the epoch began, and not listed again by ``moment``."""
     at_start = states_at(events, epoch_start)
     if any(s.status not in ENDED for s in at_start):
@@ -116,7 +121,7 @@ def _floor(days: float) -> float:
     return math.floor(days) if math.isfinite(days) else days
 
 
-def dates_fit(state: State, row: dict, moment: float) -> bool:
+def dates_fit(state: State, row: Row, moment: float) -> bool:
     """Whether the row's list date and days on market are the ones this state gives at ``moment`` (to the
     precision of the source's times; days on market run to the sale for sold rows, as rows count them)."""
     if state.listed is None:
@@ -128,14 +133,14 @@ def dates_fit(state: State, row: dict, moment: float) -> bool:
         return False
     end = state.since if row["listing_status"] == "sold" and state.since else (moment, moment)
     low, high = _floor((end[0] - state.listed[1]) / DAY), _floor((end[1] - state.listed[0]) / DAY)
-    return low <= row["days_on_market"] <= high
+    return bool(low <= row["days_on_market"] <= high)
 
 
-def scrape_time(row: dict) -> float:
+def scrape_time(row: Row) -> float:
     return parse_iso(row["scraped_timestamp"]).timestamp()
 
 
-def judge_claim(row: dict, facts: dict, epoch_start: float, events: list[list] | None = None) -> tuple[str, str] | None:
+def judge_claim(row: Row, facts: Facts, epoch_start: float, events: list[Event] | None = None) -> tuple[str, str] | None:
     """None when ``facts`` prove ``row``; else ``(BAD, reason)`` when they contradict it (a static field differs:
     ``mismatch:<field>``; ``stale``) or ``(UNPROVEN, field)`` when they do not show the row's value of a field that
     changes with time (``listing_status``, ``price``, ``days_on_market``) at its scrape time.

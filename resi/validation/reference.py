@@ -16,7 +16,7 @@ from resi.epochs import iso_z
 from resi.listings.checks import table_problems
 from resi.listings.schema import address_key
 from resi.validation.copies import Upload, mark_copy
-from resi.validation.history import BAD, judge_claim
+from resi.validation.history import BAD, Row, judge_claim
 from resi.validation.params import EpochContext
 from resi.validation.rows import _UTC_SUFFIX, url_matches
 from resi.validation.truth import Snapshot, TruthResult
@@ -57,7 +57,7 @@ def check_rows(table: pa.Table, ctx: EpochContext, uploaded: datetime | None = N
     return reasons
 
 
-def split_by_snapshot(rows: dict[str, dict], snapshot: Snapshot,
+def split_by_snapshot(rows: dict[str, Row], snapshot: Snapshot,
                       epoch_start: float) -> tuple[TruthResult, list[str], list[str]]:
     """Compare every valid row (listing id -> row) with the snapshot: proven, proven false, or pooled for a
     refetch; the result, the pool's ids and the proven ids, in row order."""

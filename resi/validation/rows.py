@@ -39,13 +39,13 @@ class RowVerdicts:
 
     @property
     def reasons(self) -> list[str | None]:
-        return self.codes.to_pylist()
+        return list(self.codes.to_pylist())
 
     @property
     def valid_mask(self) -> pa.Array:
         return pc.is_null(self.codes)
 
-    def counts(self) -> Counter:
+    def counts(self) -> Counter[str]:
         return tally(self.codes)
 
 
@@ -56,7 +56,7 @@ def url_matches(url: str | None, listing_id: str | None, zipcode: str | None, or
     if not url or not listing_id:
         return False
     match = re.fullmatch(page_pattern(origin), url)
-    return bool(match) and match["zip"] == zipcode and match["id"].replace("-", "") == listing_id
+    return match is not None and match["zip"] == zipcode and match["id"].replace("-", "") == listing_id
 
 
 def urls_match(table: pa.Table, origin: str) -> pa.Array:
@@ -67,7 +67,7 @@ def urls_match(table: pa.Table, origin: str) -> pa.Array:
     return pc.fill_null(pc.and_(same_zip, same_id), False)
 
 
-def _flag(codes: pa.Array, reason: str, bad) -> pa.Array:
+def _flag(codes: pa.Array, reason: str, bad: pa.Array) -> pa.Array:
     """``reason`` on the rows that have none yet and where ``bad`` holds."""
     return pc.if_else(pc.and_(pc.is_null(codes), pc.fill_null(bad, False)), reason, codes)
 
@@ -100,11 +100,12 @@ def _duplicates(table: pa.Table, codes: pa.Array) -> pa.Array:
 
     def shared(values: pa.Array) -> np.ndarray:
         groups = to_numpy(pc.dictionary_encode(values).indices)
-        return np.bincount(groups)[groups] > 1
+        shared_: np.ndarray = np.bincount(groups)[groups] > 1
+        return shared_
 
     # address keys only where they can be equal (the same coarse group); the others never match anything
     maybe = np.flatnonzero(shared(address_groups(addresses, zipcodes)))
-    keys: list = list(range(len(rows)))
+    keys: list[object] = list(range(len(rows)))
     same_key = np.zeros(len(rows), bool)
     if len(maybe):
         exact = address_keys(addresses.take(pa.array(maybe)), zipcodes.take(pa.array(maybe)))
@@ -115,7 +116,7 @@ def _duplicates(table: pa.Table, codes: pa.Array) -> pa.Array:
     if not len(involved):
         return codes
     seen_ids: set[str] = set()
-    seen_keys: set[str] = set()
+    seen_keys: set[object] = set()
     listing, address = np.zeros(len(codes), bool), np.zeros(len(codes), bool)
     for i, listing_id in zip(involved, ids.take(pa.array(involved)).to_pylist()):
         key = keys[i]

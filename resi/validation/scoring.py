@@ -8,14 +8,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 
-def completeness(credited: Mapping[str, int], expected: Mapping[str, int], found: Mapping[str, int | None]) -> float:
+def completeness(credited: Mapping[str, float], expected: Mapping[str, int], found: Mapping[str, int | None]) -> float:
     """Share of the deliverable listings delivered, over the assignment.
 
     Per zipcode the deliverable count is ``min(expected, what the validator's own scrape found)`` (the
     expected count when that scrape failed), so a zipcode with fewer real listings than expected punishes
     nobody; credit beyond it is capped, so over-delivery and padding earn nothing.
     """
-    deliverable = {z: e if found.get(z) is None else min(e, found[z]) for z, e in expected.items()}
+    deliverable = {z: e if (seen := found.get(z)) is None else min(e, seen) for z, e in expected.items()}
     total = sum(deliverable.values())
     if total <= 0:
         return 0.0

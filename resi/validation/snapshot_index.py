@@ -28,6 +28,8 @@ from resi.validation.history import (
     BAD,
     DAY,
     STATIC_FIELDS,
+    Facts,
+    State,
     _utc_dates,
     is_stale,
     judge_claim,
@@ -39,7 +41,7 @@ from resi.validation.truth import Snapshot, TruthResult
 _NAN = float("nan")
 
 
-def _holds(value, typ: pa.DataType) -> bool:
+def _holds(value: object, typ: pa.DataType) -> bool:
     """Whether a column of ``typ`` holds ``value`` exactly, so that equality in arrow is equality in Python
     (strings as UTF-8, integers within float64's exact range, no NaN, no bool)."""
     if value is None:
@@ -63,7 +65,7 @@ MAX_STATES = 64
 """A listing with more possible states than this at one moment goes through ``judge_claim``."""
 
 
-def _steady_states(facts: dict, low: float, high: float, epoch_start: float):
+def _steady_states(facts: Facts, low: float, high: float, epoch_start: float) -> tuple[list[State], bool] | None:
     """(states, stale) when the listing's history gives the same states all over ``[low, high]``, else None."""
     events = timeline(facts)
     bounds = [bound for event in events for bound in event[:2]]
@@ -110,7 +112,12 @@ class SnapshotIndex:
         static = {name: [None] * n for name in STATIC_FIELDS}
         simple, stale = np.zeros(n, bool), np.zeros(n, bool)
         first_state, state_count = np.zeros(n, np.int64), np.zeros(n, np.int64)
-        status, price, listed, since, first, last = [], [], [], [], [], []
+        status: list[str | None] = []
+        price: list[float | None] = []
+        listed: list[tuple[float, float]] = []
+        since: list[tuple[float, float]] = []
+        first: list[str | None] = []
+        last: list[str | None] = []
         window = (epoch_start, deadline + 1.0)
         for i, listing_id in enumerate(names):
             facts = snapshot.facts[listing_id]
@@ -143,7 +150,7 @@ class SnapshotIndex:
                    pa.array(first, pa.string()), pa.array(last, pa.string()), epoch_start, window)
 
 
-def _same(a, b) -> np.ndarray:
+def _same(a: pa.Array, b: pa.Array) -> np.ndarray:
     """Python's ``a == b`` per row, None equal to None."""
     equal = pc.fill_null(pc.equal(a, b), False)
     return to_numpy(pc.or_(equal, pc.and_(pc.is_null(a), pc.is_null(b))))
@@ -183,7 +190,7 @@ def compare(rows: pa.Table, index: SnapshotIndex) -> tuple[TruthResult, list[str
     if len(slow):
         for i, row in zip(slow, rows.take(pa.array(slow)).to_pylist()):
             verdict = judge_claim(row, index.snapshot.facts[row["listing_id"]], index.epoch_start)
-            outcome.append((i, *verdict) if verdict else (i, "", ""))
+            outcome.append((int(i), *verdict) if verdict else (int(i), "", ""))
     zipcodes = rows["zipcode"]
     listing_ids = rows["listing_id"]
     proven = (code == 0) & fast
@@ -198,14 +205,14 @@ def compare(rows: pa.Table, index: SnapshotIndex) -> tuple[TruthResult, list[str
         else:
             result.pooled[f"differs:{name}"] += count
     pool = ~found | differs
-    for i, kind, reason in outcome:
+    for at, kind, reason in outcome:
         if not kind:
-            proven[i] = True
+            proven[at] = True
         elif kind == BAD:
             result.bad[reason] += 1
             result.snapshot_bad += 1
         else:
-            pool[i] = True
+            pool[at] = True
             result.pooled[f"differs:{reason}"] += 1
     missing = int(np.count_nonzero(~found))
     if missing:
@@ -251,7 +258,7 @@ def _codes(rows: pa.Table, index: SnapshotIndex, at: np.ndarray, moments: np.nda
     return code
 
 
-def _dates_fit(rows: pa.Table, index: SnapshotIndex, at: np.ndarray, moments: np.ndarray, status) -> np.ndarray:
+def _dates_fit(rows: pa.Table, index: SnapshotIndex, at: np.ndarray, moments: np.ndarray, status: pa.Array) -> np.ndarray:
     """``history.dates_fit`` per (row, state at ``at``)."""
     listed, since = index.listed[at], index.since[at]
     has_listed = ~np.isnan(listed[:, 0])

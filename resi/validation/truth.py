@@ -29,7 +29,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
-from resi.validation.history import BAD, judge_claim, timeline
+from resi.validation.history import BAD, Facts, Row, judge_claim, timeline
 from resi.validation.params import ValidationParams
 
 REFUSED = "refused"
@@ -40,7 +40,7 @@ UNANSWERED = "unanswered"
 
 @dataclass(frozen=True)
 class Snapshot:
-    facts: dict[str, dict]
+    facts: dict[str, Facts]
     """Listing id -> what the validator's own scrape says about it."""
     counts: dict[str, int | None]
     """Zipcode -> listings found there; None when scraping that zipcode failed."""
@@ -62,17 +62,17 @@ class TruthResult:
     """The truth check of one miner: counts by zipcode and the sampled rows only (one miner's rows are never
     kept beyond its judging)."""
 
-    matched_by_zip: Counter = field(default_factory=Counter)
+    matched_by_zip: Counter[str] = field(default_factory=Counter)
     """Zipcode -> rows the snapshot proves."""
-    bad: Counter = field(default_factory=Counter)
+    bad: Counter[str] = field(default_factory=Counter)
     """Reason -> rows proven false (in the snapshot or in the sample)."""
     snapshot_bad: int = 0
     valid: int = 0
-    pool_by_zip: Counter = field(default_factory=Counter)
+    pool_by_zip: Counter[str] = field(default_factory=Counter)
     """Zipcode -> rows the snapshot could not prove."""
-    pooled: Counter = field(default_factory=Counter)
+    pooled: Counter[str] = field(default_factory=Counter)
     """Why rows went to the pool: ``not_in_snapshot`` or ``differs:<field>``."""
-    sample_rows: dict[str, dict] = field(default_factory=dict)
+    sample_rows: dict[str, Row] = field(default_factory=dict)
     """The sampled pool rows (listing id -> row), in sample order."""
     confirmed: set[str] = field(default_factory=set)
     sample_bad: int = 0
@@ -96,12 +96,13 @@ class TruthResult:
 
     def credited(self) -> dict[str, float]:
         """Zipcode -> credited rows: proven ones plus what the sample lets extrapolate."""
-        out: Counter = Counter(self.matched_by_zip)
+        out: dict[str, float] = dict(self.matched_by_zip)
         for listing_id in self.confirmed:
-            out[self.sample_rows[listing_id]["zipcode"]] += 1
+            zipcode = self.sample_rows[listing_id]["zipcode"]
+            out[zipcode] = out.get(zipcode, 0) + 1
         for zipcode, credit in self.extrapolated.items():
-            out[zipcode] += credit
-        return dict(out)
+            out[zipcode] = out.get(zipcode, 0) + credit
+        return out
 
 
 def truth_factor(false_share: float, params: ValidationParams) -> float:
@@ -111,11 +112,11 @@ def truth_factor(false_share: float, params: ValidationParams) -> float:
     return max(0.0, 1.0 - params.false_penalty * false_share)
 
 
-def refetch_verdict(row: dict, outcome: dict | str | None, epoch_start: float) -> str | None:
+def refetch_verdict(row: Row, outcome: Facts | str | None, epoch_start: float) -> str | None:
     """Why a refetched pool row is bad (None when the source confirms it); ``outcome`` is not UNANSWERED."""
     if outcome is None:
         return "not_found_at_source"
-    if outcome == REFUSED:
+    if isinstance(outcome, str):  # REFUSED: UNANSWERED never comes here
         return "refused_by_source"
     verdict = judge_claim(row, outcome, epoch_start, timeline(outcome))
     if verdict is None:
@@ -123,7 +124,7 @@ def refetch_verdict(row: dict, outcome: dict | str | None, epoch_start: float) -
     return verdict[1] if verdict[0] == BAD else f"mismatch:{verdict[1]}"
 
 
-def judge(result: TruthResult, outcomes: dict[str, dict | str | None], epoch_start: float,
+def judge(result: TruthResult, outcomes: dict[str, Facts | str | None], epoch_start: float,
           params: ValidationParams) -> TruthResult:
     """Finish the truth check with the refetched sample: credit, the estimated bad share and the factor. Pure:
     ``result`` (what the comparison with the snapshot gave) is left as it was; a new result is returned, so

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from resi.validation.params import ValidationParams
 
@@ -64,7 +65,7 @@ class Verdict:
         return self.kind == PAID
 
 
-def verdict(result: Mapping, params: ValidationParams | None = None, names: Mapping[str, str] | None = None) -> Verdict:
+def verdict(result: Mapping[str, Any], params: ValidationParams | None = None, names: Mapping[str, str] | None = None) -> Verdict:
     """The verdict of one result document (``MinerResult.as_dict()`` as the results file and the state keep
     it). ``params``: the rules the result was judged by (the consensus defaults when None); ``names``: hotkey ->
     a name to say instead."""
@@ -101,7 +102,7 @@ def verdict(result: Mapping, params: ValidationParams | None = None, names: Mapp
     return Verdict("score_0", "score 0")
 
 
-def _paid(result: Mapping) -> str:
+def _paid(result: Mapping[str, Any]) -> str:
     parts = [f"{float(result.get('completeness') or 0):.0%} of the expected listings"]
     uploaded, valid = int(result.get("rows_uploaded") or 0), int(result.get("rows_valid") or 0)
     if valid < uploaded:
@@ -115,14 +116,14 @@ def _paid(result: Mapping) -> str:
     return "paid: " + ", ".join(parts)
 
 
-def _sample(result: Mapping) -> str:
+def _sample(result: Mapping[str, Any]) -> str:
     size = int(result.get("sample_size") or 0)
     if not size:
         return ""
     return f" ({int(result.get('sample_bad') or 0)} of {size} refetched rows false)"
 
 
-def _most(result: Mapping) -> str:
+def _most(result: Mapping[str, Any]) -> str:
     reasons = {k: int(v) for k, v in (result.get("reasons") or {}).items() if k != "fabrication_over_threshold"}
     if not reasons:
         return ""
@@ -152,7 +153,7 @@ def _pct(share: float) -> str:
     return f"{percent:.0f}%"
 
 
-def stored_verdict(document: Mapping, names: Mapping[str, str] | None = None) -> Verdict:
+def stored_verdict(document: Mapping[str, Any], names: Mapping[str, str] | None = None) -> Verdict:
     """The verdict a validator stored with a result (``verdict``: kind and words, rendered by :func:`verdict`
     under the rules it judged by), hotkeys said as ``names``; rendered now under the default rules for a
     document from before verdicts were stored."""
