@@ -75,6 +75,14 @@ def zipcode_info(zipcode: str) -> ZipcodeInfo | None:
     return catalog().get(zipcode)
 
 
+def known_zipcode(zipcode: str) -> ZipcodeInfo:
+    """The zipcode's data; ValueError for a zipcode the catalog does not hold."""
+    info = zipcode_info(zipcode)
+    if info is None:
+        raise ValueError(f"{zipcode!r} is not a US zipcode the catalog knows")
+    return info
+
+
 def expected_listings(zipcode: str, scale: float = 1.0) -> int:
     """The expected number of current listings in ``zipcode`` (production range 200..3,000, times ``scale``)."""
     info = zipcode_info(zipcode)

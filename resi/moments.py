@@ -26,7 +26,7 @@ _WIDTH = 32
 """The longest form read: ``YYYY-MM-DDTHH:MM:SS.ffffff+00:00``."""
 
 
-def _forms() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _forms() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per length of a form: the digits of its fraction (-1: no form has that length), and per position the
     lowest and highest byte allowed there (digits, separators, the suffix; anything past the end)."""
     fraction = np.full(_WIDTH + 1, -1)

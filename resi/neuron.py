@@ -7,8 +7,9 @@ import argparse
 import asyncio
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from loguru import logger
 
@@ -66,7 +67,7 @@ def log_to_folder(shared: SharedConfig, data_dir: Path, name: str) -> None:
 
 
 async def run_until_signal(
-    work: Callable[[asyncio.Event], Awaitable[None]],
+    work: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
     grace: float,
     on_stop: Callable[[], None],
     cleanup: Callable[[], Awaitable[None]],

@@ -126,9 +126,9 @@ def miners_table(record: dict, names: dict[str, str], uploads: dict[str, str] | 
     others = []
     for kind, text in ((VALIDATOR, "validators (they validate; weight 0)"),
                        (JOINED, "registered after the epoch began (not expected to take part)")):
-        who = [names.get(str(r.get("hotkey", "")), f"uid {r.get('uid')}") for r, v in said if v.kind == kind]
-        if who:
-            others.append(f"<p class='not-mining {kind}'>{escape(text)}: {escape(', '.join(who))}</p>")
+        listed = [names.get(str(r.get("hotkey", "")), f"uid {r.get('uid')}") for r, v in said if v.kind == kind]
+        if listed:
+            others.append(f"<p class='not-mining {kind}'>{escape(text)}: {escape(', '.join(listed))}</p>")
     return f"<table class=miners>{head}{''.join(rows)}</table>{''.join(others)}"
 
 

@@ -65,9 +65,9 @@ async def check_chain(chain: Chain, spec: str, hotkey: str, *, validator: bool, 
     finally:
         await chain.close()
     problem = registration_problem(graph, hotkey, validator=validator, hint=hint)
-    if problem:
-        return Finding(False, problem)
     me = graph.by_hotkey(hotkey)
+    if problem or me is None:
+        return Finding(False, problem or f"hotkey {hotkey} is not registered on netuid {graph.netuid} at {spec}")
     role = "validator permit" if validator else "registered"
     return Finding(True, f"hotkey {hotkey} is uid {me.uid} on netuid {graph.netuid} at {spec} ({role})")
 

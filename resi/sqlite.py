@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def connect(path: Path, schema: str, readonly: bool = False) -> sqlite3.Connection:
@@ -17,3 +20,11 @@ def connect(path: Path, schema: str, readonly: bool = False) -> sqlite3.Connecti
     conn.execute("PRAGMA journal_mode=WAL")
     conn.executescript(schema)
     return conn
+
+
+def written(record: T | None, what: str, path: Path) -> T:
+    """A record this process has just written, read back: a database that lost it is this machine's fault, not
+    any input's (``sqlite3.DatabaseError``)."""
+    if record is None:
+        raise sqlite3.DatabaseError(f"{what} was written to {path} and is not there")
+    return record

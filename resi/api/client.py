@@ -96,7 +96,7 @@ class ResiApiClient:
             )
         return self._session
 
-    def _require_signer(self) -> Signer:
+    def require_signer(self) -> Signer:
         if self.signer is None:
             raise ApiError(None, ["this client has no hotkey to sign with"])
         return self.signer
@@ -235,7 +235,7 @@ class ResiApiClient:
         return status, headers, _decode(raw), moved
 
     def _signed(self, template_key: str, commitment: Callable[[int], str], fields: Callable[[int, str], dict]):
-        signer = self._require_signer()
+        signer = self.require_signer()
 
         def build() -> dict[str, Any]:
             ts = self._timestamp(template_key)
@@ -257,7 +257,7 @@ class ResiApiClient:
     # --- miners ---------------------------------------------------------------------------------------------------
 
     async def current_assignment(self) -> Assignment:
-        signer = self._require_signer()
+        signer = self.require_signer()
         build = self._signed(
             "assignment", signing.assignment_current,
             lambda ts, sig: {"hotkey": signer.hotkey, "signature": sig, "timestamp": ts},
@@ -278,7 +278,7 @@ class ResiApiClient:
         failure_reason: str | None = None,
     ) -> StatusResponse:
         """Report progress; ``failure_reason`` (an extension field) says why a FAILED or TIMEOUT happened."""
-        signer = self._require_signer()
+        signer = self.require_signer()
 
         def fields(ts: int, sig: str) -> dict:
             body: dict[str, Any] = {
@@ -300,9 +300,9 @@ class ResiApiClient:
 
     async def miner_upload_access(self, expiry_seconds: int = 86_400, force: bool = False) -> UploadAccess:
         """Presigned POST credentials for ``data/hotkey={hotkey}/``, reused until shortly before they expire."""
-        if not force and self._fresh(self._upload_access.expires_at if self._upload_access else None):
+        if not force and self._upload_access is not None and self._fresh(self._upload_access.expires_at):
             return self._upload_access
-        signer = self._require_signer()
+        signer = self.require_signer()
         build = self._signed(
             "folder", lambda ts: signing.miner_s3_access(signer.coldkey, signer.hotkey, ts),
             lambda ts, sig: {"coldkey": signer.coldkey, "hotkey": signer.hotkey, "timestamp": ts,
@@ -319,7 +319,7 @@ class ResiApiClient:
 
     async def epoch_assignment(self, epoch_id: str) -> Assignment:
         """The assignment of a (past) epoch, with its nonce: what every miner of that epoch had to deliver."""
-        signer = self._require_signer()
+        signer = self.require_signer()
         build = self._signed(
             f"epoch:{epoch_id}", lambda ts: signing.epoch_assignment(epoch_id, ts),
             lambda ts, sig: {"hotkey": signer.hotkey, "signature": sig, "timestamp": ts},
@@ -332,7 +332,7 @@ class ResiApiClient:
         retention_days: int = 90, max_wait: float | None = None,
     ) -> UploadAccess:
         """Credentials to upload an epoch's results; ``max_wait`` bounds any rate-limit wait (then 429)."""
-        signer = self._require_signer()
+        signer = self.require_signer()
         build = self._signed(
             "validator-upload", signing.validator_upload,
             lambda ts, sig: {"hotkey": signer.hotkey, "signature": sig, "timestamp": ts, "epochId": epoch_id,
@@ -344,9 +344,9 @@ class ResiApiClient:
 
     async def validator_access(self, force: bool = False) -> ValidatorAccess:
         """Presigned list URLs over every miner's data, reused until shortly before they expire."""
-        if not force and self._fresh(self._validator_access.expiry if self._validator_access else None):
+        if not force and self._validator_access is not None and self._fresh(self._validator_access.expiry):
             return self._validator_access
-        signer = self._require_signer()
+        signer = self.require_signer()
         build = self._signed(
             "validator-access", signing.validator_access,
             lambda ts, sig: {"hotkey": signer.hotkey, "signature": sig, "timestamp": ts},
@@ -359,7 +359,7 @@ class ResiApiClient:
         self, miner_hotkey: str, epoch_id: str | None = None, continuation_token: str | None = None
     ) -> MinerSpecificAccess:
         """Presigned list URL of one miner's folder; with ``epoch_id`` also that epoch's list and GET URLs."""
-        signer = self._require_signer()
+        signer = self.require_signer()
 
         def fields(ts: int, sig: str) -> dict:
             body: dict[str, Any] = {"hotkey": signer.hotkey, "signature": sig, "timestamp": ts,

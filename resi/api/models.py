@@ -207,7 +207,7 @@ class UploadAccess(WireModel):
     def _either_shape(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+        meta = data["metadata"] if isinstance(data.get("metadata"), dict) else {}
         url = data.get("url") or data.get("uploadUrl") or data.get("upload_url")
         folder = data.get("folder") or meta.get("folderPath") or meta.get("folder_path")
         expiry = meta.get("expiresAt") or meta.get("expires_at") or data.get("expiry") or data.get("expires_at")

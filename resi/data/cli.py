@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from resi import constants as c
 from resi.config import HelpFormatter, Parser, chain_endpoint, chain_name, env, number
-from resi.data.mirror import BucketSource, FolderSource, Mirror, print_progress, trust_list
+from resi.data.mirror import BucketSource, FolderSource, Mirror, Source, print_progress, trust_list
 
 DEFAULT_MIRROR = "~/.resi/data"
 _DURATION = re.compile(r"^(\d+)([hdw])$")
@@ -131,6 +131,7 @@ def sync_main(args: argparse.Namespace) -> int:
     if bool(args.folder) == bool(args.bucket):
         print("resi-data sync: give where the published epochs are: --from DIR or --s3.bucket NAME", file=sys.stderr)
         return 2
+    source: Source
     if args.folder:
         source = FolderSource(Path(args.folder).expanduser())
     else:

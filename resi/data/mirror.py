@@ -203,7 +203,7 @@ class Mirror:
         epoch_id, validator = manifest.get("epoch_id"), manifest.get("validator")
         if not isinstance(epoch_id, str) or not _EPOCH_ID.match(epoch_id):
             raise Rejected(f"the manifest names no epoch id of the subnet's form ({str(epoch_id)[:40]!r})")
-        if not is_ss58(validator):
+        if not isinstance(validator, str) or not is_ss58(validator):
             raise Rejected("the manifest names no hotkey")
         if self.manifest_path(epoch_id, validator).exists():
             return None
@@ -218,7 +218,7 @@ class Mirror:
             raise Rejected("the manifest's block is not a number")
         files = {}
         for name in TABLES:
-            entry = (manifest.get("files") or {}).get(name) if isinstance(manifest.get("files"), dict) else None
+            entry = manifest["files"].get(name) if isinstance(manifest.get("files"), dict) else None
             size = entry.get("bytes") if isinstance(entry, dict) else None
             if not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= max_file_bytes:
                 raise Rejected(f"the manifest gives {name} no size of at most {max_file_bytes} bytes")
@@ -226,7 +226,7 @@ class Mirror:
         problem = check_files(manifest, files)
         if problem:
             raise Rejected(problem + (" (truncated)" if "bytes" in problem else ""))
-        rows = manifest.get("rows") if isinstance(manifest.get("rows"), dict) else {}
+        rows = manifest["rows"] if isinstance(manifest.get("rows"), dict) else {}
         for name, data in files.items():
             _check_parquet(name, data, rows.get(TABLES[name]))
         for name, data in files.items():

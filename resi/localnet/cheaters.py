@@ -412,6 +412,10 @@ class Hostile(Honest):
             return None
         return self.hostile(rows.cast(LISTING_SCHEMA), assignment, info)
 
+    def hostile(self, rows, assignment, info):
+        """The package made hostile: each kind of hostile upload says how."""
+        raise NotImplementedError
+
 
 class NestedMetadata(Hostile):
     name = "nested_metadata"

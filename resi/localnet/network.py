@@ -131,6 +131,9 @@ class LocalNetwork:
         logger.info(f"listing site at {self.site_url}")
 
     def start_api(self) -> None:
+        if self.s3 is None:
+            raise RuntimeError("start_infrastructure first: the API needs S3")
+        s3 = self.s3
         port, monitor_port = free_port(), free_port()
         self.api_url = f"http://127.0.0.1:{port}"
         self.api_monitor_url = f"http://127.0.0.1:{monitor_port}"
@@ -139,11 +142,11 @@ class LocalNetwork:
             "resi.api.server", "--host", "127.0.0.1", "--port", str(port), "--state-dir", str(self.run_dir / "api"),
             "--chain", self.chain_spec, "--epoch-minutes", str(c.epoch_minutes),
             "--listings-scale", str(c.listings_scale), "--target-listings", str(c.target_listings),
-            "--cooldown-hours", str(c.epoch_minutes * 6 / 60), "--s3-endpoint", self.s3.endpoint,
+            "--cooldown-hours", str(c.epoch_minutes * 6 / 60), "--s3-endpoint", s3.endpoint,
             "--data-bucket", DATA_BUCKET, "--validator-bucket", VALIDATOR_BUCKET, "--metagraph-ttl", "5",
             "--metrics.port", str(monitor_port), *c.api_args,
         )
-        env = {"RESI_S3_ACCESS_KEY": self.s3.access_key, "RESI_S3_SECRET_KEY": self.s3.secret_key}
+        env = {"RESI_S3_ACCESS_KEY": s3.access_key, "RESI_S3_SECRET_KEY": s3.secret_key}
         self.api = ManagedProcess("api", args, self.logs / "api.log", env).start()
         self.api.wait_http(self.api_url + "/healthcheck")
         logger.info(f"Resi API reference server at {self.api_url}")

@@ -86,8 +86,8 @@ def make_epoch(rows: int = 10_000, seed: str = "bench") -> Epoch:
             facts[fact["listing_id"]] = fact
     answers: dict[str, dict | None] = {}
     for listing_id in table["listing_id"].to_pylist():
-        home = world.home(listing_id, observed.timestamp())
-        answers[listing_id] = None if home is None else realtor_facts(to_realtor(home, ORIGIN, history=True), observed)
+        found = world.home(listing_id, observed.timestamp())
+        answers[listing_id] = None if found is None else realtor_facts(to_realtor(found, ORIGIN, history=True), observed)
     ctx = EpochContext(epoch_id=start.strftime("%Y-%m-%dT%H-%M-%S"), nonce="bench-nonce", start=start,
                        deadline=deadline, expected=expected, tolerance_percent=10, source_origin=ORIGIN)
     return Epoch(ctx, Snapshot(facts, counts), answers, table, scraped)

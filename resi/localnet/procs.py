@@ -54,7 +54,7 @@ class ManagedProcess:
     """How it ended, in words: asked to stop and did (in how long), killed after the grace, or exited by itself."""
 
     def signal(self, sig: int) -> None:
-        if self.running:
+        if self.proc is not None and self.running:
             if sig in (signal.SIGTERM, signal.SIGINT) and self.asked_at is None:
                 self.asked_at = time.monotonic()
             os.killpg(self.proc.pid, sig)

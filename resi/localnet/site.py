@@ -102,21 +102,21 @@ class Refused(Exception):
 def _graphql_answer(state: SiteState, body: dict, origin: str) -> tuple[dict, dict]:
     """(answer, log fields) of one GraphQL request."""
     op = body.get("operationName")
-    variables = body.get("variables") if isinstance(body.get("variables"), dict) else {}
-    query = body.get("query") if isinstance(body.get("query"), str) else ""
+    variables = body["variables"] if isinstance(body.get("variables"), dict) else {}
+    query = body["query"] if isinstance(body.get("query"), str) else ""
     now = time.time()
     if op == "Search_suggestions":
         term = str((variables.get("searchInput") or {}).get("search_term", "")).strip()
         log = {"op": op, "zipcode": term}
-        if not re.fullmatch(r"\d{5}", term) or state.world.slot_count(term) == 0:
+        info = market.zipcode_info(term) if re.fullmatch(r"\d{5}", term) else None
+        if info is None or state.world.slot_count(term) == 0:
             return {"data": {"search_suggestions": {"geo_results": []}}}, log
-        info = market.zipcode_info(term)
         geo = {"_id": f"postal_code:{term}", "area_type": "postal_code", "postal_code": term, "city": info.city,
                "state_code": info.state, "county": info.county, "centroid": {"lat": info.latitude, "lon": info.longitude}}
         return {"data": {"search_suggestions": {"geo_results": [{"text": term, "geo": geo}]}}}, log
     if op == "GetHomeSearch":
         location = str((variables.get("search_location") or {}).get("location", "")).strip()
-        offset = variables.get("offset") if isinstance(variables.get("offset"), int) else 0
+        offset = variables["offset"] if isinstance(variables.get("offset"), int) else 0
         match = _LIMIT.search(query)
         limit = min(int(match.group(1)), 200) if match else 200
         status = _STATUS.search(query)

@@ -20,6 +20,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
 from resi import market
 from resi.epochs import UTC
@@ -180,7 +181,7 @@ class ListingWorld:
         return start, start + period
 
     def _static_uncached(self, zipcode: str, slot: int, gen: int) -> Static:
-        info = market.zipcode_info(zipcode)
+        info = market.known_zipcode(zipcode)
         r = _rng(self.config.seed, "home", zipcode, slot, gen)
         types, weights = zip(*_TYPE_MIX[info.tier])
         prop_type = r.choices(types, weights)[0]
@@ -214,7 +215,7 @@ class ListingWorld:
             prior_days=r.random() * 45, withdrawn=r.random() < WITHDRAWN_SHARE,
         )
 
-    def _events(self, s: Static, start: float, end: float) -> list[tuple[float, str, int | None]]:
+    def _events(self, s: Static, start: float, end: float) -> list[tuple[float, str, int]]:
         """The whole life of a listing, past and future: (unix time, event name, price)."""
         period = end - start
         events = [(start - s.prior_days * DAY, "Listed", s.base_price)]
@@ -311,7 +312,7 @@ def to_realtor(home: Home, base_url: str, history: bool = False) -> dict:
     """The listing in the shape Realtor.com's GraphQL returns (the fields homeharvest reads); ``history`` adds
     ``property_history``, as Realtor's home details do."""
     s = home.static
-    record = {
+    record: dict[str, Any] = {
         "__typename": "SearchHome",
         "property_id": home.property_id,
         "listing_id": s.listing_id,

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from resi.api.models import Assignment
 from resi.listings.schema import READ_SCHEMA
-from resi.sqlite import connect
+from resi.sqlite import connect, written
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS epochs (
@@ -60,7 +60,11 @@ class Checkpoint:
         with closing(self._db()) as db:
             db.execute("INSERT OR IGNORE INTO epochs (epoch_id, assignment, state, created_at) VALUES (?, ?, ?, ?)",
                        (assignment.epoch_id, assignment.model_dump_json(by_alias=True), SCRAPING, time.time()))
-        return self.epoch(assignment.epoch_id)
+        return self.known(assignment.epoch_id)
+
+    def known(self, epoch_id: str) -> EpochRecord:
+        """An epoch this checkpoint has recorded (:meth:`start_epoch`)."""
+        return written(self.epoch(epoch_id), f"epoch {epoch_id}", self.path)
 
     def epoch(self, epoch_id: str) -> EpochRecord | None:
         with closing(self._db()) as db:

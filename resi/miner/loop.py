@@ -116,7 +116,7 @@ class Miner:
             if stop.is_set():
                 return None
             status, reason = await self.deliver(record)
-        record = self.checkpoint.epoch(epoch_id)
+        record = self.checkpoint.known(epoch_id)
         if status is None:  # restarted after the upload, before the report
             status = c.STATUS_COMPLETED if self._all_done(record) else c.STATUS_TIMEOUT
         if record.reported != status:
@@ -193,7 +193,7 @@ class Miner:
         """Tell the API; a failure to report is logged, never fatal (the upload is what counts)."""
         epoch_id = record.assignment.epoch_id
         completions = self.checkpoint.completions(epoch_id)
-        uploaded = self.checkpoint.epoch(epoch_id).state == UPLOADED
+        uploaded = self.checkpoint.known(epoch_id).state == UPLOADED
         try:
             await self.api.update_status(
                 epoch_id, record.assignment.nonce, status,

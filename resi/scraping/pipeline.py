@@ -139,7 +139,7 @@ def _firsts(codes: np.ndarray) -> np.ndarray:
 
 
 def _facts_of(records: list[dict], extract, observed: datetime, keep: set[str]) -> dict[str, dict]:
-    out = {}
+    out: dict[str, dict] = {}
     for record in records:
         try:
             facts = extract(record, observed)

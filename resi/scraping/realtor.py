@@ -28,7 +28,15 @@ from loguru import logger
 
 from resi.scraping.normalize import normalize_realtor, realtor_facts
 from resi.scraping.realtor_table import realtor_table
-from resi.scraping.source import SearchResult, SourceBlocked, SourceError, SourceRefused
+from resi.scraping.source import (
+    FactsExtractor,
+    Normalizer,
+    SearchResult,
+    SourceBlocked,
+    SourceError,
+    SourceRefused,
+    TableNormalizer,
+)
 
 REALTOR_GRAPHQL = RealtorScraper.SEARCH_GQL_URL
 _HOME_QUERY = ("query GetHomeDetails($property_id: ID!) { home(property_id: $property_id) "
@@ -95,12 +103,12 @@ class _Scraper(RealtorScraper):
         src = self._source
         payload = json.dumps({"operationName": operation_name, "query": self._minify_query(query),
                               "variables": variables}, separators=(",", ":"))
-        problem = "no attempt"
+        problem: str | None = "no attempt"
         for attempt in range(src.max_attempts):
             if src.closed.is_set():
                 raise SourceError(f"{operation_name}: source closed (shutting down)")
             if attempt:
-                delay = src.backoff(attempt, problem)
+                delay = src.backoff(attempt, problem or "")
                 time.sleep(delay)
             src.cap.wait()
             self.requests += 1
@@ -171,9 +179,9 @@ class RealtorSource:
         self.backoff_cap = backoff_cap
         self.cap = RateCap(max_rps)
         self.version = f"homeharvest-{package_version('homeharvest')}"
-        self.normalize = normalize_realtor
-        self.normalize_table = realtor_table
-        self.facts = realtor_facts
+        self.normalize: Normalizer = normalize_realtor
+        self.normalize_table: TableNormalizer | None = realtor_table
+        self.facts: FactsExtractor = realtor_facts
         self.closed = threading.Event()
 
     def close(self) -> None:

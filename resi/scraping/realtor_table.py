@@ -247,7 +247,9 @@ class _Fields:
         stamps = self.values["_observed_at"]
         if not set(map(type, stamps)) <= {float, _NONE}:
             stamps = [stamp if type(stamp) is float else None for stamp in stamps]
-        distinct, texts, micros = {}, [], []
+        distinct: dict[float | None, int] = {}
+        texts: list[str | None] = []
+        micros: list[int] = []
         for stamp in set(stamps):
             try:
                 moment = answered_at(stamp, scraped_at)

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,7 +66,7 @@ class LocalS3:
         return S3Settings(endpoint_url=self.endpoint, region=REGION, access_key=self.access_key,
                           secret_key=self.secret_key)
 
-    def start(self, buckets: list[str] = (), timeout: float = 60.0) -> LocalS3:
+    def start(self, buckets: Sequence[str] = (), timeout: float = 60.0) -> LocalS3:
         """Start ``weed server`` with S3 on free loopback ports, wait until it answers, create ``buckets``."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.access_key, self.secret_key = _credentials(self.data_dir)

@@ -38,7 +38,10 @@ async def fetch_submission(api: ResiApiClient, session: aiohttp.ClientSession, u
         raise ApiError(None, ["the API gave no epoch list URL (it lacks the epoch_id extension)"])
 
     async def renew(token: str) -> str:
-        return (await api.miner_access(hotkey, epoch_id, continuation_token=token)).epoch_list_url
+        url = (await api.miner_access(hotkey, epoch_id, continuation_token=token)).epoch_list_url
+        if not url:
+            raise ApiError(None, ["the API gave no epoch list URL for the next page"])
+        return url
 
     listing = await list_objects(session, access.epoch_list_url, renew=renew, max_pages=5)
     objects = {o.key: o for o in listing.objects}

@@ -62,8 +62,9 @@ async def judge_all(subs: AsyncIterator[Submission], judge: Judge, refetch: Call
                 dataset.add(sub.hotkey, prepared.evidence, truth.confirmed if truth else ())
             except Exception:  # the dataset loses this miner's rows; its score stands
                 logger.exception(f"epoch {ctx.epoch_id}: uid {sub.uid}: its proven rows could not be folded")
-        if prepared.passed and result.gate is None:
-            judged.uploads.append(Upload(sub.hotkey, sub.listings_modified, prepared.sha256, prepared.prints))
+        landed, sha256 = sub.listings_modified, prepared.sha256
+        if prepared.passed and result.gate is None and landed is not None and sha256 is not None:
+            judged.uploads.append(Upload(sub.hotkey, landed, sha256, prepared.prints))
         logger.info(f"epoch {ctx.epoch_id}: uid {sub.uid} score {result.score:.4f} "
                     f"({result.gate or 'ok'}; {result.rows_valid}/{result.rows_uploaded} valid rows)")
         if observe is not None:

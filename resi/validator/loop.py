@@ -245,7 +245,9 @@ class Validator:
 
         def static(listing_id: str, by_snapshot: bool) -> dict:
             facts = snapshot.facts[listing_id] if by_snapshot else refetched[listing_id]
-            return facts["static"]
+            if not isinstance(facts, dict):  # only a listing the source confirmed comes here
+                raise KeyError(f"no facts of {listing_id}")
+            return dict(facts["static"])
 
         try:  # the product of the epoch; never a reason for its scores not to count
             self.results.write_validated(epoch_id, record["block"], record["block_hash"], ctx.expected,

@@ -98,7 +98,7 @@ class ResultsPublisher:
         """Write the epoch's validated listings and their signed manifest (atomically: a folder appears whole or
         not at all; the same verdicts give the same file bytes), then drop folders beyond ``keep_epochs``."""
         files = {LISTINGS_FILE: parquet_bytes(listings), OBSERVATIONS_FILE: parquet_bytes(observations)}
-        signed = sign_manifest(self.api.signer, manifest(epoch_id, block, block_hash, listings, files, __version__,
+        signed = sign_manifest(self.api.require_signer(), manifest(epoch_id, block, block_hash, listings, files, __version__,
                                                           expected))
         folder = self.validated_folder(epoch_id)
         tmp = folder.with_name(folder.name + ".tmp")

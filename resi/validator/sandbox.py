@@ -128,12 +128,16 @@ def from_wire(sub: Submission, body: bytes, prints: bytes, evidence: bytes = b""
     )
 
 
-async def _send(writer: asyncio.StreamWriter, payload: bytes) -> None:
+async def _send(writer: asyncio.StreamWriter | None, payload: bytes) -> None:
+    if writer is None:
+        raise BrokenPipeError("the judging child has no input pipe")
     writer.write(_FRAME.pack(len(payload)) + payload)
     await writer.drain()
 
 
-async def _receive(reader: asyncio.StreamReader) -> bytes:
+async def _receive(reader: asyncio.StreamReader | None) -> bytes:
+    if reader is None:
+        raise ConnectionError("the judging child has no output pipe")
     (size,) = _FRAME.unpack(await reader.readexactly(_FRAME.size))
     if size > MAX_ANSWER_BYTES:
         raise ValueError(f"answer of {size} bytes")
@@ -178,6 +182,8 @@ class Sandbox:
             )
             self.started += 1
             self._sent_epoch = False
+        if self._epoch is None:
+            raise RuntimeError("set_epoch first")
         if not self._sent_epoch:
             await _send(self._proc.stdin, self._epoch)
             self._sent_epoch = True
@@ -314,12 +320,14 @@ def main(argv: list[str] | None = None) -> int:
     inp = sys.stdin.buffer
     out = os.fdopen(os.dup(1), "wb")  # the answers' own channel; anything else printed goes to stderr
     os.dup2(2, 1)
-    epoch = None
+    epoch: tuple[Any, ...] | None = None
     while (frame := _read_frame(inp)) is not None:
         message = pickle.loads(frame)  # from the parent: trusted
         if message[0] == "epoch":
             epoch = message[1:]
             continue
+        if epoch is None:
+            raise RuntimeError("a miner to judge before the epoch's inputs")
         ctx, params, index, block_hash = epoch
         prepared = prepare(message[1], ctx, params, index, block_hash)
         for frame in to_wire(prepared):

@@ -36,7 +36,7 @@ def plan(now: datetime, current_start: datetime, current_end: datetime, grace: f
     length = current_end - current_start
     lag_seconds = lag or length.total_seconds()
     skip: list[tuple[str, str]] = []
-    ends = []  # every epoch that ended within the lag (and the one just past it), oldest first
+    ends: list[datetime] = []  # every epoch that ended within the lag (and the one just past it), oldest first
     end = current_start
     while (now - end).total_seconds() <= lag_seconds + length.total_seconds() and len(ends) < MAX_LOOKBACK:
         ends.insert(0, end)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from resi.sqlite import connect
+from resi.sqlite import connect, written
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS epochs (
@@ -103,7 +103,7 @@ class ValidatorState:
             db.execute("INSERT OR IGNORE INTO epochs (epoch_id, status, block, block_hash, metagraph, started_at)"
                        " VALUES (?, ?, ?, ?, ?, ?)",
                        (epoch_id, PROCESSING, block, block_hash, json.dumps(metagraph), time.time()))
-        return self.epoch(epoch_id)
+        return written(self.epoch(epoch_id), f"epoch {epoch_id}", self.path)
 
     def skip(self, epoch_id: str, detail: str) -> None:
         with self._db() as db:
@@ -169,7 +169,7 @@ class ValidatorState:
         with self._db() as db:
             rows = db.execute("SELECT epoch_id FROM epochs WHERE status=? ORDER BY finished_at DESC LIMIT ?",
                               (DONE, limit)).fetchall()
-        return [self.epoch(r[0]) for r in rows]
+        return [epoch for (epoch_id,) in rows if (epoch := self.epoch(epoch_id)) is not None]
 
     def ema_epoch(self) -> str | None:
         """The epoch the EMA was last updated by."""

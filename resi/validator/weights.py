@@ -86,28 +86,30 @@ class WeightKeeper:
         except Exception:
             logger.exception("weights: unexpected error; continuing")
 
-    async def resync(self) -> Metagraph:
+    async def resync(self) -> tuple[Metagraph, SubnetParams]:
         graph, params = await self.chain.metagraph(), await self.chain.params()
         self.graph, self.params, self._synced_at = graph, params, graph.block
         self._said.pop("chain", None)
         problem = registration_problem(graph, self.hotkey, validator=True, hint=self.wallet_hint)
-        if problem:
-            self._once("registration", "ERROR", problem)
+        me = graph.by_hotkey(self.hotkey)
+        if problem or me is None:
+            self._once("registration", "ERROR", problem or f"hotkey {self.hotkey} is not registered")
         else:
-            self._once("registration", "INFO", f"hotkey {self.hotkey} holds uid {graph.by_hotkey(self.hotkey).uid} "
+            self._once("registration", "INFO", f"hotkey {self.hotkey} holds uid {me.uid} "
                        f"with a validator permit on netuid {graph.netuid}")
         if params.weights_version_key > self.version_key:
             self._once("version", "WARNING", f"netuid {graph.netuid} requires weights version key "
                        f"{params.weights_version_key}, this release sends {self.version_key}: the chain refuses "
                        "these weights; update the validator (git pull && pip install -e .) and restart it")
-        me = graph.by_hotkey(self.hotkey)
         if self._pending is not None and me is not None and me.last_update >= self._pending:
             logger.info(f"weights: included at block {me.last_update}")
             self._pending = None
-        return graph
+        return graph, params
 
     def _due(self, block: int) -> bool:
-        me = self.graph.by_hotkey(self.hotkey) if self.graph else None
+        if self.graph is None or self.params is None:
+            return False
+        me = self.graph.by_hotkey(self.hotkey)
         if me is None or not me.validator_permit or block < self._not_before:
             return False
         if me.last_update == 0 and self._pending is None:
@@ -119,7 +121,7 @@ class WeightKeeper:
         return since >= limit and (self.state.ema_epoch() != self._sent_epoch or self._holders_changed())
 
     def _holders_changed(self) -> bool:
-        holders = {n.uid: n.hotkey for n in self.graph.neurons}
+        holders = {n.uid: n.hotkey for n in self.graph.neurons} if self.graph else {}
         return any(holders.get(uid) != hotkey for uid, hotkey in self._sent_holders.items())
 
     async def tick(self) -> None:
@@ -138,12 +140,12 @@ class WeightKeeper:
             self._once("empty", "INFO", "weights: no uid has earned anything yet; nothing to set")
             return
         self._said.pop("empty", None)
-        graph = await self.resync()  # right before setting: the hotkeys and the rules of this moment
+        graph, params = await self.resync()  # right before setting: the hotkeys and the rules of this moment
         if not self._due(block):
             return
         epoch = self.state.ema_epoch()
         holders = {n.uid: n.hotkey for n in graph.neurons}
-        uids, weights = chain_weights(ema, holders, self.params.min_allowed_weights)
+        uids, weights = chain_weights(ema, holders, params.min_allowed_weights)
         if not uids:
             self._once("empty", "INFO", "weights: no uid that earned something holds its uid any more; nothing to set")
             self._not_before = block + self.schedule.retry_blocks

@@ -51,7 +51,7 @@ def select_zipcodes(seed: int, params: SelectionParams, excluded: set[str]) -> l
     chosen: list[market.ZipcodeInfo] = []
     total = 0
     for allow_cooldown in (False, True):
-        by_tier = {tier: [] for tier in market.TIERS}
+        by_tier: dict[str, list[market.ZipcodeInfo]] = {tier: [] for tier in market.TIERS}
         for info in pool:
             if (info.zipcode in excluded) == allow_cooldown:
                 by_tier[info.tier].append(info)

@@ -69,13 +69,14 @@ class MetagraphCache:
         self.graph: Metagraph | None = None
         self.fetched_at = 0.0
 
-    async def _refresh(self) -> None:
-        self.graph = await self.chain.metagraph()
+    async def _refresh(self) -> Metagraph:
+        self.graph = graph = await self.chain.metagraph()
         self.fetched_at = time.monotonic()
+        return graph
 
     async def get(self) -> Metagraph:
         if self.graph is None or time.monotonic() - self.fetched_at > self.ttl:
-            await self._refresh()
+            return await self._refresh()
         return self.graph
 
     async def neuron(self, hotkey: str) -> Neuron | None:
@@ -83,10 +84,9 @@ class MetagraphCache:
         found = graph.by_hotkey(hotkey)
         if found is None and time.monotonic() - self.fetched_at > self.min_refresh:
             try:
-                await self._refresh()
+                found = (await self._refresh()).by_hotkey(hotkey)
             except ChainError as exc:
                 logger.warning(f"metagraph refresh failed: {exc}")
-            found = self.graph.by_hotkey(hotkey)
         return found
 
 

@@ -12,6 +12,7 @@ one server process owns a state folder (a lock file says so).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -83,6 +84,8 @@ class Ledger:
     def _append(self, entry: list, now: float) -> None:
         if now - self._segment_start >= self.keep:
             self._rotate(now)
+        if self._fd is None:
+            raise LedgerError(errno.EBADF, "ledger closed")
         try:
             os.write(self._fd, (json.dumps(entry, separators=(",", ":")) + "\n").encode())
         except OSError as exc:

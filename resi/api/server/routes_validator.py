@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
 
@@ -106,7 +107,7 @@ async def miner_specific_access(request: web.Request) -> web.Response:
     ttl = _read_ttl(ctx)
     bucket = ctx.config.data_bucket
     prefix = c.miner_prefix(body.miner_hotkey)
-    answer = {
+    answer: dict[str, Any] = {
         "bucket": bucket,
         "region": ctx.config.region,
         "miner_hotkey": body.miner_hotkey,

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from resi.api.server.ledger import Ledger
+from resi.sqlite import written
 
 _SCHEMA = """
 PRAGMA journal_mode=WAL;
@@ -90,7 +91,7 @@ class StateStore:
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
-        return self.epoch(epoch_id)
+        return written(self.epoch(epoch_id), f"epoch {epoch_id}", self.path)
 
     def recently_assigned(self, since_ts: float, before_ts: float) -> set[str]:
         rows = self._db.execute(
@@ -102,7 +103,7 @@ class StateStore:
         rows = self._db.execute(
             "SELECT epoch_id FROM epochs ORDER BY start_ts DESC LIMIT ?", (limit,)
         ).fetchall()
-        return [self.epoch(r[0]) for r in rows]
+        return [epoch for (epoch_id,) in rows if (epoch := self.epoch(epoch_id)) is not None]
 
     # --- miner statuses ----------------------------------------------------------------------------------------
 
