@@ -24,7 +24,8 @@ setup(
     extras_require={
         "localnet": _requirements("requirements-localnet.txt"),
         "data": _requirements("requirements-data.txt"),
-        "test": _requirements("requirements-localnet.txt") + _requirements("requirements-data.txt")
+        "test": _requirements("requirements-localnet.txt")
+        + _requirements("requirements-data.txt")
         + _requirements("requirements-test.txt"),
     },
     entry_points={

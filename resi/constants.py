@@ -71,6 +71,7 @@ MIN_ZIPCODE_LISTINGS: Final = 200
 MAX_ZIPCODE_LISTINGS: Final = 3_000
 ZIPCODE_COOLDOWN: Final = timedelta(hours=24)
 
+
 # --- Weights -----------------------------------------------------------------------------------------------------
 def weights_version_key(version: str) -> int:
     """The version key of a package version, as opentensor's subnet template makes it:
@@ -97,6 +98,7 @@ def miner_epoch_prefix(hotkey: str, epoch_id: str) -> str:
 def validator_epoch_prefix(hotkey: str, epoch_id: str) -> str:
     """``validators/{hotkey}/{epoch_id}/``: where a validator's results for an epoch go."""
     return VALIDATOR_EPOCH_PREFIX.format(hotkey=hotkey, epoch_id=epoch_id)
+
 
 NETWORKS = ("finney", "test", "local", "archive")
 """The chain names bittensor knows (any other chain is given as a ``ws://`` or ``wss://`` endpoint)."""

@@ -20,7 +20,10 @@ def main_of(module: str) -> Callable[[], int]:
         if (exc.name or "").split(".")[0] == "resi":
             raise
         script = sys.argv[0] if sys.argv and sys.argv[0] else module
-        print(f"{script}: the package {exc.name!r} is not installed for {sys.executable}: run it with the "
-              f"project's environment ({ROOT / '.venv' / 'bin' / 'python'} {script}; `python3 scripts/dev.py test` "
-              f"makes it) or install the project into this one (`pip install -e {ROOT}`)", file=sys.stderr)
+        print(
+            f"{script}: the package {exc.name!r} is not installed for {sys.executable}: run it with the "
+            f"project's environment ({ROOT / '.venv' / 'bin' / 'python'} {script}; `python3 scripts/dev.py test` "
+            f"makes it) or install the project into this one (`pip install -e {ROOT}`)",
+            file=sys.stderr,
+        )
         sys.exit(2)

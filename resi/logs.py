@@ -23,8 +23,10 @@ _PATTERNS = [
     # user:password@ in URLs (proxies).
     re.compile(r"(?i)(\w+://)[^/\s:@]+:[^/\s@]+@"),
     # "secret"/"password"/"mnemonic" = value, and the presigned fields, in dicts, JSON and key=value text.
-    re.compile(rf"(?i)([\"']?(?:secret[_-]?key|secret|password|mnemonic|private[_-]?key|{_KEYS})[\"']?\s*[:=]\s*"
-               r"[\"']?)[^\"'\s,}&]+"),
+    re.compile(
+        rf"(?i)([\"']?(?:secret[_-]?key|secret|password|mnemonic|private[_-]?key|{_KEYS})[\"']?\s*[:=]\s*"
+        r"[\"']?)[^\"'\s,}&]+"
+    ),
 ]
 _WORD = r"[a-z]{3,8}"
 _MNEMONIC = re.compile(rf"\b{_WORD}(?:\s+{_WORD}){{11,}}\b")
@@ -66,8 +68,12 @@ def setup_logging(debug: bool = False, trace: bool = False, log_file: Path | Non
     level = "TRACE" if trace else "DEBUG" if debug else "INFO"
     logger.remove()
     logger.configure(patcher=_patch, extra={"name": name})
-    _SINK.update(level=level, format="<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> | <level>{level: <7}</level> | "
-                 + (f"{name} | " if name else "") + "<level>{message}</level>")
+    _SINK.update(
+        level=level,
+        format="<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> | <level>{level: <7}</level> | "
+        + (f"{name} | " if name else "")
+        + "<level>{message}</level>",
+    )
     logger.add(sys.stderr, backtrace=False, diagnose=False, **_SINK)
     if log_file is not None:
         add_log_file(log_file)

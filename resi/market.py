@@ -66,8 +66,7 @@ def catalog() -> dict[str, ZipcodeInfo]:
         code = row["zip_code"]
         u = _unit("tier", code)
         tier = "PREMIUM" if u < 0.25 else "STANDARD" if u < 0.7 else "EMERGING"
-        out[code] = ZipcodeInfo(code, row.get("city") or "", state, row.get("county"), lat, lon, tier,
-                                REGION_OF_STATE[state])
+        out[code] = ZipcodeInfo(code, row.get("city") or "", state, row.get("county"), lat, lon, tier, REGION_OF_STATE[state])
     return out
 
 

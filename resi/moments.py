@@ -33,8 +33,9 @@ def _forms() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     low, high = np.zeros((_WIDTH + 1, _WIDTH), np.uint8), np.full((_WIDTH + 1, _WIDTH), 255, np.uint8)
     for digits in (0, 3, 6):
         for tail in ("", "Z", "+00:00"):
-            for form in (["YYYY-MM-DD"] if not digits and not tail else []) + \
-                    ["YYYY-MM-DDTHH:MM:SS" + ("." + "f" * digits if digits else "") + tail]:
+            for form in (["YYYY-MM-DD"] if not digits and not tail else []) + [
+                "YYYY-MM-DDTHH:MM:SS" + ("." + "f" * digits if digits else "") + tail
+            ]:
                 fraction[len(form)] = digits
                 for at, symbol in enumerate(form):
                     low[len(form), at], high[len(form), at] = (48, 57) if symbol in "YMDHSf" else (ord(symbol),) * 2
@@ -64,7 +65,7 @@ def iso_micros(stamps: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarr
     if n == 0 or stamps.null_count == n:
         return micros, readable
     buffers = stamps.buffers()
-    offsets = np.frombuffer(buffers[1], np.int32)[stamps.offset:stamps.offset + n + 1].astype(np.int64)
+    offsets = np.frombuffer(buffers[1], np.int32)[stamps.offset : stamps.offset + n + 1].astype(np.int64)
     lengths = np.minimum(np.diff(offsets), _WIDTH)
     rows = np.flatnonzero((_FRACTION[lengths] >= 0) & (np.diff(offsets) <= _WIDTH) & to_numpy(pc.is_valid(stamps)))
     if len(rows) == 0:
@@ -89,8 +90,7 @@ def iso_micros(stamps: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarr
     ok &= (year >= 1) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= month_days)
     ok &= (hour < 24) & (minute < 60) & (second < 60)
     fractions = np.where(fraction == 3, number(20, 3) * 1000, np.where(fraction == 6, number(20, 6), 0))
-    total = ((days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second) * 1_000_000
-             + fractions)
+    total = (days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second) * 1_000_000 + fractions
     micros[rows], readable[rows] = np.where(ok, total, 0), ok
     return micros, readable
 

@@ -19,8 +19,12 @@ from resi.config import SharedConfig
 from resi.logs import add_log_file, register_secret, setup_logging
 
 
-def entry(argv: list[str] | None, build_parser: Callable[[], argparse.ArgumentParser],
-          run: Callable[[argparse.Namespace], int], status: Callable[[list[str]], int]) -> int:
+def entry(
+    argv: list[str] | None,
+    build_parser: Callable[[], argparse.ArgumentParser],
+    run: Callable[[argparse.Namespace], int],
+    status: Callable[[list[str]], int],
+) -> int:
     """What both neurons' ``main`` does: ``status [flags]`` (each CLI brings its own), or ``run`` with the parsed
     flags until stopped."""
     argv = sys.argv[1:] if argv is None else argv

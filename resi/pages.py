@@ -21,8 +21,7 @@ from resi.status import last_published, published_line
 from resi.validation.verdict import JOINED, NOT_MINING, VALIDATOR, stored_verdict
 from resi.validator.state import validator_epochs
 
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-           "#17becf")
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 STYLE = """body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;margin:.5em 0 1.5em}
 td,th{border:1px solid #ccc;padding:.2em .6em;text-align:right}th{background:#f3f3f3}td.l,th.l{text-align:left}
 tr.zero td{color:#a00}ul.legend{list-style:none;padding:0;columns:3;font-size:.9em}details.older{margin:.3em 0}
@@ -34,9 +33,11 @@ def _when(moment: float | None) -> str:
 
 
 def document(title: str, body: str) -> str:
-    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>"
-            f"<p class=muted>rendered {_when(time.time())}</p>{body}</body></html>")
+    return (
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>"
+        f"<p class=muted>rendered {_when(time.time())}</p>{body}</body></html>"
+    )
 
 
 DASHES = ("", "7 4", "2 3", "9 3 2 3", "14 4", "1 2", "4 2 1 2")
@@ -74,15 +75,19 @@ def ema_chart(epochs: list[dict], names: dict[str, str] | None = None, width: in
         x = pad + (width - 2 * pad) * (i / steps if len(ordered) > 1 else 0.5)
         return x, height - pad - (height - 2 * pad) * (v / top)
 
-    parts = [f'<svg id=ema-chart xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role=img aria-label="EMA of each miner over the last epochs">',
-             f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#999"/>',
-             f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#999"/>',
-             f'<text x="{pad - 4}" y="{pad + 4}" font-size="10" text-anchor="end">{top:.3g}</text>',
-             f'<text x="{pad - 4}" y="{height - pad}" font-size="10" text-anchor="end">0</text>']
+    parts = [
+        f'<svg id=ema-chart xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role=img aria-label="EMA of each miner over the last epochs">',
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#999"/>',
+        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#999"/>',
+        f'<text x="{pad - 4}" y="{pad + 4}" font-size="10" text-anchor="end">{top:.3g}</text>',
+        f'<text x="{pad - 4}" y="{height - pad}" font-size="10" text-anchor="end">0</text>',
+    ]
     for i, record in enumerate(ordered):
-        parts.append(f'<text x="{xy(i, 0)[0]:.1f}" y="{height - pad + 14}" font-size="9" '
-                     f'text-anchor="middle">{escape(str(record["epoch_id"])[-8:])}</text>')
+        parts.append(
+            f'<text x="{xy(i, 0)[0]:.1f}" y="{height - pad + 14}" font-size="9" '
+            f'text-anchor="middle">{escape(str(record["epoch_id"])[-8:])}</text>'
+        )
     legend = []
     order = sorted(series, key=lambda uid: (-series[uid][-1][1], uid))  # the legend reads from the top earner
     for n, uid in enumerate(order):
@@ -90,16 +95,19 @@ def ema_chart(epochs: list[dict], names: dict[str, str] | None = None, width: in
         points = series[uid]
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(i, v) for i, v in points))
         dashed = f' stroke-dasharray="{dash}"' if dash else ""
-        parts.append(f'<polyline class=ema data-uid="{uid}" data-name="{escape(label[uid])}" fill="none" '
-                     f'stroke="{color}" stroke-width="2"{dashed} points="{path}"><title>{escape(label[uid])}</title>'
-                     "</polyline>")
+        parts.append(
+            f'<polyline class=ema data-uid="{uid}" data-name="{escape(label[uid])}" fill="none" '
+            f'stroke="{color}" stroke-width="2"{dashed} points="{path}"><title>{escape(label[uid])}</title>'
+            "</polyline>"
+        )
         for i, v in points:
             x, y = xy(i, v)
             parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{color}"/>')
-        swatch = (f'<svg width="28" height="8" aria-hidden=true><line x1="0" y1="4" x2="28" y2="4" stroke="{color}" '
-                  f'stroke-width="2"{dashed}/></svg>')
-        legend.append(f"<li data-uid='{uid}'>{swatch} {escape(label[uid])} <span class=muted>"
-                      f"{points[-1][1]:.4f}</span></li>")
+        swatch = (
+            f'<svg width="28" height="8" aria-hidden=true><line x1="0" y1="4" x2="28" y2="4" stroke="{color}" '
+            f'stroke-width="2"{dashed}/></svg>'
+        )
+        legend.append(f"<li data-uid='{uid}'>{swatch} {escape(label[uid])} <span class=muted>{points[-1][1]:.4f}</span></li>")
     parts.append("</svg>")
     return "".join(parts) + "<ul class=legend>" + "".join(legend) + "</ul>"
 
@@ -108,8 +116,9 @@ def miners_table(record: dict, names: dict[str, str], uploads: dict[str, str] | 
     """One row per miner of an epoch: score, EMA, weight and the verdict in words (and, when ``uploads`` has
     it, the miner's own record of its upload: hotkey -> text); then who was not a miner in it."""
     said = [(r, stored_verdict(r, names)) for r in record.get("results") or []]
-    results = sorted(((r, v) for r, v in said if v.kind not in NOT_MINING),
-                     key=lambda rv: (-float(rv[0].get("score", 0)), rv[0].get("uid", 0)))
+    results = sorted(
+        ((r, v) for r, v in said if v.kind not in NOT_MINING), key=lambda rv: (-float(rv[0].get("score", 0)), rv[0].get("uid", 0))
+    )
     rows = []
     for r, v in results:
         hotkey = str(r.get("hotkey", ""))
@@ -120,12 +129,18 @@ def miners_table(record: dict, names: dict[str, str], uploads: dict[str, str] | 
             f"<td>{escape(str(r.get('uid')))}</td><td class=l title='{escape(hotkey)}'>{escape(who)}</td>"
             f"<td class=score>{float(r.get('score', 0)):.4f}</td><td class=ema>{float(r.get('ema', 0)):.4f}</td>"
             f"<td class=weight>{float(r.get('weight', 0)):.4f}</td><td class='l reason'>{escape(v.words)}</td>"
-            f"{upload}</tr>")
-    head = ("<tr><th>uid</th><th class=l>miner</th><th>score</th><th>EMA</th><th>weight</th><th class=l>verdict</th>"
-            + ("<th class=l>its own record of the upload</th>" if uploads is not None else "") + "</tr>")
+            f"{upload}</tr>"
+        )
+    head = (
+        "<tr><th>uid</th><th class=l>miner</th><th>score</th><th>EMA</th><th>weight</th><th class=l>verdict</th>"
+        + ("<th class=l>its own record of the upload</th>" if uploads is not None else "")
+        + "</tr>"
+    )
     others = []
-    for kind, text in ((VALIDATOR, "validators (they validate; weight 0)"),
-                       (JOINED, "registered after the epoch began (not expected to take part)")):
+    for kind, text in (
+        (VALIDATOR, "validators (they validate; weight 0)"),
+        (JOINED, "registered after the epoch began (not expected to take part)"),
+    ):
         listed = [names.get(str(r.get("hotkey", "")), f"uid {r.get('uid')}") for r, v in said if v.kind == kind]
         if listed:
             others.append(f"<p class='not-mining {kind}'>{escape(text)}: {escape(', '.join(listed))}</p>")
@@ -135,14 +150,14 @@ def miners_table(record: dict, names: dict[str, str], uploads: dict[str, str] | 
 def _epoch_line(record: dict) -> str:
     results = [r for r in record.get("results") or [] if stored_verdict(r).kind not in NOT_MINING]
     paid = sum(1 for r in results if float(r.get("score", 0)) > 0)
-    weights = (f"weights set {_when(record.get('weights_set_at'))}" if record.get("weights_set")
-               else "weights not set yet")
+    weights = f"weights set {_when(record.get('weights_set_at'))}" if record.get("weights_set") else "weights not set yet"
     uploaded = "results uploaded" if record.get("results_uploaded") else "results not uploaded yet"
     return f"epoch {record['epoch_id']}: {len(results)} miners judged, {paid} paid; {weights}; {uploaded}"
 
 
-def validator_section(state_path: Path, epochs: int = 6, names: dict[str, str] | None = None,
-                      uploads: dict[str, str] | None = None) -> str:
+def validator_section(
+    state_path: Path, epochs: int = 6, names: dict[str, str] | None = None, uploads: dict[str, str] | None = None
+) -> str:
     """A validator's newest epoch (one row per miner), its EMA chart, and its older epochs folded, from its
     state database (read-only use)."""
     records, _ = validator_epochs(state_path, epochs)
@@ -151,11 +166,14 @@ def validator_section(state_path: Path, epochs: int = 6, names: dict[str, str] |
     names = names or {}
     published = published_line(last_published(state_path.parent, records))
     latest, older = records[0], records[1:]
-    folded = "".join(f"<details class=older><summary>{escape(_epoch_line(r))}</summary>{miners_table(r, names)}"
-                     "</details>" for r in older)
-    return (f"<h3 class=epoch>{escape(_epoch_line(latest))}</h3>{miners_table(latest, names, uploads)}"
-            f"<p class=published>{escape(published)}</p><h3>EMA of each miner</h3>{ema_chart(records, names)}"
-            + (f"<h3>older epochs</h3>{folded}" if folded else ""))
+    folded = "".join(
+        f"<details class=older><summary>{escape(_epoch_line(r))}</summary>{miners_table(r, names)}</details>" for r in older
+    )
+    return (
+        f"<h3 class=epoch>{escape(_epoch_line(latest))}</h3>{miners_table(latest, names, uploads)}"
+        f"<p class=published>{escape(published)}</p><h3>EMA of each miner</h3>{ema_chart(records, names)}"
+        + (f"<h3>older epochs</h3>{folded}" if folded else "")
+    )
 
 
 def validator_page(hotkey: str, state_path: Path, epochs: int = 6) -> str:
@@ -169,8 +187,10 @@ def upload_record(checkpoint_path: Path) -> str:
         return "no epoch yet"
     e = recent[0]
     verified = {True: ", verified", False: ", not verified", None: ""}[e["upload_verified"]]
-    return (f"epoch {e['epoch_id']}: {e['zipcodes_done']} of {e['zipcodes']} zipcodes, {e['rows']} rows, uploaded "
-            f"{_when(e['uploaded_at'])}{verified}, reported {e['reported'] or '-'}")
+    return (
+        f"epoch {e['epoch_id']}: {e['zipcodes_done']} of {e['zipcodes']} zipcodes, {e['rows']} rows, uploaded "
+        f"{_when(e['uploaded_at'])}{verified}, reported {e['reported'] or '-'}"
+    )
 
 
 def network_page(description: dict, run_dir: Path) -> str:
@@ -182,16 +202,25 @@ def network_page(description: dict, run_dir: Path) -> str:
     validators = [p for p in participants if p["role"] == "validator"]
     miners = [p for p in participants if p["role"] == "miner"]
     uploads = {p["hotkey"]: upload_record(run_dir / "miners" / p["name"] / "checkpoint.db") for p in miners}
-    body = [f"<p>API {escape(description.get('api_url', ''))}, listing site {escape(description.get('site_url', ''))}, "
-            f"chain {escape(description.get('chain_spec', ''))}</p>"]
+    body = [
+        f"<p>API {escape(description.get('api_url', ''))}, listing site {escape(description.get('site_url', ''))}, "
+        f"chain {escape(description.get('chain_spec', ''))}</p>"
+    ]
     for n, p in enumerate(validators):
         state = run_dir / "validators" / p["name"] / "state.db"
-        body.append(f"<h2 class=validator>{'miners, as ' if n == 0 else ''}validator {escape(p['name'])} "
-                    f"(uid {p['uid']}) judged them</h2>{_links(p, ('/metrics', '/healthz', '/'))}")
+        body.append(
+            f"<h2 class=validator>{'miners, as ' if n == 0 else ''}validator {escape(p['name'])} "
+            f"(uid {p['uid']}) judged them</h2>{_links(p, ('/metrics', '/healthz', '/'))}"
+        )
         body.append(validator_section(state, names=names, uploads=uploads) if n == 0 else _folded(state, names))
-    body.append("<h2>endpoints of the miners</h2><ul>" + "".join(
-        f"<li>{escape(names[p['hotkey']])} (uid {p['uid']}) {_links(p, ('/metrics', '/healthz'), tag='span')}</li>"
-        for p in miners) + "</ul>")
+    body.append(
+        "<h2>endpoints of the miners</h2><ul>"
+        + "".join(
+            f"<li>{escape(names[p['hotkey']])} (uid {p['uid']}) {_links(p, ('/metrics', '/healthz'), tag='span')}</li>"
+            for p in miners
+        )
+        + "</ul>"
+    )
     return document("RESI local network", "".join(body))
 
 
@@ -203,8 +232,8 @@ def _folded(state_path: Path, names: dict[str, str]) -> str:
         return "<p class=muted>no epoch validated yet</p>"
     published = published_line(last_published(state_path.parent, records))
     return f"<p class=published>{escape(published)}</p>" + "".join(
-        f"<details class=older><summary>{escape(_epoch_line(r))}</summary>{miners_table(r, names)}</details>"
-        for r in records)
+        f"<details class=older><summary>{escape(_epoch_line(r))}</summary>{miners_table(r, names)}</details>" for r in records
+    )
 
 
 def _links(participant: dict, paths: tuple[str, ...], tag: str = "p") -> str:

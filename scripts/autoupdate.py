@@ -99,8 +99,16 @@ class Pm2:
 
 
 class Updater:
-    def __init__(self, repo: Path, remote: str, branch: str, install: list[str], check: list[str],
-                 neuron: Neuron | Pm2, step_timeout: float = 900):
+    def __init__(
+        self,
+        repo: Path,
+        remote: str,
+        branch: str,
+        install: list[str],
+        check: list[str],
+        neuron: Neuron | Pm2,
+        step_timeout: float = 900,
+    ):
         self.repo, self.remote, self.branch = repo, remote, branch
         self.install, self.check, self.neuron = install, check, neuron
         self.step_timeout = step_timeout
@@ -149,24 +157,33 @@ class Updater:
         self.refused = target
         git(self.repo, "reset", "--hard", "--quiet", previous)
         reinstalled = run_step("install (rollback)", self.install, self.repo, self.step_timeout)
-        say(f"update to {target[:10]} failed at its {step}: rolled back to {previous[:10]}"
+        say(
+            f"update to {target[:10]} failed at its {step}: rolled back to {previous[:10]}"
             + ("" if reinstalled else " (its reinstall failed too: look at the lines above)")
-            + "; the neuron keeps running it")
+            + "; the neuron keeps running it"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="scripts/autoupdate.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="scripts/autoupdate.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--repo", type=Path, default=ROOT, help="the checkout to keep up to date (default: this one)")
     p.add_argument("--remote", default="origin", help="git remote to follow")
     p.add_argument("--branch", default=None, help="branch to follow (default: the checkout's current branch)")
     p.add_argument("--interval", type=float, default=300.0, help="seconds between two looks at the remote")
-    p.add_argument("--install", default=None,
-                   help="command that installs the new code (default: this interpreter's pip install -e REPO)")
-    p.add_argument("--check", default=None,
-                   help="command that must pass before the restart (default: the neuron command with --check)")
-    p.add_argument("--pm2", metavar="NAME", default=None,
-                   help="the neuron runs under pm2 as NAME: restart it with pm2 instead of running it here")
+    p.add_argument(
+        "--install", default=None, help="command that installs the new code (default: this interpreter's pip install -e REPO)"
+    )
+    p.add_argument(
+        "--check", default=None, help="command that must pass before the restart (default: the neuron command with --check)"
+    )
+    p.add_argument(
+        "--pm2",
+        metavar="NAME",
+        default=None,
+        help="the neuron runs under pm2 as NAME: restart it with pm2 instead of running it here",
+    )
     p.add_argument("--grace", type=float, default=30.0, help="seconds a stopping neuron gets before SIGKILL")
     p.add_argument("neuron", nargs=argparse.REMAINDER, help="-- then the neuron's command")
     return p
@@ -176,8 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = args.neuron[1:] if args.neuron[:1] == ["--"] else args.neuron
     if not command:
-        print("give the neuron's command after --, e.g. -- .venv/bin/python neurons/miner.py --wallet.name M",
-              file=sys.stderr)
+        print("give the neuron's command after --, e.g. -- .venv/bin/python neurons/miner.py --wallet.name M", file=sys.stderr)
         return 2
     repo = args.repo.resolve()
     try:
@@ -185,16 +201,17 @@ def main(argv: list[str] | None = None) -> int:
     except (subprocess.CalledProcessError, OSError) as exc:
         print(f"{repo} is not a git checkout ({exc}): give --repo", file=sys.stderr)
         return 2
-    install = shlex.split(args.install) if args.install else [sys.executable, "-m", "pip", "install", "-q", "-e",
-                                                              str(repo)]
+    install = shlex.split(args.install) if args.install else [sys.executable, "-m", "pip", "install", "-q", "-e", str(repo)]
     check = shlex.split(args.check) if args.check else [*command, "--check"]
     neuron = Pm2(args.pm2, repo) if args.pm2 else Neuron(command, repo, args.grace)
     updater = Updater(repo, args.remote, branch, install, check, neuron)
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
     signal.signal(signal.SIGINT, lambda signum, frame: stopping.append(signum))
-    say(f"following {args.remote}/{branch} in {repo} every {args.interval:g} s"
-        + (f"; the neuron is pm2's {args.pm2}" if args.pm2 else ""))
+    say(
+        f"following {args.remote}/{branch} in {repo} every {args.interval:g} s"
+        + (f"; the neuron is pm2's {args.pm2}" if args.pm2 else "")
+    )
     if isinstance(neuron, Neuron):
         neuron.start()
     next_look = time.monotonic()

@@ -62,8 +62,13 @@ def signed(signers, count: int) -> list[dict]:
     out = []
     for i in range(count):
         signer, ts = signers[i % len(signers)], now - 200 + i // len(signers)
-        out.append({"hotkey": signer.hotkey, "timestamp": ts,
-                    "signature": signing.sign_commitment(signer, signing.assignment_current(ts))})
+        out.append(
+            {
+                "hotkey": signer.hotkey,
+                "timestamp": ts,
+                "signature": signing.sign_commitment(signer, signing.assignment_current(ts)),
+            }
+        )
     return out
 
 
@@ -86,14 +91,16 @@ async def closed_loop(url: str, queries: list[dict], concurrency: int) -> tuple[
     return time.perf_counter() - start, ok
 
 
-async def paced(url: str, queries: list[dict], rate: float, flood: list[dict] | None = None,
-                flood_seconds: float = 0.0) -> tuple[list[float], int]:
+async def paced(
+    url: str, queries: list[dict], rate: float, flood: list[dict] | None = None, flood_seconds: float = 0.0
+) -> tuple[list[float], int]:
     """Latencies of ``queries`` sent at ``rate`` per second (open loop), with ``flood`` sent meanwhile."""
     import aiohttp
 
     latencies: list[float] = []
     flooded = 0
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
         async def one(q: dict) -> None:
             start = time.perf_counter()
             async with session.get(url, params=q) as r:
@@ -148,9 +155,26 @@ def main() -> int:
         chain.register(s.hotkey, s.coldkey)
     api_port, bare_port = free_port(), free_port()
     log = open(work / "api.log", "wb")
-    api = subprocess.Popen([sys.executable, "-m", "resi.api.server", "--host", "127.0.0.1", "--port", str(api_port),
-                            "--state-dir", str(work / "state"), "--chain", str(work / "chain.db"), "--local",
-                            "--rate-limits", "assignment=1000000/60"], stdout=log, stderr=log)
+    api = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "resi.api.server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(api_port),
+            "--state-dir",
+            str(work / "state"),
+            "--chain",
+            str(work / "chain.db"),
+            "--local",
+            "--rate-limits",
+            "assignment=1000000/60",
+        ],
+        stdout=log,
+        stderr=log,
+    )
     bare = subprocess.Popen([sys.executable, __file__, "--bare", str(bare_port)])
     try:
         wait_http(f"http://127.0.0.1:{api_port}/healthcheck", 120, api)
@@ -159,9 +183,8 @@ def main() -> int:
         rate = 200
         needed = 2 * args.requests + 3 * int(rate * args.seconds) + 100
         queries = signed(signers, needed)
-        batches = iter([queries[i:i + n] for i, n in
-                        ((0, args.requests), (args.requests, args.requests))])
-        rest = queries[2 * args.requests:]
+        batches = iter([queries[i : i + n] for i, n in ((0, args.requests), (args.requests, args.requests))])
+        rest = queries[2 * args.requests :]
         rows = {}
         for name, port, pid in (("bare", bare_port, bare.pid), ("api", api_port, api.pid)):
             url = f"http://127.0.0.1:{port}{CURRENT}"
@@ -170,19 +193,24 @@ def main() -> int:
             seconds, ok = asyncio.run(closed_loop(url, next(batches), 16))
             cpu = cpu_seconds(pid) - before
             rows[name] = (ok / seconds, cpu / max(ok, 1) * 1000, ok)
-            print(f"{name:>5}: {ok} ok in {seconds:.2f} s = {ok / seconds:,.0f} req/s, server CPU "
-                  f"{cpu / max(ok, 1) * 1000:.3f} ms per request")
+            print(
+                f"{name:>5}: {ok} ok in {seconds:.2f} s = {ok / seconds:,.0f} req/s, server CPU "
+                f"{cpu / max(ok, 1) * 1000:.3f} ms per request"
+            )
         share = rows["api"][0] / rows["bare"][0]
-        print(f"throughput: api / bare = {share:.0%} (goal >= 50%); CPU per request ratio "
-              f"{rows['api'][1] / rows['bare'][1]:.2f}x")
+        print(
+            f"throughput: api / bare = {share:.0%} (goal >= 50%); CPU per request ratio {rows['api'][1] / rows['bare'][1]:.2f}x"
+        )
         url = f"http://127.0.0.1:{api_port}{CURRENT}"
         n = int(rate * args.seconds)
         steady, _ = asyncio.run(paced(url, rest[:n], rate))
         print(f"at {rate} req/s for {args.seconds:g} s: p50 {pct(steady, 0.5):.1f} ms, p99 {pct(steady, 0.99):.1f} ms")
         bad = [dict(q, signature="0x" + "11" * 64) for q in signed(signers, 5000)] * 4  # at most 20,000
-        flooded_lat, flooded = asyncio.run(paced(url, rest[n:2 * n], rate, bad, args.seconds))
-        print(f"with {flooded:,} invalid signatures meanwhile ({flooded / args.seconds:,.0f}/s): valid p50 "
-              f"{pct(flooded_lat, 0.5):.1f} ms, p99 {pct(flooded_lat, 0.99):.1f} ms")
+        flooded_lat, flooded = asyncio.run(paced(url, rest[n : 2 * n], rate, bad, args.seconds))
+        print(
+            f"with {flooded:,} invalid signatures meanwhile ({flooded / args.seconds:,.0f}/s): valid p50 "
+            f"{pct(flooded_lat, 0.5):.1f} ms, p99 {pct(flooded_lat, 0.99):.1f} ms"
+        )
         ok = share >= 0.5 and pct(steady, 0.99) < 25 and pct(flooded_lat, 0.99) < 25
         print("goals: >= 50% throughput, p99 < 25 ms steady and under the flood ->", "OK" if ok else "MISSED")
         return 0 if ok else 1

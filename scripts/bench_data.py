@@ -74,8 +74,12 @@ def child(kind: str, folder: Path, epochs: int) -> dict:
         source = _Subset(FolderSource(published), set(keep))
         started = time.perf_counter()
         report = mirror.sync(source, trust_list([(folder / "validator.txt").read_text()]))
-        return {"seconds": time.perf_counter() - started, "epochs": len(report.mirrored),
-                "rejected": len(report.rejected), "rss_mb": _peak()}
+        return {
+            "seconds": time.perf_counter() - started,
+            "epochs": len(report.mirrored),
+            "rejected": len(report.rejected),
+            "rss_mb": _peak(),
+        }
     import duckdb
 
     from resi.data.views import connect
@@ -86,14 +90,16 @@ def child(kind: str, folder: Path, epochs: int) -> dict:
         started = time.perf_counter()
         rows = con.execute(
             "SELECT epoch_id, count(*), median(price) FROM read_parquet(?) WHERE zipcode = ? AND listing_status "
-            "IN ('active', 'pending') GROUP BY epoch_id ORDER BY epoch_id", [files, ZIPCODE]).fetchall()
-        return {"seconds": time.perf_counter() - started, "rows": len(rows), "answer": rows[-1][1:],
-                "rss_mb": _peak()}
+            "IN ('active', 'pending') GROUP BY epoch_id ORDER BY epoch_id",
+            [files, ZIPCODE],
+        ).fetchall()
+        return {"seconds": time.perf_counter() - started, "rows": len(rows), "answer": rows[-1][1:], "rss_mb": _peak()}
     started = time.perf_counter()
     con = connect(mirror)
     if kind == "market":
-        rows = con.execute("SELECT epoch_id, inventory, median_price FROM market WHERE zipcode = ? ORDER BY epoch_id",
-                           [ZIPCODE]).fetchall()
+        rows = con.execute(
+            "SELECT epoch_id, inventory, median_price FROM market WHERE zipcode = ? ORDER BY epoch_id", [ZIPCODE]
+        ).fetchall()
         answer = rows[-1][1:]
     else:
         since = sorted(m["epoch_id"] for m in mirror.manifests())[-EPOCHS_PER_DAY if kind == "day" else 0]
@@ -116,8 +122,12 @@ class _Subset:
 
 
 def _run(kind: str, folder: Path, epochs: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", kind, "--dir", str(folder), "--epochs", str(epochs)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", kind, "--dir", str(folder), "--epochs", str(epochs)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -138,8 +148,10 @@ def main() -> int:
     took = generate(folder, most, args.listings)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}")
     print(f"generated {most} epochs of ~{args.listings} listings in {folder} ({took:.0f} s; 0 when reused)")
-    print(f"{'days':>5} {'epochs':>7} {'rows':>11} {'sync s':>7} {'market s':>9} {'base s':>7} {'ratio':>6} "
-          f"{'day chg s':>9} {'all chg s':>9} {'ratio':>6} {'peak MB':>8}")
+    print(
+        f"{'days':>5} {'epochs':>7} {'rows':>11} {'sync s':>7} {'market s':>9} {'base s':>7} {'ratio':>6} "
+        f"{'day chg s':>9} {'all chg s':>9} {'ratio':>6} {'peak MB':>8}"
+    )
     ok, per_epoch = True, []
     for d in days:
         epochs = d * EPOCHS_PER_DAY
@@ -151,20 +163,25 @@ def main() -> int:
         peak = max(r["rss_mb"] for r in (sync, base, market, day, year))
         rows = epochs * args.listings
         assert tuple(market["answer"]) == tuple(base["answer"]), (market, base)  # the same answer
-        print(f"{d:>5} {epochs:>7} {rows:>11,} {sync['seconds']:>7.1f} {market['seconds']:>9.2f} "
-              f"{base['seconds']:>7.2f} {market['seconds'] / base['seconds']:>6.2f} {day['seconds']:>9.2f} "
-              f"{year['seconds']:>9.2f} {year['seconds'] / base['seconds']:>6.2f} {peak:>8.0f}")
+        print(
+            f"{d:>5} {epochs:>7} {rows:>11,} {sync['seconds']:>7.1f} {market['seconds']:>9.2f} "
+            f"{base['seconds']:>7.2f} {market['seconds'] / base['seconds']:>6.2f} {day['seconds']:>9.2f} "
+            f"{year['seconds']:>9.2f} {year['seconds'] / base['seconds']:>6.2f} {peak:>8.0f}"
+        )
         per_epoch.append((epochs, max(market["seconds"], year["seconds"]) / epochs))
         if d == max(days):
             ok &= market["seconds"] < 1 and year["seconds"] < 1
             ok &= market["seconds"] <= 2 * base["seconds"] and year["seconds"] <= 2 * base["seconds"]
         ok &= peak < 1024 and sync["rejected"] == 0
     linear = per_epoch[-1][1] <= 1.25 * per_epoch[0][1]
-    print(f"time per epoch from {per_epoch[0][0]} to {per_epoch[-1][0]} epochs: {per_epoch[0][1] * 1e3:.2f} -> "
-          f"{per_epoch[-1][1] * 1e3:.2f} ms ({'no faster than linear' if linear else 'FASTER than linear'})")
+    print(
+        f"time per epoch from {per_epoch[0][0]} to {per_epoch[-1][0]} epochs: {per_epoch[0][1] * 1e3:.2f} -> "
+        f"{per_epoch[-1][1] * 1e3:.2f} ms ({'no faster than linear' if linear else 'FASTER than linear'})"
+    )
     ok &= linear
-    print("goals (a year: market and changes under 1 s and within 2x the bare scan; peak under 1 GB) ->",
-          "OK" if ok else "NOT MET")
+    print(
+        "goals (a year: market and changes under 1 s and within 2x the bare scan; peak under 1 GB) ->", "OK" if ok else "NOT MET"
+    )
     return 0 if ok else 1
 
 

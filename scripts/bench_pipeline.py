@@ -71,8 +71,7 @@ def main() -> int:
     recs = records(args.rows)
     drops: Counter = Counter()
     rows = dedupe(clean_records(recs, normalize_realtor, utcnow(), None, drops), drops).to_pylist()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}, "
-          f"pyarrow {pa.__version__}")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}, pyarrow {pa.__version__}")
     print(f"input: {len(recs)} Realtor-shaped records -> {len(rows)} rows (dropped: {dict(drops) or 'none'})")
     times: dict[str, list[float]] = {"fast": [], "definition": [], "bare": []}
     outputs = {}
@@ -85,13 +84,14 @@ def main() -> int:
         bare = bare_write(rows)
         times["bare"].append(time.perf_counter() - start)
     base = statistics.median(times["bare"])
-    print(f"bare pyarrow write of the same rows:        {base:.3f} s  {len(rows) / base:,.0f} rows/s  "
-          f"({len(bare):,} bytes)")
+    print(f"bare pyarrow write of the same rows:        {base:.3f} s  {len(rows) / base:,.0f} rows/s  ({len(bare):,} bytes)")
     for name, label in (("definition", "record by record (the definition)"), ("fast", "columnar fast path")):
         seconds = statistics.median(times[name])
         data, kept = outputs[name]
-        print(f"pipeline, {label + ':':<34} {seconds:.3f} s  {kept / seconds:,.0f} rows/s  ({len(data):,} bytes)"
-              f"  {seconds / base:.2f}x the bare write")
+        print(
+            f"pipeline, {label + ':':<34} {seconds:.3f} s  {kept / seconds:,.0f} rows/s  ({len(data):,} bytes)"
+            f"  {seconds / base:.2f}x the bare write"
+        )
     same = outputs["fast"][0] == outputs["definition"][0]
     ratio = statistics.median(times["fast"]) / base
     print(f"the two paths write {'identical' if same else 'DIFFERENT'} files")

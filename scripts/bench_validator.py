@@ -67,16 +67,21 @@ def _load(folder: Path, i: int, ctx):
     from resi.validation.gates import Submission
 
     landed = ctx.start + timedelta(hours=1, minutes=30, seconds=i)  # as population.landed
-    return Submission(f"hotkey-{i:04d}", i, (folder / f"{i}.parquet").read_bytes(), (folder / f"{i}.json").read_bytes(),
-                      landed, landed)
+    return Submission(
+        f"hotkey-{i:04d}", i, (folder / f"{i}.parquet").read_bytes(), (folder / f"{i}.json").read_bytes(), landed, landed
+    )
 
 
 def _peaks() -> dict:
     from resi.processes import peak_rss_mb
 
     me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {"rss_mb": peak_rss_mb(), "child_rss_mb": children.ru_maxrss / 1024,
-            "cpu_s": me.ru_utime + me.ru_stime, "child_cpu_s": children.ru_utime + children.ru_stime}
+    return {
+        "rss_mb": peak_rss_mb(),
+        "child_rss_mb": children.ru_maxrss / 1024,
+        "cpu_s": me.ru_utime + me.ru_stime,
+        "child_cpu_s": children.ru_utime + children.ru_stime,
+    }
 
 
 def child_validate(folder: Path, miners: int, workers: int, publish: bool = False) -> dict:
@@ -141,8 +146,11 @@ def _publish(dataset, copies: dict, ctx, snapshot, answers: dict, folder: Path) 
     files = {LISTINGS_FILE: parquet_bytes(listings), OBSERVATIONS_FILE: parquet_bytes(observations)}
     signer = create_wallet(folder / "wallets", "bench-validator")
     sign_manifest(signer, manifest(ctx.epoch_id, 1, "0x" + "ab" * 32, listings, files, "bench", ctx.expected))
-    return {"published_rows": listings.num_rows, "observations": observations.num_rows,
-            "published_bytes": sum(len(b) for b in files.values())}
+    return {
+        "published_rows": listings.num_rows,
+        "observations": observations.num_rows,
+        "published_bytes": sum(len(b) for b in files.values()),
+    }
 
 
 def child_baseline(folder: Path, miners: int) -> dict:
@@ -157,8 +165,12 @@ def child_baseline(folder: Path, miners: int) -> dict:
 
 
 def _child(kind: str, folder: Path, miners: int, workers: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", kind, "--dir", str(folder), "--miners", str(miners),
-                          "--workers", str(workers)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", kind, "--dir", str(folder), "--miners", str(miners), "--workers", str(workers)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -167,8 +179,12 @@ def main() -> int:
     parser.add_argument("--miners", default="32,64,128,256", help="comma-separated miner counts")
     parser.add_argument("--rows", type=int, default=10_000, help="listings assigned (rows per honest miner)")
     parser.add_argument("--dir", type=Path, default=None, help="where the generated files go (default: a temp dir)")
-    parser.add_argument("--workers", type=int, default=SandboxLimits().workers,
-                        help="judging children side by side (the validator's --judging.workers)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=SandboxLimits().workers,
+        help="judging children side by side (the validator's --judging.workers)",
+    )
     parser.add_argument("--child", choices=("validate", "publish", "baseline"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     counts = [int(n) for n in str(args.miners).split(",")]
@@ -181,12 +197,16 @@ def main() -> int:
     folder = args.dir or Path(tempfile.mkdtemp(prefix="bench-validator-"))
     started = time.perf_counter()
     generate(folder, max(counts), args.rows)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, {platform.processor() or 'cpu ?'}, "
-          f"Python {platform.python_version()}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cpus, {platform.processor() or 'cpu ?'}, "
+        f"Python {platform.python_version()}"
+    )
     print(f"judging children side by side: {args.workers}")
     print(f"generated {max(counts)} miners' files in {folder} ({time.perf_counter() - started:.1f} s)")
-    print(f"{'miners':>6} {'rows':>10} {'validate s':>11} {'rows/s':>10} {'baseline s':>11} {'ratio':>6} "
-          f"{'peak MB':>8} {'child MB':>9}")
+    print(
+        f"{'miners':>6} {'rows':>10} {'validate s':>11} {'rows/s':>10} {'baseline s':>11} {'ratio':>6} "
+        f"{'peak MB':>8} {'child MB':>9}"
+    )
     ok = True
     for n in counts:
         base = _child("baseline", folder, n, args.workers)
@@ -194,12 +214,18 @@ def main() -> int:
         ratio = val["seconds"] / base["seconds"]
         peak = max(val["rss_mb"], val["child_rss_mb"])
         ok &= peak < 1024 and (n != max(counts) or ratio <= 3)
-        print(f"{n:>6} {val['rows']:>10,} {val['seconds']:>11.2f} {val['rows'] / val['seconds']:>10,.0f} "
-              f"{base['seconds']:>11.2f} {ratio:>6.2f} {val['rss_mb']:>8.0f} {val['child_rss_mb']:>9.0f}")
-        print(f"{'':>6} CPU s: validator {val['cpu_s']:.1f}, judging children {val['child_cpu_s']:.1f}; "
-              f"verdicts: {val['verdicts']}")
-    print(f"budget: 3x the baseline at {max(counts)} miners (fixed costs, children starting and the snapshot index, "
-          "weigh on fewer), peak under 1024 MB ->", "OK" if ok else "OVER BUDGET")
+        print(
+            f"{n:>6} {val['rows']:>10,} {val['seconds']:>11.2f} {val['rows'] / val['seconds']:>10,.0f} "
+            f"{base['seconds']:>11.2f} {ratio:>6.2f} {val['rss_mb']:>8.0f} {val['child_rss_mb']:>9.0f}"
+        )
+        print(
+            f"{'':>6} CPU s: validator {val['cpu_s']:.1f}, judging children {val['child_cpu_s']:.1f}; verdicts: {val['verdicts']}"
+        )
+    print(
+        f"budget: 3x the baseline at {max(counts)} miners (fixed costs, children starting and the snapshot index, "
+        "weigh on fewer), peak under 1024 MB ->",
+        "OK" if ok else "OVER BUDGET",
+    )
     n = max(counts)
     runs = [(_child("validate", folder, n, args.workers), _child("publish", folder, n, args.workers)) for _ in range(3)]
     bare = min(r[0]["seconds"] for r in runs)
@@ -207,10 +233,13 @@ def main() -> int:
     added_mb = min(r[1]["rss_mb"] for r in runs) - min(r[0]["rss_mb"] for r in runs)
     pub = runs[0][1]
     fits = with_data / bare <= 1.10 and added_mb <= 150
-    print(f"publishing the validated listings at {n} miners (best of 3 each): {pub['published_rows']:,} listings, "
-          f"{pub['observations']:,} observations, {pub['published_bytes'] / 1e6:.2f} MB of Parquet; time "
-          f"{with_data:.2f} s vs {bare:.2f} s without ({with_data / bare:.3f}x), peak RSS {added_mb:+.0f} MB "
-          f"(budget 1.10x, +150 MB) ->", "OK" if fits else "OVER BUDGET")
+    print(
+        f"publishing the validated listings at {n} miners (best of 3 each): {pub['published_rows']:,} listings, "
+        f"{pub['observations']:,} observations, {pub['published_bytes'] / 1e6:.2f} MB of Parquet; time "
+        f"{with_data:.2f} s vs {bare:.2f} s without ({with_data / bare:.3f}x), peak RSS {added_mb:+.0f} MB "
+        f"(budget 1.10x, +150 MB) ->",
+        "OK" if fits else "OVER BUDGET",
+    )
     return 0 if ok and fits else 1
 
 

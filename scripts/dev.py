@@ -32,8 +32,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 STAMP = VENV / ".resi-installed"
-INPUTS = ["setup.py", "pyproject.toml", "requirements.txt", "requirements-localnet.txt", "requirements-data.txt",
-          "requirements-test.txt"]
+INPUTS = [
+    "setup.py",
+    "pyproject.toml",
+    "requirements.txt",
+    "requirements-localnet.txt",
+    "requirements-data.txt",
+    "requirements-test.txt",
+]
 
 
 def _python() -> Path:
@@ -55,16 +61,20 @@ def ensure_venv() -> Path:
         print(f"[dev] creating {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
     if not STAMP.exists() or STAMP.read_text() != _fingerprint():
-        print("[dev] installing the project and its dependencies into .venv (a minute or two the first time; "
-              "pip's lines follow)", flush=True)
+        print(
+            "[dev] installing the project and its dependencies into .venv (a minute or two the first time; pip's lines follow)",
+            flush=True,
+        )
         subprocess.run([str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--progress-bar", "off", "-e", f"{ROOT}[test]"],
-                       check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--progress-bar", "off", "-e", f"{ROOT}[test]"], check=True)
         STAMP.write_text(_fingerprint())
     # The local chain node serves the subtensor runtime's metadata, fetched once from PyPI into a cache.
     if subprocess.call([str(python), "-m", "resi.chain.runtime"], cwd=ROOT) != 0:
-        print("[dev] warning: the subtensor runtime metadata is not cached; the local chain node cannot start",
-              file=sys.stderr, flush=True)
+        print(
+            "[dev] warning: the subtensor runtime metadata is not cached; the local chain node cannot start",
+            file=sys.stderr,
+            flush=True,
+        )
     return python
 
 
@@ -76,13 +86,18 @@ def ensure_browser() -> None:
     if any(shutil.which(name) for name in BROWSERS):
         return
     if os.name != "posix" or os.geteuid() != 0 or not shutil.which("apt-get"):
-        print("[dev] chromium is not installed: the status page's browser test will skip (install Debian's "
-              "chromium: sudo apt-get install chromium)", flush=True)
+        print(
+            "[dev] chromium is not installed: the status page's browser test will skip (install Debian's "
+            "chromium: sudo apt-get install chromium)",
+            flush=True,
+        )
         return
     print("[dev] installing Debian's chromium for the status page's browser test (apt-get)", flush=True)
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    ok = subprocess.call(["apt-get", "update", "-qq"], env=env) == 0 and \
-        subprocess.call(["apt-get", "install", "-y", "-qq", "chromium"], env=env, stdout=subprocess.DEVNULL) == 0
+    ok = (
+        subprocess.call(["apt-get", "update", "-qq"], env=env) == 0
+        and subprocess.call(["apt-get", "install", "-y", "-qq", "chromium"], env=env, stdout=subprocess.DEVNULL) == 0
+    )
     if not ok:
         print("[dev] warning: chromium could not be installed; the browser test will skip", flush=True)
 
@@ -121,8 +136,11 @@ def side_by_side(args: list[str]) -> list[str]:
     """pytest-xdist's flags for ``WORKERS`` workers, one test file each at a time, unless ``args`` choose
     their own (``-n``, ``-p no:xdist``) or ask for help."""
     workers = int(os.environ.get("RESI_TEST_WORKERS", WORKERS))
-    if workers <= 1 or any(a == "-n" or a.startswith(("-n", "--numprocesses", "-h", "--help")) for a in args) \
-            or "no:xdist" in args:
+    if (
+        workers <= 1
+        or any(a == "-n" or a.startswith(("-n", "--numprocesses", "-h", "--help")) for a in args)
+        or "no:xdist" in args
+    ):
         return []
     return ["-n", str(workers), "--dist", "loadfile"]
 
@@ -149,8 +167,11 @@ def main(argv: list[str]) -> int:
     if argv[0] not in COMMANDS:
         near = difflib.get_close_matches(argv[0], COMMANDS, n=1)
         hint = f" (did you mean {near[0]}?)" if near else ""
-        print(f"dev.py: unknown command {argv[0]!r}{hint}; the commands are {' and '.join(COMMANDS)} "
-              "(python3 scripts/dev.py --help)", file=sys.stderr)
+        print(
+            f"dev.py: unknown command {argv[0]!r}{hint}; the commands are {' and '.join(COMMANDS)} "
+            "(python3 scripts/dev.py --help)",
+            file=sys.stderr,
+        )
         return 2
     python = ensure_venv()
     command, rest = argv[0], argv[1:]

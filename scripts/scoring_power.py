@@ -99,8 +99,7 @@ def mean_earned(c: Case, k: int, threshold: float, penalty: float, answered_shar
     return sum(p * earned(c, f, a, threshold, penalty) for p, f, a in outcomes(c, k, answered_share))
 
 
-def honest_loss(n: int, d: float, w: float, k: int, threshold: float, penalty: float,
-                answered_share: float = 1.0) -> float:
+def honest_loss(n: int, d: float, w: float, k: int, threshold: float, penalty: float, answered_share: float = 1.0) -> float:
     """An honest miner's mean loss against every row proven and paid in full."""
     return 1.0 - mean_earned(case(n, 0.0, d, w), k, threshold, penalty, answered_share) / n
 
@@ -109,14 +108,12 @@ def largest_penalty(n: int, k: int, threshold: float, answered_share: float, bou
     """The largest whole multiple (<= 10) that keeps the honest miner's mean loss within ``bound`` under every
     normal drift, with the sample fully or partly answered."""
     for penalty in range(MAX_PENALTY, 0, -1):
-        if all(honest_loss(n, d, w, k, threshold, penalty, a) <= bound
-               for d, w in NORMAL_DRIFT for a in (1.0, answered_share)):
+        if all(honest_loss(n, d, w, k, threshold, penalty, a) <= bound for d, w in NORMAL_DRIFT for a in (1.0, answered_share)):
             return penalty
     return 0
 
 
-def zero_table(title: str, cases, n: int, k: int, t: float, answered: float, false_share: float, worst_of,
-               bound: str) -> float:
+def zero_table(title: str, cases, n: int, k: int, t: float, answered: float, false_share: float, worst_of, bound: str) -> float:
     print(title)
     print(f"  {'drift d':>8} {'lost w':>8} {'P(score 0)':>14}")
     values = []
@@ -136,23 +133,56 @@ def main() -> int:
     parser.add_argument("--sample", type=int, default=defaults.sample_size)
     parser.add_argument("--threshold", type=float, default=defaults.fabrication_threshold)
     parser.add_argument("--min-answered", type=float, default=defaults.min_answered_share)
-    parser.add_argument("--penalty", type=float, default=defaults.false_penalty,
-                        help="the multiple a proven-false row costs (default: the validators')")
+    parser.add_argument(
+        "--penalty",
+        type=float,
+        default=defaults.false_penalty,
+        help="the multiple a proven-false row costs (default: the validators')",
+    )
     args = parser.parse_args()
     n, k, t, a, m = args.rows, args.sample, args.threshold, args.min_answered, args.penalty
-    print(f"N = {n} rows, sample k = {k}, threshold = {t:.0%}, extrapolation from {ceil(a * k)} answered rows on, "
-          f"penalty {m:g}x, {CORRECTED:.1%} of honest rows corrected by the source during the epoch\n")
+    print(
+        f"N = {n} rows, sample k = {k}, threshold = {t:.0%}, extrapolation from {ceil(a * k)} answered rows on, "
+        f"penalty {m:g}x, {CORRECTED:.1%} of honest rows corrected by the source during the epoch\n"
+    )
     ok = True
     normal = [(d, w) for d in (0.0, 0.02, 0.05, 0.10) for w in (0.0, 0.25)]
-    worst = zero_table("A miner 10% of whose rows are false (fabricated or stale: both are bad rows of the pool), "
-                       "the source answering the whole sample: P(score 0)",
-                       normal + [(0.20, 0.0), (0.20, 0.25)], n, k, t, 1.0, 0.10, min, ">= 0.99")
+    worst = zero_table(
+        "A miner 10% of whose rows are false (fabricated or stale: both are bad rows of the pool), "
+        "the source answering the whole sample: P(score 0)",
+        normal + [(0.20, 0.0), (0.20, 0.25)],
+        n,
+        k,
+        t,
+        1.0,
+        0.10,
+        min,
+        ">= 0.99",
+    )
     ok &= worst >= 0.99
-    worst = zero_table(f"The same, the source down for part of the sample ({ceil(a * k)} of {k} answered)",
-                       normal, n, k, t, a, 0.10, min, ">= 0.99")
+    worst = zero_table(
+        f"The same, the source down for part of the sample ({ceil(a * k)} of {k} answered)",
+        normal,
+        n,
+        k,
+        t,
+        a,
+        0.10,
+        min,
+        ">= 0.99",
+    )
     ok &= worst >= 0.99
-    worst = zero_table("An honest miner under the drift of a 4-hour epoch (d <= 10%, w up to 25%): "
-                       "P(wrongly scored 0)", STRESS_DRIFT, n, k, t, 1.0, 0.0, max, "<= 0.01")
+    worst = zero_table(
+        "An honest miner under the drift of a 4-hour epoch (d <= 10%, w up to 25%): P(wrongly scored 0)",
+        STRESS_DRIFT,
+        n,
+        k,
+        t,
+        1.0,
+        0.0,
+        max,
+        "<= 0.01",
+    )
     ok &= worst <= 0.01
     worst = zero_table(f"The same with {ceil(a * k)} of {k} answered", STRESS_DRIFT, n, k, t, a, 0.0, max, "<= 0.01")
     ok &= worst <= 0.01
@@ -170,8 +200,10 @@ def main() -> int:
     print(f"  the largest whole penalty (<= {MAX_PENALTY}) within 1%: {best}x; this run's: {m:g}x\n")
     ok &= m <= best
 
-    print("A miner with a share of its rows proven false against the same miner leaving them out "
-          f"(d = 5%, w = 0.5%), penalty {m:g}x: mean rows paid")
+    print(
+        "A miner with a share of its rows proven false against the same miner leaving them out "
+        f"(d = 5%, w = 0.5%), penalty {m:g}x: mean rows paid"
+    )
     print(f"  {'false':>6} {'with them':>10} {'without':>10} {'cost/share':>11}")
     for share in (0.01, 0.02, 0.03, 0.045):
         with_them = case(n, share, 0.05, 0.005)

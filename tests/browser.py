@@ -21,9 +21,19 @@ import aiohttp
 
 from resi.processes import die_with_parent
 
-FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-default-apps", "--disable-extensions", "--window-size=1280,1600"]
+FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--window-size=1280,1600",
+]
 
 
 def chromium_path() -> str | None:
@@ -40,8 +50,9 @@ def chromium_or_skip() -> str:
     if binary is None:
         import pytest
 
-        pytest.skip("headless Chromium is not installed: `apt-get install chromium` (scripts/dev.py test does it "
-                    "when run as root)")
+        pytest.skip(
+            "headless Chromium is not installed: `apt-get install chromium` (scripts/dev.py test does it when run as root)"
+        )
     return binary
 
 
@@ -63,10 +74,19 @@ class Chromium:
 
     def __enter__(self) -> Chromium:
         self.profile.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen([self.binary, *FLAGS, f"--user-data-dir={self.profile}",
-                                      "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
-                                      "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     preexec_fn=die_with_parent)
+        self.proc = subprocess.Popen(
+            [
+                self.binary,
+                *FLAGS,
+                f"--user-data-dir={self.profile}",
+                "--remote-debugging-address=127.0.0.1",
+                "--remote-debugging-port=0",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+        )
         active = self.profile / "DevToolsActivePort"  # Chromium writes the port it chose here
         deadline = time.monotonic() + 60
         while not (active.exists() and active.read_text().strip()):

@@ -35,4 +35,3 @@ def wallets(tmp_path):
 
     make.path = root
     return make
-

@@ -38,10 +38,22 @@ def db_rows(path: Path, query: str, params: tuple = ()) -> list[tuple]:
 
 def statuses(run_dir: Path, hotkey: str | None = None) -> list[dict]:
     """Every status the API server stored (oldest first)."""
-    rows = db_rows(run_dir / "api" / "state.db", "SELECT epoch_id, hotkey, status, listings_scraped, "
-                   "s3_upload_complete, body, received_at FROM statuses ORDER BY id")
-    out = [{"epoch_id": r[0], "hotkey": r[1], "status": r[2], "listings": r[3], "uploaded": bool(r[4]),
-            "body": json.loads(r[5]), "at": r[6]} for r in rows]
+    rows = db_rows(
+        run_dir / "api" / "state.db",
+        "SELECT epoch_id, hotkey, status, listings_scraped, s3_upload_complete, body, received_at FROM statuses ORDER BY id",
+    )
+    out = [
+        {
+            "epoch_id": r[0],
+            "hotkey": r[1],
+            "status": r[2],
+            "listings": r[3],
+            "uploaded": bool(r[4]),
+            "body": json.loads(r[5]),
+            "at": r[6],
+        }
+        for r in rows
+    ]
     return [s for s in out if hotkey is None or s["hotkey"] == hotkey]
 
 

@@ -67,10 +67,10 @@ def _read(data: bytes, i: int, kind: int):
         value, i = _varint(data, i)
         return _unzig(value), i
     if kind == DOUBLE:
-        return data[i:i + 8], i + 8
+        return data[i : i + 8], i + 8
     if kind == BINARY:
         size, i = _varint(data, i)
-        return data[i:i + size], i + size
+        return data[i : i + size], i + size
     if kind in (LIST, SET):
         head = data[i]
         i += 1
@@ -137,8 +137,11 @@ def _write(kind: int, value) -> bytes:
         _, ktype, vtype, pairs = value
         if not pairs:
             return b"\x00"
-        return _put_varint(len(pairs)) + bytes([(ktype << 4) | vtype]) + b"".join(
-            _write(ktype, k) + _write(vtype, v) for k, v in pairs)
+        return (
+            _put_varint(len(pairs))
+            + bytes([(ktype << 4) | vtype])
+            + b"".join(_write(ktype, k) + _write(vtype, v) for k, v in pairs)
+        )
     if kind == STRUCT:
         out, last = bytearray(), 0
         for fid, ftype, fvalue in value[1]:
@@ -160,7 +163,7 @@ def rewrite_footer(data: bytes, edit: Callable[[tuple[int, ...], int], int | Non
     """``data`` with every integer field of its footer for which ``edit(path, value)`` gives a new value replaced
     (``path``: the field ids from ``FileMetaData`` down, list positions skipped)."""
     size = struct.unpack("<I", data[-8:-4])[0]
-    footer = data[-8 - size:-8]
+    footer = data[-8 - size : -8]
     tree, _ = _read(footer, 0, STRUCT)
 
     def walk(node, path):
@@ -179,7 +182,7 @@ def rewrite_footer(data: bytes, edit: Callable[[tuple[int, ...], int], int | Non
 
     walk(tree, ())
     new_footer = _write(STRUCT, tree)
-    return data[:-8 - size] + new_footer + struct.pack("<I", len(new_footer)) + b"PAR1"
+    return data[: -8 - size] + new_footer + struct.pack("<I", len(new_footer)) + b"PAR1"
 
 
 # FileMetaData: 3 num_rows, 4 row_groups; RowGroup: 2 total_byte_size, 3 num_rows;
@@ -204,16 +207,24 @@ def parquet_of(table: pa.Table, **write) -> bytes:
 
 
 def metadata_for(data: bytes, rows: int, zipcodes: Counter, hotkey: str = "hk1") -> bytes:
-    return EpochMetadata(hotkey=hotkey, epoch_id=CTX.epoch_id, nonce=CTX.nonce, schema_version=SCHEMA_VERSION,
-                         row_count=rows, zipcode_counts=dict(zipcodes), parquet_sha256=sha256_hex(data),
-                         scraper=ScraperInfo(name="hostile", version="1"), started_at=iso_z(START),
-                         finished_at=iso_z(START)).to_json()
+    return EpochMetadata(
+        hotkey=hotkey,
+        epoch_id=CTX.epoch_id,
+        nonce=CTX.nonce,
+        schema_version=SCHEMA_VERSION,
+        row_count=rows,
+        zipcode_counts=dict(zipcodes),
+        parquet_sha256=sha256_hex(data),
+        scraper=ScraperInfo(name="hostile", version="1"),
+        started_at=iso_z(START),
+        finished_at=iso_z(START),
+    ).to_json()
 
 
-def submission_of(data: bytes, rows: int = 10, zipcodes: Counter | None = None, metadata: bytes | None = None,
-                  hotkey: str = "hk1") -> Submission:
-    meta = metadata if metadata is not None else metadata_for(data, rows, zipcodes or Counter({"08540": 5, "19103": 5}),
-                                                              hotkey)
+def submission_of(
+    data: bytes, rows: int = 10, zipcodes: Counter | None = None, metadata: bytes | None = None, hotkey: str = "hk1"
+) -> Submission:
+    meta = metadata if metadata is not None else metadata_for(data, rows, zipcodes or Counter({"08540": 5, "19103": 5}), hotkey)
     return Submission(hotkey, 1, data, meta, MODIFIED, MODIFIED)
 
 
@@ -235,44 +246,58 @@ def corpus() -> Iterator[tuple[str, Submission]]:
     n = base.num_rows
     # JSON
     yield "metadata nested 100k deep", submission_of(parquet_of(base), metadata=b"[" * 100_000 + b"]" * 100_000)
-    yield "metadata nested inside an object", submission_of(
-        parquet_of(base), metadata=json.dumps({"hotkey": "hk1"}).encode()[:-1] + b', "x": ' + b"[" * 5000 + b"]" * 5000 + b"}")
+    yield (
+        "metadata nested inside an object",
+        submission_of(
+            parquet_of(base), metadata=json.dumps({"hotkey": "hk1"}).encode()[:-1] + b', "x": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+        ),
+    )
     yield "metadata of 2 MB", submission_of(parquet_of(base), metadata=b'{"pad": "' + b"x" * 2_000_000 + b'"}')
-    yield "metadata with a 5000-digit integer", submission_of(
-        parquet_of(base), metadata=b'{"rowCount": ' + b"9" * 5000 + b"}")
+    yield "metadata with a 5000-digit integer", submission_of(parquet_of(base), metadata=b'{"rowCount": ' + b"9" * 5000 + b"}")
     yield "metadata of invalid UTF-8", submission_of(parquet_of(base), metadata=b'{"hotkey": "\xff\xfe"}')
-    yield "metadata with a million zipcodes", submission_of(
-        parquet_of(base), metadata=json.dumps({"zipcodeCounts": {str(i): 1 for i in range(200_000)}}).encode())
+    yield (
+        "metadata with a million zipcodes",
+        submission_of(parquet_of(base), metadata=json.dumps({"zipcodeCounts": {str(i): 1 for i in range(200_000)}}).encode()),
+    )
     # encodings that expand
     rows = 50_000
     many = base.take(pa.array([i % n for i in range(rows)]))
     big = pa.DictionaryArray.from_arrays(pa.array([0] * rows, pa.int32()), pa.array(["1 " + "x" * 300_000]))
     expanding = parquet_of(_with(many, "address", big), compression="zstd")
-    yield "dictionary-encoded 300 KB value on 50,000 rows", submission_of(
-        expanding, rows, Counter(many["zipcode"].to_pylist()))
-    plain = _with(base.take(pa.array([i % n for i in range(2000)])), "address",
-                  pa.array(["2 " + "y" * 150_000] * 2000))
+    yield "dictionary-encoded 300 KB value on 50,000 rows", submission_of(expanding, rows, Counter(many["zipcode"].to_pylist()))
+    plain = _with(base.take(pa.array([i % n for i in range(2000)])), "address", pa.array(["2 " + "y" * 150_000] * 2000))
     plain_rows = Counter(plain["zipcode"].to_pylist())
     compressed = parquet_of(plain, compression="zstd", use_dictionary=False)
     yield "zstd-compressed 300 MB of plain strings", submission_of(compressed, 2000, plain_rows)
-    yield "footer that lies about decoded sizes", submission_of(rewrite_footer(compressed, lie_about_sizes), 2000,
-                                                                 plain_rows)
-    yield "footer that lies about row counts", submission_of(rewrite_footer(parquet_of(base), lie_about_rows), 1,
-                                                              Counter({"08540": 1}))
-    yield "300,000 rows (footer honest)", submission_of(parquet_of(base.take(pa.array([0] * 300_000))),
-                                                         300_000, Counter({"08540": 300_000}))
+    yield "footer that lies about decoded sizes", submission_of(rewrite_footer(compressed, lie_about_sizes), 2000, plain_rows)
+    yield (
+        "footer that lies about row counts",
+        submission_of(rewrite_footer(parquet_of(base), lie_about_rows), 1, Counter({"08540": 1})),
+    )
+    yield (
+        "300,000 rows (footer honest)",
+        submission_of(parquet_of(base.take(pa.array([0] * 300_000))), 300_000, Counter({"08540": 300_000})),
+    )
     # invalid UTF-8, NaN and infinities, impossible moments, absurd lengths: in every column of their kind
     for field in LISTING_SCHEMA:
         if pa.types.is_string(field.type):
-            yield f"invalid UTF-8 in {field.name}", submission_of(parquet_of(_with(base, field.name,
-                                                                                   _string_bytes(b"a\xff\xfe", n))))
-            yield f"300 KB strings in {field.name}", submission_of(parquet_of(_with(base, field.name,
-                                                                                    pa.array(["9" * 300_000] * n))))
+            yield (
+                f"invalid UTF-8 in {field.name}",
+                submission_of(parquet_of(_with(base, field.name, _string_bytes(b"a\xff\xfe", n)))),
+            )
+            yield (
+                f"300 KB strings in {field.name}",
+                submission_of(parquet_of(_with(base, field.name, pa.array(["9" * 300_000] * n)))),
+            )
         if pa.types.is_floating(field.type):
             for bad in (float("nan"), float("inf"), float("-inf")):
                 yield f"{bad} in {field.name}", submission_of(parquet_of(_with(base, field.name, pa.array([bad] * n))))
-    for name, value in (("scraped_timestamp", "2025-10-01T17:00:99.000Z"), ("scraped_timestamp", "2025-02-31T17:00:00Z"),
-                        ("listing_date", "2025-02-31"), ("listing_date", "2025-09-00")):
+    for name, value in (
+        ("scraped_timestamp", "2025-10-01T17:00:99.000Z"),
+        ("scraped_timestamp", "2025-02-31T17:00:00Z"),
+        ("listing_date", "2025-02-31"),
+        ("listing_date", "2025-09-00"),
+    ):
         yield f"impossible {name} {value}", submission_of(parquet_of(_with(base, name, pa.array([value] * n))))
     # physical and logical types that differ from the schema
     yield "price as strings", submission_of(parquet_of(_with(base, "price", pa.array(["500000"] * n))))
@@ -280,18 +305,30 @@ def corpus() -> Iterator[tuple[str, Submission]]:
     yield "sqft as doubles", submission_of(parquet_of(_with(base, "sqft", pa.array([1800.5] * n))))
     yield "price as decimals", submission_of(parquet_of(_with(base, "price", pa.array([500000] * n, pa.decimal128(12, 2)))))
     yield "city as binary", submission_of(parquet_of(_with(base, "city", pa.array([b"Princeton"] * n, pa.binary()))))
-    yield "timestamps as timestamps", submission_of(parquet_of(_with(
-        base, "scraped_timestamp", pa.array([START] * n, pa.timestamp("ms", tz="UTC")))))
+    yield (
+        "timestamps as timestamps",
+        submission_of(parquet_of(_with(base, "scraped_timestamp", pa.array([START] * n, pa.timestamp("ms", tz="UTC"))))),
+    )
     yield "zipcode as a list", submission_of(parquet_of(_with(base, "zipcode", pa.array([["08540"]] * n))))
-    yield "duplicate column names", submission_of(parquet_of(pa.Table.from_arrays(
-        [*base.columns, base["price"]], names=[*base.column_names, "price"])))
-    yield "addresses as large strings (allowed)", submission_of(parquet_of(_with(
-        base, "address", base["address"].cast(pa.large_string()))))
+    yield (
+        "duplicate column names",
+        submission_of(parquet_of(pa.Table.from_arrays([*base.columns, base["price"]], names=[*base.column_names, "price"]))),
+    )
+    yield (
+        "addresses as large strings (allowed)",
+        submission_of(parquet_of(_with(base, "address", base["address"].cast(pa.large_string())))),
+    )
     # not parquet at all, truncated, cut footers
     good = parquet_of(base)
-    for name, data in (("empty file", b""), ("truncated file", good[: len(good) // 2]), ("no magic", good[:-4] + b"XXXX"),
-                       ("footer length past the start", good[:-8] + struct.pack("<I", 10**9) + b"PAR1")):
+    for name, data in (
+        ("empty file", b""),
+        ("truncated file", good[: len(good) // 2]),
+        ("no magic", good[:-4] + b"XXXX"),
+        ("footer length past the start", good[:-8] + struct.pack("<I", 10**9) + b"PAR1"),
+    ):
         yield name, submission_of(data)
     yield "an honest file (control)", submission_of(good)
-    yield "honest rows with a listing the snapshot lacks (control)", submission_of(parquet_of(
-        table_from_rows([*honest_rows()[:-1], row(77, "19103")])))
+    yield (
+        "honest rows with a listing the snapshot lacks (control)",
+        submission_of(parquet_of(table_from_rows([*honest_rows()[:-1], row(77, "19103")]))),
+    )

@@ -28,9 +28,19 @@ def load(folder: Path) -> list[tuple[str, Submission]]:
     cases = []
     for name_file in sorted(folder.glob("*.name")):
         stem = name_file.with_suffix("")
-        cases.append((name_file.read_text(), Submission("hk1", 1, stem.with_suffix(".listings").read_bytes(),
-                                                        stem.with_suffix(".metadata").read_bytes(), MODIFIED,
-                                                        MODIFIED)))
+        cases.append(
+            (
+                name_file.read_text(),
+                Submission(
+                    "hk1",
+                    1,
+                    stem.with_suffix(".listings").read_bytes(),
+                    stem.with_suffix(".metadata").read_bytes(),
+                    MODIFIED,
+                    MODIFIED,
+                ),
+            )
+        )
     return cases
 
 
@@ -41,8 +51,18 @@ async def judge(cases: list[tuple[str, Submission]], limits: SandboxLimits) -> N
         for name, sub in cases:
             prepared = await sandbox.prepare(sub)
             result = finish(prepared, {}, CTX, SNAP.counts, P)
-            print(json.dumps({"name": name, "score": result.score, "gate": result.gate,
-                              "reasons": result.reasons, "children": sandbox.started}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "name": name,
+                        "score": result.score,
+                        "gate": result.gate,
+                        "reasons": result.reasons,
+                        "children": sandbox.started,
+                    }
+                ),
+                flush=True,
+            )
     finally:
         await sandbox.close()
 

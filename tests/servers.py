@@ -29,10 +29,24 @@ class ApiServer:
 
     def start(self) -> ApiServer:
         args = python_module(
-            "resi.api.server", "--host", "127.0.0.1", "--port", str(self.port),
-            "--state-dir", str(self.workdir / "api-state"), "--chain", self.chain,
-            "--s3-endpoint", self.s3.endpoint, "--data-bucket", self.data_bucket,
-            "--validator-bucket", self.validator_bucket, "--metagraph-ttl", "1", *self.extra,
+            "resi.api.server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--state-dir",
+            str(self.workdir / "api-state"),
+            "--chain",
+            self.chain,
+            "--s3-endpoint",
+            self.s3.endpoint,
+            "--data-bucket",
+            self.data_bucket,
+            "--validator-bucket",
+            self.validator_bucket,
+            "--metagraph-ttl",
+            "1",
+            *self.extra,
         )
         env = {"RESI_S3_ACCESS_KEY": self.s3.access_key, "RESI_S3_SECRET_KEY": self.s3.secret_key}
         self.process = ManagedProcess("api", [*self.prefix, *args], self.workdir / "api.log", env).start()
@@ -204,8 +218,12 @@ class FaultyHttpProxy(_LoopThread):
                     headers = {"Retry-After": "1"} if status == 429 else {}
                     return web.Response(status=status, text=body, content_type="application/json", headers=headers)
             async with aiohttp.ClientSession() as session:
-                async with session.request(request.method, self.target + request.path_qs, data=await request.read(),
-                                           headers={"Content-Type": request.headers.get("Content-Type", "")}) as r:
+                async with session.request(
+                    request.method,
+                    self.target + request.path_qs,
+                    data=await request.read(),
+                    headers={"Content-Type": request.headers.get("Content-Type", "")},
+                ) as r:
                     body = await r.read()
                     headers = {k: v for k, v in r.headers.items() if k.lower().startswith("x-ratelimit")}
                     return web.Response(status=r.status, body=body, content_type="application/json", headers=headers)
@@ -234,8 +252,9 @@ class ChainNode:
         self.process: ManagedProcess | None = None
 
     def start(self) -> ChainNode:
-        args = python_module("resi.chain.node", "--chain", str(self.chain_path), "--port", str(self.port),
-                             "--logging.debug", *self.extra)
+        args = python_module(
+            "resi.chain.node", "--chain", str(self.chain_path), "--port", str(self.port), "--logging.debug", *self.extra
+        )
         self.process = ManagedProcess("chain-node", args, self.workdir / "chain-node.log").start()
         self.process.wait_http(f"http://127.0.0.1:{self.port}/health")
         return self

@@ -63,18 +63,39 @@ def test_production_code_never_imports_the_cheaters():
 
 LAYERS = {
     # 0: the ground everything stands on: constants, time, small helpers, settings, logging
-    "resi": 0, "constants": 0, "epochs": 0, "clock": 0, "arrays": 0, "moments": 0, "jsonsafe": 0, "sqlite": 0,
-    "logs": 0, "config": 0, "extras": 0, "market": 0, "processes": 0,
+    "resi": 0,
+    "constants": 0,
+    "epochs": 0,
+    "clock": 0,
+    "arrays": 0,
+    "moments": 0,
+    "jsonsafe": 0,
+    "sqlite": 0,
+    "logs": 0,
+    "config": 0,
+    "extras": 0,
+    "market": 0,
+    "processes": 0,
     # 1: the outside world's shapes and doors: the listing schema and files, the chain, S3
-    "listings": 1, "chain": 1, "storage": 1,
+    "listings": 1,
+    "chain": 1,
+    "storage": 1,
     # 2: pure judging, scraping a source, the API (client and reference server), metrics and health
-    "validation": 2, "scraping": 2, "api": 2, "monitor": 2,
+    "validation": 2,
+    "scraping": 2,
+    "api": 2,
+    "monitor": 2,
     # 3: the two neurons' loops and their stores
-    "miner": 3, "validator": 3,
+    "miner": 3,
+    "validator": 3,
     # 4: what runs a neuron and reads its records: start-up, checks, status, the status pages
-    "neuron": 4, "preflight": 4, "status": 4, "pages": 4,
+    "neuron": 4,
+    "preflight": 4,
+    "status": 4,
+    "pages": 4,
     # 5: the local network and the consumers' data tool
-    "localnet": 5, "data": 5,
+    "localnet": 5,
+    "data": 5,
 }
 ENTRY_NAMES = {"cli.py", "__main__.py"}
 ENTRY_FILES = {"resi/launch.py", "resi/localnet/cheaters.py"}
@@ -133,8 +154,13 @@ def test_no_module_imports_from_a_layer_above_its_own():
 
 def test_nothing_imports_an_entry_point():
     entries = {_module(path) for path in _graph() if _is_entry(path)}
-    wrong = [f"{path.relative_to(ROOT)} imports {name}" for path, names in _graph().items() if not _is_entry(path)
-             for name in names if name in entries or any(name.startswith(e + ".") for e in entries)]
+    wrong = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path, names in _graph().items()
+        if not _is_entry(path)
+        for name in names
+        if name in entries or any(name.startswith(e + ".") for e in entries)
+    ]
     assert wrong == []
 
 
@@ -150,7 +176,7 @@ def test_no_cycle_between_packages():
     def visit(node: str, trail: list[str]) -> None:
         for nxt in sorted(edges[node]):
             if nxt in trail:
-                cycles.append(" -> ".join(trail[trail.index(nxt):] + [nxt]))
+                cycles.append(" -> ".join(trail[trail.index(nxt) :] + [nxt]))
             elif len(trail) < len(LAYERS):
                 visit(nxt, trail + [nxt])
 

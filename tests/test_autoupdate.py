@@ -29,13 +29,20 @@ while True:
     time.sleep(1)
 """
 
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@localhost", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@localhost", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@localhost",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@localhost",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
 
 
 def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
-                          env={**os.environ, **GIT_ENV}).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True, env={**os.environ, **GIT_ENV}
+    ).stdout.strip()
 
 
 class Repos:
@@ -69,9 +76,25 @@ def test_new_commits_are_pulled_and_restarted_and_a_broken_check_is_rolled_back(
     record, log = tmp_path / "starts.jsonl", tmp_path / "autoupdate.log"
     with open(log, "w") as out:
         updater = subprocess.Popen(
-            [sys.executable, str(SCRIPT), "--repo", str(repos.deploy), "--interval", "0.5", "--grace", "5",
-             "--install", f"{sys.executable} -c pass", "--", sys.executable, "app.py"],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **GIT_ENV, "STARTS": str(record)})
+            [
+                sys.executable,
+                str(SCRIPT),
+                "--repo",
+                str(repos.deploy),
+                "--interval",
+                "0.5",
+                "--grace",
+                "5",
+                "--install",
+                f"{sys.executable} -c pass",
+                "--",
+                sys.executable,
+                "app.py",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **GIT_ENV, "STARTS": str(record)},
+        )
     try:
         first = wait_for(lambda: starts(record), 30, what="the neuron to start")[0]
         assert first["version"] == "1"
@@ -105,9 +128,23 @@ def test_uncommitted_changes_are_never_overwritten(tmp_path):
     out = tmp_path / "autoupdate.log"
     with open(out, "w") as log:
         updater = subprocess.Popen(
-            [sys.executable, str(SCRIPT), "--repo", str(repos.deploy), "--interval", "0.5", "--install", "true",
-             "--", sys.executable, "app.py"], stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, **GIT_ENV, "STARTS": str(tmp_path / "starts.jsonl")})
+            [
+                sys.executable,
+                str(SCRIPT),
+                "--repo",
+                str(repos.deploy),
+                "--interval",
+                "0.5",
+                "--install",
+                "true",
+                "--",
+                sys.executable,
+                "app.py",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **GIT_ENV, "STARTS": str(tmp_path / "starts.jsonl")},
+        )
     try:
         repos.release("2")
         wait_for(lambda: "uncommitted changes" in out.read_text(), 30, what="the refusal")
@@ -124,14 +161,31 @@ def test_with_pm2_the_update_is_checked_then_pm2_restarts_the_process(tmp_path):
     calls = tmp_path / "pm2-calls"
     fake = tmp_path / "bin" / "pm2"
     fake.parent.mkdir()
-    fake.write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\n")
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     out = tmp_path / "autoupdate.log"
     env = {**os.environ, **GIT_ENV, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"}
     with open(out, "w") as log:
         updater = subprocess.Popen(
-            [sys.executable, str(SCRIPT), "--repo", str(repos.deploy), "--interval", "0.5", "--install", "true",
-             "--pm2", "resi-miner", "--", sys.executable, "app.py"], stdout=log, stderr=subprocess.STDOUT, env=env)
+            [
+                sys.executable,
+                str(SCRIPT),
+                "--repo",
+                str(repos.deploy),
+                "--interval",
+                "0.5",
+                "--install",
+                "true",
+                "--pm2",
+                "resi-miner",
+                "--",
+                sys.executable,
+                "app.py",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     try:
         good = repos.release("2")
         wait_for(lambda: calls.exists(), 30, what="pm2 restart")

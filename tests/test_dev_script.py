@@ -38,9 +38,28 @@ def _processes_mentioning(text: str) -> list[str]:
 def test_dev_localnet_stops_gracefully_and_leaves_nothing_behind(tmp_path, sig):
     run_dir = tmp_path / "run"  # given relative to where the command runs, as a user types it
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "dev.py"), "localnet", "--run-dir", "run", "--miners", "1",
-         "--validators", "1", "--epoch-minutes", "0.5", "--scale", "0.02", "--block-seconds", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "dev.py"),
+            "localnet",
+            "--run-dir",
+            "run",
+            "--miners",
+            "1",
+            "--validators",
+            "1",
+            "--epoch-minutes",
+            "0.5",
+            "--scale",
+            "0.02",
+            "--block-seconds",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+    )
     try:
         deadline = time.monotonic() + 240
         while not (run_dir / "network.json").exists():  # written once every process is started

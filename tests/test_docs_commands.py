@@ -49,7 +49,7 @@ def _program(words: list[str]) -> list[str]:
     """The program and sub-command of a command line (its interpreter replaced by the project's)."""
     words = words[1:]
     program = words[:2] if words[0] == "-m" else words[:1]
-    rest = words[len(program):]
+    rest = words[len(program) :]
     if rest and rest[0] in SUBCOMMANDS:
         program.append(rest[0])
     return [PYTHON, *program]
@@ -57,8 +57,16 @@ def _program(words: list[str]) -> list[str]:
 
 def test_the_docs_show_commands_of_every_kind():
     shown = " ".join(command for _, command in COMMANDS)
-    for needed in ("neurons/miner.py", "neurons/validator.py", "scripts/dev.py", "-m resi.localnet",
-                   "-m resi.api.server", "-m resi.chain.local", "-m resi.scraping", "status"):
+    for needed in (
+        "neurons/miner.py",
+        "neurons/validator.py",
+        "scripts/dev.py",
+        "-m resi.localnet",
+        "-m resi.api.server",
+        "-m resi.chain.local",
+        "-m resi.scraping",
+        "status",
+    ):
         assert needed in shown, needed
 
 
@@ -84,8 +92,10 @@ def test_every_pm2_app_runs_as_written(config):
     if node is None:
         pytest.skip("node is not installed: the pm2 files cannot be read")
     read = f"for (const a of require({json.dumps(str(config))}).apps) console.log(JSON.stringify(a))"
-    apps = [json.loads(line) for line in subprocess.run([node, "-e", read], capture_output=True, text=True,
-                                                          check=True).stdout.splitlines()]
+    apps = [
+        json.loads(line)
+        for line in subprocess.run([node, "-e", read], capture_output=True, text=True, check=True).stdout.splitlines()
+    ]
     assert apps
     for app in apps:
         assert app["interpreter"] == ".venv/bin/python" and (ROOT / app["script"]).exists()

@@ -11,9 +11,11 @@ from resi.logs import register_secret, scrub, setup_logging
 
 def test_scrub_masks_every_kind_of_secret():
     register_secret("s3-secret-value-123")
-    text = scrub("key s3-secret-value-123 and https://b.s3/x?X-Amz-Credential=AKIA%2F1&X-Amz-Signature=abcdef0123 "
-                 "proxy http://alice:hunter2@proxy:8080 {'secret_key': 'zzz', \"password\": \"pw\"} mnemonic=word1")
-    for secret in ("s3-secret-value-123", "abcdef0123", "AKIA", "hunter2", "zzz", "pw\"", "word1"):
+    text = scrub(
+        "key s3-secret-value-123 and https://b.s3/x?X-Amz-Credential=AKIA%2F1&X-Amz-Signature=abcdef0123 "
+        "proxy http://alice:hunter2@proxy:8080 {'secret_key': 'zzz', \"password\": \"pw\"} mnemonic=word1"
+    )
+    for secret in ("s3-secret-value-123", "abcdef0123", "AKIA", "hunter2", "zzz", 'pw"', "word1"):
         assert secret not in text, (secret, text)
     assert "X-Amz-Signature=***" in text and "http://***@proxy:8080" in text
 
@@ -38,7 +40,7 @@ def test_configured_logging_scrubs_messages_and_exceptions(tmp_path):
 
 def test_scrub_masks_presigned_fields_in_dicts_and_json_and_bare_mnemonics():
     fields = {"key": "data/x", "policy": "eyJleHBpcmF0aW9u", "x-amz-signature": "0a1b2c3d4e5f"}
-    text = scrub(f"fields {fields} json {{\"X-Amz-Signature\": \"9f8e7d6c\", \"X-Amz-Credential\": \"AKIA/2025\"}}")
+    text = scrub(f'fields {fields} json {{"X-Amz-Signature": "9f8e7d6c", "X-Amz-Credential": "AKIA/2025"}}')
     for secret in ("eyJleHBpcmF0aW9u", "0a1b2c3d4e5f", "9f8e7d6c", "AKIA/2025"):
         assert secret not in text, (secret, text)
     phrase = "abandon ability able about above absent absorb abstract absurd abuse access accident"

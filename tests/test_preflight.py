@@ -42,15 +42,31 @@ class World:
         self.chain.register(self.small.hotkey, self.small.coldkey, stake=1)
         self.server = ApiServer(root, root / "chain.db", s3, "--listings-scale", "0.05").start()
 
-    def neuron(self, script: str, wallet: str, *extra: str, chain: str | None = None,
-               api: str | None = None) -> tuple[subprocess.CompletedProcess, float]:
+    def neuron(
+        self, script: str, wallet: str, *extra: str, chain: str | None = None, api: str | None = None
+    ) -> tuple[subprocess.CompletedProcess, float]:
         data = ["--miner.data_dir" if script == "miner.py" else "--validator.data_dir", str(self.root / wallet)]
         started = time.monotonic()
         out = subprocess.run(
-            [sys.executable, str(ROOT / "neurons" / script), "--wallet.name", wallet, "--wallet.path",
-             str(self.wallets), "--subtensor.chain_endpoint", chain or f"sim:{self.chain.path}",
-             "--api.url", api or self.server.url, *data, *extra],
-            capture_output=True, text=True, timeout=120, cwd=ROOT)
+            [
+                sys.executable,
+                str(ROOT / "neurons" / script),
+                "--wallet.name",
+                wallet,
+                "--wallet.path",
+                str(self.wallets),
+                "--subtensor.chain_endpoint",
+                chain or f"sim:{self.chain.path}",
+                "--api.url",
+                api or self.server.url,
+                *data,
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+        )
         return out, time.monotonic() - started
 
 
@@ -87,28 +103,37 @@ def test_check_makes_nothing(world, tmp_path):
 
 
 def test_unregistered_hotkey_and_missing_permit(world):
-    _refused(*world.neuron("miner.py", "stranger"), f"hotkey {world.stranger.hotkey} is not registered on netuid 46",
-             "btcli subnets register --netuid 46 --wallet.name stranger --wallet.hotkey default")
+    _refused(
+        *world.neuron("miner.py", "stranger"),
+        f"hotkey {world.stranger.hotkey} is not registered on netuid 46",
+        "btcli subnets register --netuid 46 --wallet.name stranger --wallet.hotkey default",
+    )
     _refused(*world.neuron("validator.py", "small"), "has no validator permit on netuid 46", "btcli stake add")
 
 
 def test_unreachable_chain(world):
     port = free_port()  # nothing listens there
-    _refused(*world.neuron("miner.py", "miner", chain=f"ws://127.0.0.1:{port}"),
-             f"from the chain at ws://127.0.0.1:{port}", "check --subtensor.network / --subtensor.chain_endpoint")
-    _refused(*world.neuron("miner.py", "miner", chain=f"sim:{world.root / 'no-such-chain.db'}"),
-             "cannot read netuid 46 from the chain")
+    _refused(
+        *world.neuron("miner.py", "miner", chain=f"ws://127.0.0.1:{port}"),
+        f"from the chain at ws://127.0.0.1:{port}",
+        "check --subtensor.network / --subtensor.chain_endpoint",
+    )
+    _refused(
+        *world.neuron("miner.py", "miner", chain=f"sim:{world.root / 'no-such-chain.db'}"), "cannot read netuid 46 from the chain"
+    )
 
 
 def test_unreachable_api(world):
     url = f"http://127.0.0.1:{free_port()}"
-    _refused(*world.neuron("validator.py", "validator", api=url), f"the Resi API at {url} does not answer",
-             "check --api.url")
+    _refused(*world.neuron("validator.py", "validator", api=url), f"the Resi API at {url} does not answer", "check --api.url")
 
 
 def test_unknown_network_and_endpoints_that_are_not_endpoints(world):
-    _refused(*world.neuron("miner.py", "miner", "--subtensor.network", "finey"), "unknown network 'finey'",
-             "finney, test, local, archive")
+    _refused(
+        *world.neuron("miner.py", "miner", "--subtensor.network", "finey"),
+        "unknown network 'finey'",
+        "finney, test, local, archive",
+    )
     _refused(*world.neuron("miner.py", "miner", chain="./chain.db"), "'./chain.db' is not an endpoint")
 
 
@@ -128,16 +153,19 @@ def test_a_folder_that_is_a_file_is_unwritable(world, tmp_path):
     _refused(out, seconds, f"cannot write to {blocker / 'v'}", "--validator.data_dir")
 
 
-@pytest.mark.parametrize("script,flag,value,allowed", [
-    ("miner.py", "--miner.concurrency", "0", "an integer >= 1"),
-    ("miner.py", "--miner.poll_interval", "-5", "a number > 0"),
-    ("miner.py", "--source.max_rps", "nan", "a number >= 0"),
-    ("miner.py", "--source.timeout", "0", "a number > 0"),
-    ("validator.py", "--scoring.ema_alpha", "1.5", "a number > 0 and <= 1"),
-    ("validator.py", "--scoring.fabrication_threshold", "-0.1", "a number >= 0 and <= 1"),
-    ("validator.py", "--validator.judge_workers", "0", "an integer >= 1"),
-    ("validator.py", "--netuid", "70000", "an integer >= 0 and <= 65535"),
-])
+@pytest.mark.parametrize(
+    "script,flag,value,allowed",
+    [
+        ("miner.py", "--miner.concurrency", "0", "an integer >= 1"),
+        ("miner.py", "--miner.poll_interval", "-5", "a number > 0"),
+        ("miner.py", "--source.max_rps", "nan", "a number >= 0"),
+        ("miner.py", "--source.timeout", "0", "a number > 0"),
+        ("validator.py", "--scoring.ema_alpha", "1.5", "a number > 0 and <= 1"),
+        ("validator.py", "--scoring.fabrication_threshold", "-0.1", "a number >= 0 and <= 1"),
+        ("validator.py", "--validator.judge_workers", "0", "an integer >= 1"),
+        ("validator.py", "--netuid", "70000", "an integer >= 0 and <= 65535"),
+    ],
+)
 def test_out_of_range_flags_are_refused_with_the_allowed_range(world, script, flag, value, allowed):
     out, seconds = world.neuron(script, "miner", flag, value)
     _refused(out, seconds, f"argument {flag}: must be {allowed}, got '{value}'")
@@ -145,8 +173,9 @@ def test_out_of_range_flags_are_refused_with_the_allowed_range(world, script, fl
 
 def test_a_clock_far_off_the_apis_is_refused_with_the_fix(world):
     async def go(offset: float):
-        async with ResiApiClient(world.server.url, world.miner, clock=lambda: time.time() + offset,
-                                 max_attempts=2, backoff_base=0.05) as api:
+        async with ResiApiClient(
+            world.server.url, world.miner, clock=lambda: time.time() + offset, max_attempts=2, backoff_base=0.05
+        ) as api:
             return await check_api(api, world.miner.hotkey, validator=False)
 
     near = run(go(5))
@@ -159,8 +188,9 @@ def test_a_clock_far_off_the_apis_is_refused_with_the_fix(world):
 
 @pytest.mark.slow
 def test_a_neuron_whose_clock_is_far_off_the_apis_stops_with_the_fix(world, local_s3, tmp_path):
-    skewed = ApiServer(tmp_path, world.root / "chain.db", local_s3, "--listings-scale", "0.05", "--clock-offset",
-                       "420").start()  # the API's clock runs 7 minutes ahead of this machine's
+    skewed = ApiServer(
+        tmp_path, world.root / "chain.db", local_s3, "--listings-scale", "0.05", "--clock-offset", "420"
+    ).start()  # the API's clock runs 7 minutes ahead of this machine's
     try:
         out, seconds = world.neuron("miner.py", "miner", api=skewed.url)
         _refused(out, seconds, "behind the API's: sync it (`sudo timedatectl set-ntp true`)")
@@ -170,18 +200,37 @@ def test_a_neuron_whose_clock_is_far_off_the_apis_stops_with_the_fix(world, loca
 
 
 def test_version():
-    out = subprocess.run([sys.executable, str(ROOT / "neurons" / "validator.py"), "--version"], capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "neurons" / "validator.py"), "--version"], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0 and __version__ in out.stdout
 
 
 def test_a_running_neuron_logs_to_a_rotated_file_in_its_data_folder_that_starts_with_its_version(world):
     data = world.root / "logging-miner"
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "neurons" / "miner.py"), "--wallet.name", "miner", "--wallet.path",
-         str(world.wallets), "--subtensor.chain_endpoint", f"sim:{world.chain.path}", "--api.url", world.server.url,
-         "--miner.data_dir", str(data), "--source.url", "http://127.0.0.1:9", "--miner.poll_interval", "30"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+        [
+            sys.executable,
+            str(ROOT / "neurons" / "miner.py"),
+            "--wallet.name",
+            "miner",
+            "--wallet.path",
+            str(world.wallets),
+            "--subtensor.chain_endpoint",
+            f"sim:{world.chain.path}",
+            "--api.url",
+            world.server.url,
+            "--miner.data_dir",
+            str(data),
+            "--source.url",
+            "http://127.0.0.1:9",
+            "--miner.poll_interval",
+            "30",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
     log = data / "logs" / "miner.log"
     try:
         deadline = time.monotonic() + 60
@@ -200,8 +249,9 @@ def test_a_registration_the_api_has_not_seen_yet_is_waited_for(world):
 
     async def go(wallet, patience: float, register_after: float | None):
         async with ResiApiClient(world.server.url, wallet, max_attempts=1) as api:
-            check = asyncio.create_task(check_api(api, wallet.hotkey, validator=False, registered=True,
-                                                  patience=patience, pause=0.5))
+            check = asyncio.create_task(
+                check_api(api, wallet.hotkey, validator=False, registered=True, patience=patience, pause=0.5)
+            )
             if register_after is not None:
                 await asyncio.sleep(register_after)  # refused meanwhile: the API does not know the hotkey yet
                 world.chain.register(wallet.hotkey, wallet.coldkey, stake=1)
@@ -221,10 +271,16 @@ def test_the_lean_install_runs_the_neurons_without_the_twins(world, tmp_path):
     subprocess.run([sys.executable, "-m", "venv", str(lean)], check=True, timeout=120)
     python = lean / "bin" / "python"
     source = tmp_path / "src"  # a copy: the build leaves nothing in the working tree
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", "__pycache__",
-                                                                 ".hypothesis", ".pytest_cache", "localnet-run"))
-    install = subprocess.run([str(python), "-m", "pip", "install", "-q", str(source)], capture_output=True, text=True,
-                             timeout=900)
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".venv", ".git", "build", "*.egg-info", "__pycache__", ".hypothesis", ".pytest_cache", "localnet-run"
+        ),
+    )
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", str(source)], capture_output=True, text=True, timeout=900
+    )
     assert install.returncode == 0, install.stderr[-3000:]
     probe = "import importlib.util as u; print([m for m in ('boto3', 'zipcodes', 'pytest') if u.find_spec(m)])"
     assert subprocess.run([str(python), "-c", probe], capture_output=True, text=True).stdout.strip() == "[]"
@@ -232,9 +288,22 @@ def test_the_lean_install_runs_the_neurons_without_the_twins(world, tmp_path):
     outside = {"cwd": tmp_path, "capture_output": True, "text": True, "timeout": 120}  # the installed copy runs
     assert subprocess.run([str(lean / "bin" / "resi-miner"), "--help"], **outside).returncode == 0
     out = subprocess.run(
-        [str(lean / "bin" / "resi-miner"), "--check", "--wallet.name", "miner", "--wallet.path", str(world.wallets),
-         "--subtensor.chain_endpoint", f"sim:{world.chain.path}", "--api.url", world.server.url,
-         "--miner.data_dir", str(tmp_path / "data")], **outside)
+        [
+            str(lean / "bin" / "resi-miner"),
+            "--check",
+            "--wallet.name",
+            "miner",
+            "--wallet.path",
+            str(world.wallets),
+            "--subtensor.chain_endpoint",
+            f"sim:{world.chain.path}",
+            "--api.url",
+            world.server.url,
+            "--miner.data_dir",
+            str(tmp_path / "data"),
+        ],
+        **outside,
+    )
     assert out.returncode == 0 and out.stdout.count("ok ") == 4, out.stdout + out.stderr[-2000:]
     twin = subprocess.run([str(lean / "bin" / "resi-localnet"), "--help"], **outside)
     assert twin.returncode != 0 and "pip install '.[localnet]'" in twin.stderr and "Traceback" not in twin.stderr

@@ -91,9 +91,7 @@ class ResiApiClient:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                headers={"User-Agent": "resi-subnet46/1.0", "Accept": "application/json"}
-            )
+            self._session = aiohttp.ClientSession(headers={"User-Agent": "resi-subnet46/1.0", "Accept": "application/json"})
         return self._session
 
     def require_signer(self) -> Signer:
@@ -148,8 +146,10 @@ class ResiApiClient:
         self.clock_offset = offset
         if abs(offset) > 30 and not self._skew_logged:
             self._skew_logged = True
-            logger.warning(f"this machine's clock is {offset:+.0f} s off the Resi API's; signing with the API's "
-                           "time. Fix the clock: sudo timedatectl set-ntp true")
+            logger.warning(
+                f"this machine's clock is {offset:+.0f} s off the Resi API's; signing with the API's "
+                "time. Fix the clock: sudo timedatectl set-ntp true"
+            )
         return moved
 
     async def _call(
@@ -172,8 +172,12 @@ class ResiApiClient:
             try:
                 await self._pacer.acquire(key, max_wait=bound)
             except lim.WaitTooLong as exc:
-                raise ApiError(429, [f"rate limit: the next call is allowed in {exc.seconds:.0f} s, over the "
-                                     f"{bound:g} s this caller waits"], endpoint, exc.seconds) from None
+                raise ApiError(
+                    429,
+                    [f"rate limit: the next call is allowed in {exc.seconds:.0f} s, over the {bound:g} s this caller waits"],
+                    endpoint,
+                    exc.seconds,
+                ) from None
             sent = await self._send(key, method, path, build() if build is not None else None, as_query, endpoint)
             if isinstance(sent, ApiError):
                 last = sent
@@ -212,8 +216,9 @@ class ResiApiClient:
         assert last is not None
         raise last
 
-    async def _send(self, key: str, method: str, path: str, payload: dict[str, Any] | None, as_query: bool,
-                    endpoint: str) -> tuple[int, Any, Any, bool] | ApiError:
+    async def _send(
+        self, key: str, method: str, path: str, payload: dict[str, Any] | None, as_query: bool, endpoint: str
+    ) -> tuple[int, Any, Any, bool] | ApiError:
         """One request: (status, headers, decoded body, whether the API's clock moved ours), or the transport
         error as an ApiError without a status. The API's rate-limit headers are noted for ``key``."""
         kwargs: dict[str, Any] = {"timeout": aiohttp.ClientTimeout(total=self.timeout)}
@@ -259,11 +264,11 @@ class ResiApiClient:
     async def current_assignment(self) -> Assignment:
         signer = self.require_signer()
         build = self._signed(
-            "assignment", signing.assignment_current,
+            "assignment",
+            signing.assignment_current,
             lambda ts, sig: {"hotkey": signer.hotkey, "signature": sig, "timestamp": ts},
         )
-        return await self._call(lim.ASSIGNMENT, "GET", "/api/v1/zipcode-assignments/current", Assignment,
-                                build, as_query=True)
+        return await self._call(lim.ASSIGNMENT, "GET", "/api/v1/zipcode-assignments/current", Assignment, build, as_query=True)
 
     async def update_status(
         self,
@@ -282,8 +287,13 @@ class ResiApiClient:
 
         def fields(ts: int, sig: str) -> dict:
             body: dict[str, Any] = {
-                "hotkey": signer.hotkey, "signature": sig, "timestamp": ts, "epochId": epoch_id, "nonce": nonce,
-                "status": status, "s3UploadComplete": s3_upload_complete,
+                "hotkey": signer.hotkey,
+                "signature": sig,
+                "timestamp": ts,
+                "epochId": epoch_id,
+                "nonce": nonce,
+                "status": status,
+                "s3UploadComplete": s3_upload_complete,
             }
             if listings_scraped is not None:
                 body["listingsScraped"] = listings_scraped
@@ -304,9 +314,15 @@ class ResiApiClient:
             return self._upload_access
         signer = self.require_signer()
         build = self._signed(
-            "folder", lambda ts: signing.miner_s3_access(signer.coldkey, signer.hotkey, ts),
-            lambda ts, sig: {"coldkey": signer.coldkey, "hotkey": signer.hotkey, "timestamp": ts,
-                             "signature": sig, "expiry": ts + expiry_seconds},
+            "folder",
+            lambda ts: signing.miner_s3_access(signer.coldkey, signer.hotkey, ts),
+            lambda ts, sig: {
+                "coldkey": signer.coldkey,
+                "hotkey": signer.hotkey,
+                "timestamp": ts,
+                "signature": sig,
+                "expiry": ts + expiry_seconds,
+            },
         )
         self._upload_access = await self._call(lim.FOLDER_ACCESS, "POST", "/get-folder-access", UploadAccess, build)
         return self._upload_access
@@ -321,26 +337,40 @@ class ResiApiClient:
         """The assignment of a (past) epoch, with its nonce: what every miner of that epoch had to deliver."""
         signer = self.require_signer()
         build = self._signed(
-            f"epoch:{epoch_id}", lambda ts: signing.epoch_assignment(epoch_id, ts),
+            f"epoch:{epoch_id}",
+            lambda ts: signing.epoch_assignment(epoch_id, ts),
             lambda ts, sig: {"hotkey": signer.hotkey, "signature": sig, "timestamp": ts},
         )
-        return await self._call(lim.EPOCH_ASSIGNMENT, "GET", f"/api/v1/zipcode-assignments/epoch/{epoch_id}",
-                                Assignment, build, as_query=True)
+        return await self._call(
+            lim.EPOCH_ASSIGNMENT, "GET", f"/api/v1/zipcode-assignments/epoch/{epoch_id}", Assignment, build, as_query=True
+        )
 
     async def validator_upload_access(
-        self, epoch_id: str, purpose: str = "epoch_validation_results", estimated_mb: float = 25,
-        retention_days: int = 90, max_wait: float | None = None,
+        self,
+        epoch_id: str,
+        purpose: str = "epoch_validation_results",
+        estimated_mb: float = 25,
+        retention_days: int = 90,
+        max_wait: float | None = None,
     ) -> UploadAccess:
         """Credentials to upload an epoch's results; ``max_wait`` bounds any rate-limit wait (then 429)."""
         signer = self.require_signer()
         build = self._signed(
-            "validator-upload", signing.validator_upload,
-            lambda ts, sig: {"hotkey": signer.hotkey, "signature": sig, "timestamp": ts, "epochId": epoch_id,
-                             "purpose": purpose, "estimatedDataSizeMb": estimated_mb,
-                             "retentionDays": retention_days},
+            "validator-upload",
+            signing.validator_upload,
+            lambda ts, sig: {
+                "hotkey": signer.hotkey,
+                "signature": sig,
+                "timestamp": ts,
+                "epochId": epoch_id,
+                "purpose": purpose,
+                "estimatedDataSizeMb": estimated_mb,
+                "retentionDays": retention_days,
+            },
         )
-        return await self._call(lim.VALIDATOR_UPLOAD, "POST", "/api/v1/s3-access/validator-upload", UploadAccess, build,
-                                max_wait=max_wait)
+        return await self._call(
+            lim.VALIDATOR_UPLOAD, "POST", "/api/v1/s3-access/validator-upload", UploadAccess, build, max_wait=max_wait
+        )
 
     async def validator_access(self, force: bool = False) -> ValidatorAccess:
         """Presigned list URLs over every miner's data, reused until shortly before they expire."""
@@ -348,11 +378,11 @@ class ResiApiClient:
             return self._validator_access
         signer = self.require_signer()
         build = self._signed(
-            "validator-access", signing.validator_access,
+            "validator-access",
+            signing.validator_access,
             lambda ts, sig: {"hotkey": signer.hotkey, "signature": sig, "timestamp": ts},
         )
-        self._validator_access = await self._call(lim.VALIDATOR_ACCESS, "POST", "/get-validator-access",
-                                                  ValidatorAccess, build)
+        self._validator_access = await self._call(lim.VALIDATOR_ACCESS, "POST", "/get-validator-access", ValidatorAccess, build)
         return self._validator_access
 
     async def miner_access(
@@ -362,8 +392,7 @@ class ResiApiClient:
         signer = self.require_signer()
 
         def fields(ts: int, sig: str) -> dict:
-            body: dict[str, Any] = {"hotkey": signer.hotkey, "signature": sig, "timestamp": ts,
-                                    "miner_hotkey": miner_hotkey}
+            body: dict[str, Any] = {"hotkey": signer.hotkey, "signature": sig, "timestamp": ts, "miner_hotkey": miner_hotkey}
             if epoch_id:
                 body["epoch_id"] = epoch_id
             if continuation_token:

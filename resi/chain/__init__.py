@@ -6,8 +6,20 @@ from resi.chain.base import Chain, ChainError, Metagraph, Neuron, SubnetParams, 
 from resi.chain.keys import KeyLoadError, KeypairSigner, Signer, create_wallet, is_ss58, load_signer
 
 __all__ = [
-    "Chain", "ChainError", "KeyLoadError", "KeypairSigner", "Metagraph", "Neuron", "Signer", "SubnetParams",
-    "WeightsRefused", "WeightsResult", "create_wallet", "is_ss58", "load_signer", "open_chain",
+    "Chain",
+    "ChainError",
+    "KeyLoadError",
+    "KeypairSigner",
+    "Metagraph",
+    "Neuron",
+    "Signer",
+    "SubnetParams",
+    "WeightsRefused",
+    "WeightsResult",
+    "create_wallet",
+    "is_ss58",
+    "load_signer",
+    "open_chain",
 ]
 
 

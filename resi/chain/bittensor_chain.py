@@ -35,10 +35,16 @@ T = TypeVar("T")
 _ST = bittensor.storage.SubtensorModule
 _CALLS = bittensor.calls.SubtensorModule
 _PARAM_ITEMS = {
-    "tempo": _ST.Tempo, "weights_rate_limit": _ST.WeightsSetRateLimit, "weights_version_key": _ST.WeightsVersionKey,
-    "min_allowed_weights": _ST.MinAllowedWeights, "max_weights_limit": _ST.MaxWeightsLimit,
-    "commit_reveal": _ST.CommitRevealWeightsEnabled, "reveal_period_epochs": _ST.RevealPeriodEpochs,
-    "immunity_period": _ST.ImmunityPeriod, "max_uids": _ST.MaxAllowedUids, "max_validators": _ST.MaxAllowedValidators,
+    "tempo": _ST.Tempo,
+    "weights_rate_limit": _ST.WeightsSetRateLimit,
+    "weights_version_key": _ST.WeightsVersionKey,
+    "min_allowed_weights": _ST.MinAllowedWeights,
+    "max_weights_limit": _ST.MaxWeightsLimit,
+    "commit_reveal": _ST.CommitRevealWeightsEnabled,
+    "reveal_period_epochs": _ST.RevealPeriodEpochs,
+    "immunity_period": _ST.ImmunityPeriod,
+    "max_uids": _ST.MaxAllowedUids,
+    "max_validators": _ST.MaxAllowedValidators,
 }
 _REASON_OF_CODE = {
     "rate_limited": "SettingWeightsTooFast",
@@ -152,11 +158,17 @@ class BittensorChain:
         try:
             neurons = tuple(
                 Neuron(
-                    uid=int(n.uid), hotkey=str(n.hotkey), coldkey=str(n.coldkey),
+                    uid=int(n.uid),
+                    hotkey=str(n.hotkey),
+                    coldkey=str(n.coldkey),
                     stake=n.total_stake.rao / RAO,  # alpha on a dynamic subnet: its own unit, never .tao
-                    validator_permit=bool(n.validator_permit), last_update=int(n.last_update),
-                    registered_at=int(n.block_at_registration), incentive=float(n.incentive),
-                    emission=n.emission.rao / RAO, rank=float(n.rank), trust=float(n.trust),
+                    validator_permit=bool(n.validator_permit),
+                    last_update=int(n.last_update),
+                    registered_at=int(n.block_at_registration),
+                    incentive=float(n.incentive),
+                    emission=n.emission.rao / RAO,
+                    rank=float(n.rank),
+                    trust=float(n.trust),
                     dividends=float(n.dividends),
                 )
                 for n in graph.neurons
@@ -180,8 +192,7 @@ class BittensorChain:
     async def params(self) -> SubnetParams:
         async def read(client: Any) -> list[Any]:
             block = await client.block()
-            return await asyncio.gather(*(client.query(item, [self.netuid], block=block)
-                                          for item in _PARAM_ITEMS.values()))
+            return await asyncio.gather(*(client.query(item, [self.netuid], block=block) for item in _PARAM_ITEMS.values()))
 
         values = dict(zip(_PARAM_ITEMS, await self._call("subnet hyperparameters", read)))
         defaults = SubnetParams()
@@ -244,8 +255,10 @@ class BittensorChain:
                 result = await self._submit(lambda c: c.execute(intent, self.wallet, **submit))
             except _MissingStorage as exc:
                 self._direct = True
-                logger.warning(f"the SDK's SetWeights cannot run on this chain ({exc}): its runtime is older than "
-                               "bittensor 11.3 expects; setting weights with the direct extrinsic instead")
+                logger.warning(
+                    f"the SDK's SetWeights cannot run on this chain ({exc}): its runtime is older than "
+                    "bittensor 11.3 expects; setting weights with the direct extrinsic instead"
+                )
         if result is None:
             call = await self._direct_call(uids, weights, version_key)
             result = await self._submit(lambda c: c.submit_call(call, self.wallet, signer="hotkey", **submit))
@@ -277,31 +290,47 @@ class BittensorChain:
         params = await self.params()
         own = await self._call("uid lookup", lambda c: c.neurons.uid(hotkey.ss58_address, self.netuid))
         if own is None:
-            raise WeightsRefused("HotKeyNotRegisteredInSubNet",
-                                 f"hotkey {hotkey.ss58_address} is not registered on netuid {self.netuid}")
+            raise WeightsRefused(
+                "HotKeyNotRegisteredInSubNet", f"hotkey {hotkey.ss58_address} is not registered on netuid {self.netuid}"
+            )
         dests, values = conform(uids, weights, params, int(own))
         if not params.commit_reveal:
-            return _CALLS.set_mechanism_weights(netuid=self.netuid, mecid=0, dests=dests, weights=values,
-                                                version_key=version_key)
+            return _CALLS.set_mechanism_weights(netuid=self.netuid, mecid=0, dests=dests, weights=values, version_key=version_key)
 
         async def schedule(client: Any) -> tuple[int, list[Any], Any, Any]:
             block = await client.block()
-            reads = (_ST.Tempo, _ST.RevealPeriodEpochs, _ST.LastEpochBlock, _ST.PendingEpochAt, _ST.SubnetEpochIndex,
-                     _ST.BlocksSinceLastStep)
+            reads = (
+                _ST.Tempo,
+                _ST.RevealPeriodEpochs,
+                _ST.LastEpochBlock,
+                _ST.PendingEpochAt,
+                _ST.SubnetEpochIndex,
+                _ST.BlocksSinceLastStep,
+            )
             values_ = await asyncio.gather(*(client.query(item, [self.netuid], block=block) for item in reads))
             version = await client.query(_ST.CommitRevealWeightsVersion, block=block)
             return block, values_, version, await client.block_time()
 
         block, (tempo, reveal, last_epoch, pending, epoch_index, since), version, block_time = await self._call(
-            "commit-reveal schedule", schedule)
+            "commit-reveal schedule", schedule
+        )
         try:
             commit, reveal_round = bittensor_core.get_encrypted_commit_v2(
-                uids=dests, weights=values, version_key=version_key, last_epoch_block=int(last_epoch or 0),
-                pending_epoch_at=int(pending or 0), subnet_epoch_index=int(epoch_index or 0), tempo=int(tempo),
-                blocks_since_last_step=int(since or 0), current_block=block, subnet_reveal_period_epochs=int(reveal),
-                block_time=float(block_time), hotkey=bytes(hotkey.public_key))
+                uids=dests,
+                weights=values,
+                version_key=version_key,
+                last_epoch_block=int(last_epoch or 0),
+                pending_epoch_at=int(pending or 0),
+                subnet_epoch_index=int(epoch_index or 0),
+                tempo=int(tempo),
+                blocks_since_last_step=int(since or 0),
+                current_block=block,
+                subnet_reveal_period_epochs=int(reveal),
+                block_time=float(block_time),
+                hotkey=bytes(hotkey.public_key),
+            )
         except Exception as exc:
             raise ChainError(f"timelock encryption of the weights failed: {type(exc).__name__}: {exc}") from None
-        return _CALLS.commit_timelocked_mechanism_weights(netuid=self.netuid, mecid=0, commit=commit,
-                                                          reveal_round=reveal_round,
-                                                          commit_reveal_version=int(version or 4))
+        return _CALLS.commit_timelocked_mechanism_weights(
+            netuid=self.netuid, mecid=0, commit=commit, reveal_round=reveal_round, commit_reveal_version=int(version or 4)
+        )

@@ -62,8 +62,10 @@ def load_signer(name: str, hotkey: str, path: str = DEFAULT_WALLET_PATH) -> Keyp
     try:
         coldkey = wallet.coldkeypub.ss58_address
     except Exception as exc:
-        raise KeyLoadError(f"cannot load the coldkey address of wallet {name!r} under {path}: {exc}. "
-                           f"{_FIX.format(name=name, hotkey=hotkey, path=path)}") from None
+        raise KeyLoadError(
+            f"cannot load the coldkey address of wallet {name!r} under {path}: {exc}. "
+            f"{_FIX.format(name=name, hotkey=hotkey, path=path)}"
+        ) from None
     return KeypairSigner(keypair=keypair, coldkey=coldkey)
 
 
@@ -102,9 +104,11 @@ def verify(address: str, message: bytes, signature: bytes) -> bool:
         return False
 
 
-_FIX = ("Fix: point --wallet.path, --wallet.name and --wallet.hotkey at the registered wallet, or make its keys: "
-        "`btcli wallet create --wallet {name} --wallet-hotkey {hotkey} --wallet-path {path}` (`btcli wallet "
-        "new-hotkey` with the same flags when the coldkey exists)")
+_FIX = (
+    "Fix: point --wallet.path, --wallet.name and --wallet.hotkey at the registered wallet, or make its keys: "
+    "`btcli wallet create --wallet {name} --wallet-hotkey {hotkey} --wallet-path {path}` (`btcli wallet "
+    "new-hotkey` with the same flags when the coldkey exists)"
+)
 
 
 class KeyLoadError(RuntimeError):

@@ -97,8 +97,7 @@ def _cmd_register(args: argparse.Namespace) -> int:
             print(f"error: --{label} {value!r} is not a valid ss58 address", file=sys.stderr)
             return 2
     store = SimulatedChainStore(sim_path(args.chain), block_seconds=args.block_seconds, create=True)
-    uid = store.register(args.hotkey, args.coldkey, netuid=args.netuid, stake=args.stake, validator=args.validator,
-                         uid=args.uid)
+    uid = store.register(args.hotkey, args.coldkey, netuid=args.netuid, stake=args.stake, validator=args.validator, uid=args.uid)
     role = "validator" if args.validator else "miner"
     print(f"registered {args.hotkey} as uid {uid} ({role}) on netuid {args.netuid}")
     return 0
@@ -106,8 +105,9 @@ def _cmd_register(args: argparse.Namespace) -> int:
 
 def _cmd_params(args: argparse.Namespace) -> int:
     store = SimulatedChainStore(sim_path(args.chain), create=True)
-    changes = {name: getattr(args, name) for name in (f.name for f in fields(SubnetParams))
-               if getattr(args, name, None) is not None}
+    changes = {
+        name: getattr(args, name) for name in (f.name for f in fields(SubnetParams)) if getattr(args, name, None) is not None
+    }
     if "commit_reveal" in changes:
         changes["commit_reveal"] = changes["commit_reveal"] == "on"
     params = store.set_params(args.netuid, **changes) if changes else store.params(args.netuid)
@@ -120,8 +120,10 @@ def _cmd_show(args: argparse.Namespace) -> int:
     print(f"chain {store.path}: block {store.block()} ({store.block_seconds:g} s per block), netuid {args.netuid}")
     print(f"{'uid':>4}  {'hotkey':<50} {'stake':>10}  vpermit  {'incentive':>9}  last update")
     for n in store.neurons(args.netuid):
-        print(f"{n.uid:>4}  {n.hotkey:<50} {n.stake:>10g}  {'yes' if n.validator_permit else 'no ':<7}  "
-              f"{n.incentive:>9.4f}  {n.last_update}")
+        print(
+            f"{n.uid:>4}  {n.hotkey:<50} {n.stake:>10g}  {'yes' if n.validator_permit else 'no ':<7}  "
+            f"{n.incentive:>9.4f}  {n.last_update}"
+        )
     records = store.weights(args.netuid)
     print(f"weights set: {len(records)}")
     for r in records:
@@ -138,12 +140,17 @@ def main(argv: list[str] | None = None) -> int:
     reg.add_argument("--hotkey", required=True, help="ss58 address of the hotkey")
     reg.add_argument("--coldkey", required=True, help="ss58 address of the owning coldkey")
     reg.add_argument("--stake", type=float, default=0.0, help="stake in the subnet's unit (default 0)")
-    reg.add_argument("--validator", action="store_true",
-                     help=f"stake at least what a validator permit needs ({MIN_VALIDATOR_STAKE:g})")
+    reg.add_argument(
+        "--validator", action="store_true", help=f"stake at least what a validator permit needs ({MIN_VALIDATOR_STAKE:g})"
+    )
     reg.add_argument("--netuid", type=int, default=NETUID, help=f"subnet (default {NETUID})")
     reg.add_argument("--uid", type=int, default=None, help="take this uid, replacing whoever holds it")
-    reg.add_argument("--block-seconds", type=float, default=DEFAULT_BLOCK_SECONDS,
-                     help="seconds per block when this call creates the chain file (default 12)")
+    reg.add_argument(
+        "--block-seconds",
+        type=float,
+        default=DEFAULT_BLOCK_SECONDS,
+        help="seconds per block when this call creates the chain file (default 12)",
+    )
     par = sub.add_parser("params", help="show or change a subnet's hyperparameters")
     par.add_argument("--chain", required=True, help="path of the chain file (or sim:PATH)")
     par.add_argument("--netuid", type=int, default=NETUID, help=f"subnet (default {NETUID})")

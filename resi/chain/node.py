@@ -78,8 +78,13 @@ class ChainNode:
         def root(tag: str) -> str:
             return "0x" + hashlib.blake2b(f"{tag}:{self.hash_of(number)}".encode(), digest_size=32).hexdigest()
 
-        return {"parentHash": parent, "number": hex(number), "stateRoot": root("state"),
-                "extrinsicsRoot": root("extrinsics"), "digest": {"logs": []}}
+        return {
+            "parentHash": parent,
+            "number": hex(number),
+            "stateRoot": root("state"),
+            "extrinsicsRoot": root("extrinsics"),
+            "digest": {"logs": []},
+        }
 
     def _storage(self, number: int) -> tuple[dict[str, str], list[str]]:
         """The storage at ``number``, computed again only when the block or the chain file changed (any
@@ -108,8 +113,11 @@ class ChainNode:
     def _at(self, block_hash: str | None) -> int:
         number = self.number_of(block_hash)
         if number is None:
-            raise RpcError(4003, "Client error: UnknownBlock: State already discarded for " + str(block_hash),
-                           "State already discarded for " + str(block_hash))
+            raise RpcError(
+                4003,
+                "Client error: UnknownBlock: State already discarded for " + str(block_hash),
+                "State already discarded for " + str(block_hash),
+            )
         return number
 
     def rpc_chain_getBlockHash(self, number: Any = None) -> str | None:
@@ -139,9 +147,16 @@ class ChainNode:
 
     def rpc_state_getRuntimeVersion(self, block_hash: Any = None) -> dict[str, Any]:
         info = self.runtime.info
-        return {"specName": info.spec_name, "implName": info.spec_name, "authoringVersion": 1,
-                "specVersion": info.spec_version, "implVersion": 1, "apis": [],
-                "transactionVersion": info.transaction_version, "stateVersion": 1}
+        return {
+            "specName": info.spec_name,
+            "implName": info.spec_name,
+            "authoringVersion": 1,
+            "specVersion": info.spec_version,
+            "implVersion": 1,
+            "apis": [],
+            "transactionVersion": info.transaction_version,
+            "stateVersion": 1,
+        }
 
     def rpc_state_getMetadata(self, block_hash: Any = None) -> str:
         return "0x" + self.runtime.info.metadata.hex()
@@ -194,8 +209,9 @@ class ChainNode:
             raise RpcError(1010, "Invalid Transaction", str(exc)) from None
         self.submitted += 1
         self._storage_cache = None
-        logger.debug(f"extrinsic {included.extrinsic_hash} in block {included.block} "
-                     f"({'success' if included.success else 'failed'})")
+        logger.debug(
+            f"extrinsic {included.extrinsic_hash} in block {included.block} ({'success' if included.success else 'failed'})"
+        )
         return included
 
     def rpc_system_chain(self) -> str:
@@ -244,8 +260,7 @@ class ChainNode:
                 task.cancel()
         return ws
 
-    async def _answer(self, ws: web.WebSocketResponse, frame: Any,
-                      tasks: dict[str, asyncio.Task[None]]) -> dict[str, Any] | None:
+    async def _answer(self, ws: web.WebSocketResponse, frame: Any, tasks: dict[str, asyncio.Task[None]]) -> dict[str, Any] | None:
         if not isinstance(frame, dict) or not isinstance(frame.get("method"), str):
             return {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "Invalid Request"}}
         rid, method = frame.get("id"), frame["method"]
@@ -273,8 +288,7 @@ class ChainNode:
             return {"jsonrpc": "2.0", "id": rid, "error": {"code": -32603, "message": f"Internal error: {exc}"}}
         return {"jsonrpc": "2.0", "id": rid, "result": result}
 
-    def _subscribe(self, tasks: dict[str, asyncio.Task[None]],
-                   coro_factory: Callable[[str], Coroutine[Any, Any, None]]) -> str:
+    def _subscribe(self, tasks: dict[str, asyncio.Task[None]], coro_factory: Callable[[str], Coroutine[Any, Any, None]]) -> str:
         sub_id = f"{next(self._ids):x}"
         tasks[sub_id] = asyncio.get_running_loop().create_task(coro_factory(sub_id))
         return sub_id
@@ -282,8 +296,9 @@ class ChainNode:
     def _watch(self, ws: web.WebSocketResponse, tasks: dict[str, asyncio.Task[None]], included: Included) -> str:
         async def run(sub_id: str) -> None:
             async def push(result: Any) -> None:
-                await ws.send_json({"jsonrpc": "2.0", "method": "author_extrinsicUpdate",
-                                    "params": {"subscription": sub_id, "result": result}})
+                await ws.send_json(
+                    {"jsonrpc": "2.0", "method": "author_extrinsicUpdate", "params": {"subscription": sub_id, "result": result}}
+                )
 
             await asyncio.sleep(0)  # the subscription id goes out first
             await push("ready")
@@ -302,8 +317,9 @@ class ChainNode:
                 head = self.head()
                 if head != last:
                     header = await asyncio.to_thread(self.header, head)
-                    await ws.send_json({"jsonrpc": "2.0", "method": notification,
-                                        "params": {"subscription": sub_id, "result": header}})
+                    await ws.send_json(
+                        {"jsonrpc": "2.0", "method": notification, "params": {"subscription": sub_id, "result": header}}
+                    )
                     last = head
                 await asyncio.sleep(min(0.5, self.store.block_seconds / 4))
 
@@ -329,12 +345,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chain", type=Path, required=True, help="simulated chain file (created if missing)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=9944, help="port to listen on (9944: a node's usual one)")
-    p.add_argument("--block-seconds", type=float, default=DEFAULT_BLOCK_SECONDS,
-                   help="seconds per block when this call creates the chain file")
+    p.add_argument(
+        "--block-seconds",
+        type=float,
+        default=DEFAULT_BLOCK_SECONDS,
+        help="seconds per block when this call creates the chain file",
+    )
     p.add_argument("--netuid", type=int, action="append", default=None, help=f"subnets it serves (default {NETUID})")
-    p.add_argument("--epoch-consensus", action="store_true",
-                   help="serve SubtensorModule.SubnetEpochConsensus as runtimes newer than spec 461 do (the SDK's "
-                   "SetWeights preflight reads it); without it the runtime is spec 461 exactly")
+    p.add_argument(
+        "--epoch-consensus",
+        action="store_true",
+        help="serve SubtensorModule.SubnetEpochConsensus as runtimes newer than spec 461 do (the SDK's "
+        "SetWeights preflight reads it); without it the runtime is spec 461 exactly",
+    )
     p.add_argument("--logging.debug", dest="debug", action="store_true", help="log every extrinsic")
     args = p.parse_args(argv)
     setup_logging(debug=args.debug, name="chain-node")
@@ -345,8 +368,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     store = SimulatedChainStore(args.chain, block_seconds=args.block_seconds, create=True)
     node = ChainNode(store, info, tuple(args.netuid or (NETUID,)))
-    logger.info(f"local subtensor node on ws://{args.host}:{args.port} (chain {args.chain}, spec {info.spec_version}, "
-                f"{store.block_seconds:g} s blocks)")
+    logger.info(
+        f"local subtensor node on ws://{args.host}:{args.port} (chain {args.chain}, spec {info.spec_version}, "
+        f"{store.block_seconds:g} s blocks)"
+    )
     web.run_app(build_app(node), host=args.host, port=args.port, print=None, access_log=None)
     return 0
 

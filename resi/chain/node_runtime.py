@@ -51,8 +51,12 @@ class NodeRuntime:
         self.info = info
         self.store = store
         self.netuids = netuids
-        self.codec = RuntimeCodec(info.metadata, spec_version=info.spec_version,
-                                  transaction_version=info.transaction_version, ss58_format=info.ss58_format)
+        self.codec = RuntimeCodec(
+            info.metadata,
+            spec_version=info.spec_version,
+            transaction_version=info.transaction_version,
+            ss58_format=info.ss58_format,
+        )
 
     # --- registry helpers ---------------------------------------------------------------------------------------
 
@@ -142,9 +146,19 @@ class NodeRuntime:
                 put("Weights", [uid], [[u, v] for u, v in zip(uids, values)])
         self._put(out, _SUBTENSOR, "CommitRevealWeightsVersion", [], COMMIT_REVEAL_VERSION)
         for address in accounts:
-            self._put(out, "System", "Account", [address], {
-                "nonce": self.store.nonce(address), "consumers": 0, "providers": 1, "sufficients": 0,
-                "data": {"free": 10**6 * RAO, "reserved": 0, "frozen": 0, "flags": 1 << 127}})
+            self._put(
+                out,
+                "System",
+                "Account",
+                [address],
+                {
+                    "nonce": self.store.nonce(address),
+                    "consumers": 0,
+                    "providers": 1,
+                    "sufficients": 0,
+                    "data": {"free": 10**6 * RAO, "reserved": 0, "frozen": 0, "flags": 1 << 127},
+                },
+            )
         return out
 
     # --- runtime APIs -------------------------------------------------------------------------------------------
@@ -166,8 +180,7 @@ class NodeRuntime:
             netuid = self.codec.decode(spec["inputs"][0][1], data)
             return self.codec.encode(spec["output"], self.metagraph(int(netuid), block))
         if method == "TransactionPaymentApi_query_info":
-            return self.codec.encode(spec["output"], {"weight": _DISPATCH_INFO["weight"], "class": "Normal",
-                                                      "partial_fee": 0})
+            return self.codec.encode(spec["output"], {"weight": _DISPATCH_INFO["weight"], "class": "Normal", "partial_fee": 0})
         if method == "AccountNonceApi_account_nonce":
             account = self.codec.decode(spec["inputs"][0][1], data)
             return self.codec.encode(spec["output"], self.store.nonce(str(account)))
@@ -192,29 +205,51 @@ class NodeRuntime:
             return round(max(0.0, min(1.0, value)) * U16_MAX)
 
         record.update(
-            netuid=netuid, name=list(b"resi"), symbol=list("α".encode()), block=block, tempo=params.tempo,
+            netuid=netuid,
+            name=list(b"resi"),
+            symbol=list("α".encode()),
+            block=block,
+            tempo=params.tempo,
             last_step=max(0, block - (block + netuid + 1) % (params.tempo + 1)),
             blocks_since_last_step=(block + netuid + 1) % (params.tempo + 1),
-            min_allowed_weights=params.min_allowed_weights, max_weights_limit=round(params.max_weights_limit * U16_MAX),
-            weights_version=params.weights_version_key, weights_rate_limit=params.weights_rate_limit,
-            max_validators=params.max_validators, num_uids=len(graph), max_uids=params.max_uids,
-            immunity_period=params.immunity_period, registration_allowed=True,
-            commit_reveal_weights_enabled=params.commit_reveal, commit_reveal_period=params.reveal_period_epochs,
-            hotkeys=column(lambda n: n.hotkey, ZERO_ACCOUNT), coldkeys=column(lambda n: n.coldkey, ZERO_ACCOUNT),
-            active=column(lambda n: True, False), validator_permit=column(lambda n: n.validator_permit, False),
+            min_allowed_weights=params.min_allowed_weights,
+            max_weights_limit=round(params.max_weights_limit * U16_MAX),
+            weights_version=params.weights_version_key,
+            weights_rate_limit=params.weights_rate_limit,
+            max_validators=params.max_validators,
+            num_uids=len(graph),
+            max_uids=params.max_uids,
+            immunity_period=params.immunity_period,
+            registration_allowed=True,
+            commit_reveal_weights_enabled=params.commit_reveal,
+            commit_reveal_period=params.reveal_period_epochs,
+            hotkeys=column(lambda n: n.hotkey, ZERO_ACCOUNT),
+            coldkeys=column(lambda n: n.coldkey, ZERO_ACCOUNT),
+            active=column(lambda n: True, False),
+            validator_permit=column(lambda n: n.validator_permit, False),
             last_update=column(lambda n: n.last_update, 0),
             block_at_registration=column(lambda n: n.registered_at, 0),
-            rank=column(lambda n: share(n.rank), 0), trust=column(lambda n: share(n.trust), 0),
-            incentives=column(lambda n: share(n.incentive), 0), consensus=column(lambda n: share(n.incentive), 0),
-            dividends=column(lambda n: share(n.dividends), 0), pruning_score=column(lambda n: share(n.emission), 0),
+            rank=column(lambda n: share(n.rank), 0),
+            trust=column(lambda n: share(n.trust), 0),
+            incentives=column(lambda n: share(n.incentive), 0),
+            consensus=column(lambda n: share(n.incentive), 0),
+            dividends=column(lambda n: share(n.dividends), 0),
+            pruning_score=column(lambda n: share(n.emission), 0),
             emission=column(lambda n: round(n.emission * RAO), 0),
-            alpha_stake=column(lambda n: round(n.stake * RAO), 0), tao_stake=column(lambda n: 0, 0),
+            alpha_stake=column(lambda n: round(n.stake * RAO), 0),
+            tao_stake=column(lambda n: 0, 0),
             total_stake=column(lambda n: round(n.stake * RAO), 0),
         )
-        for key in ("identities", "axons", "tao_dividends_per_hotkey", "alpha_dividends_per_hotkey",
-                    "collateral_locked", "collateral_min", "collateral_earned"):
-            item_type = next(f["type"] for f in self._types[record_type]["def"]["composite"]["fields"]
-                             if f["name"] == key)
+        for key in (
+            "identities",
+            "axons",
+            "tao_dividends_per_hotkey",
+            "alpha_dividends_per_hotkey",
+            "collateral_locked",
+            "collateral_min",
+            "collateral_earned",
+        ):
+            item_type = next(f["type"] for f in self._types[record_type]["def"]["composite"]["fields"] if f["name"] == key)
             element = self._types[item_type]["def"]["sequence"]["type"]
             record[key] = [self._zero(element) for _ in range(width)]
         return record
@@ -223,14 +258,20 @@ class NodeRuntime:
 
     def timestamp_extrinsic(self, block: int) -> str:
         """The block's ``Timestamp.set`` inherent, as a node would put it first in the block."""
-        call = self.codec.call_data(self.codec.compose_call("Timestamp", "set",
-                                                            {"now": int(self.store.block_timestamp(block) * 1000)}))
+        call = self.codec.call_data(
+            self.codec.compose_call("Timestamp", "set", {"now": int(self.store.block_timestamp(block) * 1000)})
+        )
         body = bytes([0x04]) + call  # unsigned, extrinsic version 4
         return "0x" + (self.codec.encode_compact(len(body)) + body).hex()
 
     def events(self, block: int) -> list[dict[str, Any]]:
-        records = [{"phase": {"ApplyExtrinsic": 0}, "topics": [],
-                    "event": {"System": {"ExtrinsicSuccess": {"dispatch_info": dict(_DISPATCH_INFO, **{"class": "Mandatory"})}}}}]
+        records = [
+            {
+                "phase": {"ApplyExtrinsic": 0},
+                "topics": [],
+                "event": {"System": {"ExtrinsicSuccess": {"dispatch_info": dict(_DISPATCH_INFO, **{"class": "Mandatory"})}}},
+            }
+        ]
         for index, _, _, events in self.store.block_extrinsics(block):
             records.extend({"phase": {"ApplyExtrinsic": index}, "event": event, "topics": []} for event in events)
         return records
@@ -266,8 +307,8 @@ class NodeRuntime:
         _, offset = _compact_prefix(data)
         if data[offset] != _SIGNED_V4 or data[offset + 1] != 0x00 or data[offset + 34] != 0x01:
             raise TransactionInvalid("Invalid Transaction: only sr25519-signed v4 extrinsics are taken")
-        public_key = data[offset + 2:offset + 34]
-        signature = data[offset + 35:offset + 99]
+        public_key = data[offset + 2 : offset + 34]
+        signature = data[offset + 35 : offset + 99]
         era = decoded.get("era") or "00"
         if era in ("00", "Immortal"):
             era_block = 0
@@ -278,16 +319,23 @@ class NodeRuntime:
                 raise TransactionInvalid("Invalid Transaction: Transaction has an ancient birth block")
             era = {"period": period, "current": era_block}  # the birth block gives back the same phase
         genesis, era_hash = block_hash(0), block_hash(era_block)
-        common: dict[str, Any] = dict(era=era, nonce=int(decoded["nonce"]), tip=int(decoded.get("tip") or 0),
-                                      tip_asset_id=None, genesis_hash=genesis, era_block_hash=era_hash)
+        common: dict[str, Any] = dict(
+            era=era,
+            nonce=int(decoded["nonce"]),
+            tip=int(decoded.get("tip") or 0),
+            tip_asset_id=None,
+            genesis_hash=genesis,
+            era_block_hash=era_hash,
+        )
         extra = self.codec.signature_payload_parts(b"", **common)[1]
         start = offset + 99
-        if data[start:start + len(extra)] != extra:
+        if data[start : start + len(extra)] != extra:
             raise TransactionInvalid("Invalid Transaction: the extrinsic's signed extensions are malformed")
-        call = data[start + len(extra):]
+        call = data[start + len(extra) :]
         payload = self.codec.signature_payload(call, **common)
-        if ss58_encode(public_key, self.info.ss58_format) != decoded["address"] or \
-                not Keypair(ss58_address=decoded["address"]).verify(payload, signature):
+        if ss58_encode(public_key, self.info.ss58_format) != decoded["address"] or not Keypair(
+            ss58_address=decoded["address"]
+        ).verify(payload, signature):
             raise TransactionInvalid("Invalid Transaction: Transaction has a bad signature")
         return call
 
@@ -304,9 +352,12 @@ class NodeRuntime:
             index = self._errors.get(refusal.reason)
             if index is None:
                 raise TransactionInvalid(f"Invalid Transaction: {refusal}") from None
-            failed = {"dispatch_error": {"Module": {"index": self.pallet_index(_SUBTENSOR),
-                                                    "error": "0x" + bytes([index, 0, 0, 0]).hex()}},
-                      "dispatch_info": _DISPATCH_INFO}
+            failed = {
+                "dispatch_error": {
+                    "Module": {"index": self.pallet_index(_SUBTENSOR), "error": "0x" + bytes([index, 0, 0, 0]).hex()}
+                },
+                "dispatch_info": _DISPATCH_INFO,
+            }
             return [fee, {"System": {"ExtrinsicFailed": failed}}]
         return [event, fee, {"System": {"ExtrinsicSuccess": {"dispatch_info": _DISPATCH_INFO}}}]
 
@@ -319,8 +370,14 @@ class NodeRuntime:
             raise WeightsRefused("SubnetNotExists", f"netuid {netuid} does not exist")
         store = self.store
         if function in ("set_weights", "set_mechanism_weights"):
-            store.set_weights(netuid, who, [int(u) for u in args["dests"]], [int(w) for w in args["weights"]],
-                              int(args["version_key"]), block=block)
+            store.set_weights(
+                netuid,
+                who,
+                [int(u) for u in args["dests"]],
+                [int(w) for w in args["weights"]],
+                int(args["version_key"]),
+                block=block,
+            )
             uid = next(n.uid for n in store.neurons(netuid) if n.hotkey == who)
             return {_SUBTENSOR: {"WeightsSet": [netuid, uid]}}
         if function in ("commit_weights", "commit_mechanism_weights"):
@@ -342,9 +399,16 @@ class NodeRuntime:
         return {_SUBTENSOR: {"TimelockedWeightsCommitted": [who, netuid, digest, reveal_round]}}
 
 
-_WEIGHT_CALLS = ("set_weights", "set_mechanism_weights", "commit_weights", "commit_mechanism_weights",
-                 "reveal_weights", "reveal_mechanism_weights", "commit_timelocked_weights",
-                 "commit_timelocked_mechanism_weights")
+_WEIGHT_CALLS = (
+    "set_weights",
+    "set_mechanism_weights",
+    "commit_weights",
+    "commit_mechanism_weights",
+    "reveal_weights",
+    "reveal_mechanism_weights",
+    "commit_timelocked_weights",
+    "commit_timelocked_mechanism_weights",
+)
 
 
 def _public_key(address: str) -> bytes:
@@ -362,4 +426,4 @@ def _compact_prefix(data: bytes) -> tuple[int, int]:
     if mode == 2:
         return int.from_bytes(data[:4], "little") >> 2, 4
     size = (data[0] >> 2) + 4
-    return int.from_bytes(data[1:1 + size], "little"), 1 + size
+    return int.from_bytes(data[1 : 1 + size], "little"), 1 + size

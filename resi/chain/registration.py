@@ -11,10 +11,14 @@ def registration_problem(graph: Metagraph, hotkey: str, *, validator: bool, hint
     me = graph.by_hotkey(hotkey)
     flags = f" {hint}" if hint else ""
     if me is None:
-        return (f"hotkey {hotkey} is not registered on netuid {graph.netuid}: register it with "
-                f"`btcli subnets register --netuid {graph.netuid}{flags}`, then start again")
+        return (
+            f"hotkey {hotkey} is not registered on netuid {graph.netuid}: register it with "
+            f"`btcli subnets register --netuid {graph.netuid}{flags}`, then start again"
+        )
     if validator and not me.validator_permit:
-        return (f"hotkey {hotkey} (uid {me.uid}) has no validator permit on netuid {graph.netuid}: permits go to "
-                f"the largest stakes at each tempo; add stake with `btcli stake add --netuid {graph.netuid}{flags}`, "
-                "then start again")
+        return (
+            f"hotkey {hotkey} (uid {me.uid}) has no validator permit on netuid {graph.netuid}: permits go to "
+            f"the largest stakes at each tempo; add stake with `btcli stake add --netuid {graph.netuid}{flags}`, "
+            "then start again"
+        )
     return None

@@ -57,8 +57,9 @@ class Registration:
     last_update: int
 
 
-def metagraph_of(rows: list[Registration], latest: dict[int, tuple[int, list[int], list[int]]],
-                 params: SubnetParams) -> list[Neuron]:
+def metagraph_of(
+    rows: list[Registration], latest: dict[int, tuple[int, list[int], list[int]]], params: SubnetParams
+) -> list[Neuron]:
     """The metagraph's neurons from the registrations and, per uid, the (block, uids, u16 values) its current
     hotkey set last: permits from the largest stakes, incentive and emission from the weights the permitted
     validators set (stake-weighted shares of their normalized vectors). As in Yuma, a weight set before its uid
@@ -79,13 +80,23 @@ def metagraph_of(rows: list[Registration], latest: dict[int, tuple[int, list[int
             if norm > 0:
                 incentive[u] = incentive.get(u, 0.0) + r.stake / total_stake * v / norm
     dividends = {r.uid: r.stake / total_stake for r in rows if r.uid in voting}
-    return [Neuron(uid=r.uid, hotkey=r.hotkey, coldkey=r.coldkey, stake=r.stake, validator_permit=r.uid in permitted,
-                   last_update=r.last_update, registered_at=r.registered_at,
-                   incentive=round(incentive.get(r.uid, 0.0), 9),
-                   emission=round((incentive.get(r.uid, 0.0) + dividends.get(r.uid, 0.0)) / 2 * EMISSION_PER_TEMPO, 9),
-                   rank=round(incentive.get(r.uid, 0.0), 9), trust=1.0 if incentive.get(r.uid) else 0.0,
-                   dividends=round(dividends.get(r.uid, 0.0), 9))
-            for r in rows]
+    return [
+        Neuron(
+            uid=r.uid,
+            hotkey=r.hotkey,
+            coldkey=r.coldkey,
+            stake=r.stake,
+            validator_permit=r.uid in permitted,
+            last_update=r.last_update,
+            registered_at=r.registered_at,
+            incentive=round(incentive.get(r.uid, 0.0), 9),
+            emission=round((incentive.get(r.uid, 0.0) + dividends.get(r.uid, 0.0)) / 2 * EMISSION_PER_TEMPO, 9),
+            rank=round(incentive.get(r.uid, 0.0), 9),
+            trust=1.0 if incentive.get(r.uid) else 0.0,
+            dividends=round(dividends.get(r.uid, 0.0), 9),
+        )
+        for r in rows
+    ]
 
 
 def registered(me: Neuron | None, netuid: int, hotkey: str) -> Neuron:
@@ -95,8 +106,17 @@ def registered(me: Neuron | None, netuid: int, hotkey: str) -> Neuron:
     return me
 
 
-def check_vector(netuid: int, hotkey: str, me: Neuron | None, graph: list[Neuron], params: SubnetParams,
-                  uids: list[int], values: list[int], version_key: int, block: int) -> Neuron:
+def check_vector(
+    netuid: int,
+    hotkey: str,
+    me: Neuron | None,
+    graph: list[Neuron],
+    params: SubnetParams,
+    uids: list[int],
+    values: list[int],
+    version_key: int,
+    block: int,
+) -> Neuron:
     """Subtensor's ``internal_set_weights`` checks, in its order; the signer's neuron."""
     if len(uids) != len(values):
         raise WeightsRefused("WeightVecNotEqualSize", f"{len(uids)} uids, {len(values)} weights")
@@ -104,11 +124,14 @@ def check_vector(netuid: int, hotkey: str, me: Neuron | None, graph: list[Neuron
         raise WeightsRefused("UidsLengthExceedUidsInSubNet", f"{len(uids)} uids, the subnet has {len(graph)}")
     me = registered(me, netuid, hotkey)
     if params.weights_version_key and version_key < params.weights_version_key:
-        raise WeightsRefused("IncorrectWeightVersionKey",
-                             f"version key {version_key} is older than the subnet's {params.weights_version_key}")
+        raise WeightsRefused(
+            "IncorrectWeightVersionKey", f"version key {version_key} is older than the subnet's {params.weights_version_key}"
+        )
     if not params.commit_reveal and me.last_update and block - me.last_update < params.weights_rate_limit:
-        raise WeightsRefused("SettingWeightsTooFast", f"weights set {block - me.last_update} blocks ago; the "
-                             f"rate limit is {params.weights_rate_limit} blocks")
+        raise WeightsRefused(
+            "SettingWeightsTooFast",
+            f"weights set {block - me.last_update} blocks ago; the rate limit is {params.weights_rate_limit} blocks",
+        )
     self_weight = len(values) == 1 and uids[0] == me.uid
     if not self_weight and not me.validator_permit:
         raise WeightsRefused("NeuronNoValidatorPermit", f"uid {me.uid} has no validator permit")
@@ -124,20 +147,31 @@ def check_vector(netuid: int, hotkey: str, me: Neuron | None, graph: list[Neuron
     total = sum(scaled)
     limit = round(params.max_weights_limit * U16_MAX)
     if not self_weight and limit < U16_MAX and total > 0 and max(scaled) / total > limit / U16_MAX:
-        raise WeightsRefused("MaxWeightExceeded", f"a weight is {max(scaled) / total:.4f} of the total, over "
-                             f"the limit {limit / U16_MAX:.4f}")
+        raise WeightsRefused(
+            "MaxWeightExceeded", f"a weight is {max(scaled) / total:.4f} of the total, over the limit {limit / U16_MAX:.4f}"
+        )
     return me
 
-def reveal_hash(hotkey_public_key: bytes, netuid: int, uids: list[int], values: list[int], salt: list[int],
-                version_key: int) -> str:
+
+def reveal_hash(
+    hotkey_public_key: bytes, netuid: int, uids: list[int], values: list[int], salt: list[int], version_key: int
+) -> str:
     """Subtensor's commit hash: BlakeTwo256 of the SCALE encoding of (who, netuid, uids, values, salt,
     version_key)."""
+
     def vec_u16(items: list[int]) -> bytes:
         return _compact(len(items)) + b"".join(int(i).to_bytes(2, "little") for i in items)
 
-    data = (hotkey_public_key + netuid.to_bytes(2, "little") + vec_u16(uids) + vec_u16(values) + vec_u16(salt)
-            + int(version_key).to_bytes(8, "little"))
+    data = (
+        hotkey_public_key
+        + netuid.to_bytes(2, "little")
+        + vec_u16(uids)
+        + vec_u16(values)
+        + vec_u16(salt)
+        + int(version_key).to_bytes(8, "little")
+    )
     return "0x" + hashlib.blake2b(data, digest_size=32).hexdigest()
+
 
 def _compact(n: int) -> bytes:
     if n < 1 << 6:

@@ -24,8 +24,10 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
-SDIST_URL = ("https://files.pythonhosted.org/packages/f3/76/166ec4263a7889df2bb8796a57187906cec3aa3079e235b9e60517041c51/"
-             "bittensor-11.3.0.tar.gz")
+SDIST_URL = (
+    "https://files.pythonhosted.org/packages/f3/76/166ec4263a7889df2bb8796a57187906cec3aa3079e235b9e60517041c51/"
+    "bittensor-11.3.0.tar.gz"
+)
 SDIST_SHA256 = "8ce05029a712866048c6cf3e3d5df1592ac896175f5b4227f63044b7e7b7edb3"
 GOLDEN_MEMBER = "bittensor-11.3.0/tests/fixtures/golden.json"
 CACHE_FILE = "subtensor-runtime-461.json"
@@ -89,8 +91,12 @@ def download(timeout: float = 120.0) -> Path:
         if member is None:
             raise RuntimeUnavailable(f"{GOLDEN_MEMBER} is not in the sdist")
         golden = json.load(member)
-    kept = {"source": SDIST_URL, "licence": "Apache-2.0 (the bittensor SDK's recording of a subtensor node)",
-            "network": golden["network"], "v15_hex": golden["metadata"]["v15_hex"]}
+    kept = {
+        "source": SDIST_URL,
+        "licence": "Apache-2.0 (the bittensor SDK's recording of a subtensor node)",
+        "network": golden["network"],
+        "v15_hex": golden["metadata"]["v15_hex"],
+    }
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as fh:
@@ -111,16 +117,22 @@ def load() -> RuntimeInfo:
         metadata = _strip_option_opaque(bytes.fromhex(kept["v15_hex"].removeprefix("0x")))
     except (OSError, ValueError, KeyError) as exc:
         raise RuntimeUnavailable(f"{path} is unreadable ({exc}); delete it to download it again") from None
-    return RuntimeInfo(metadata=metadata, spec_version=int(network["spec_version"]),
-                       transaction_version=int(network["transaction_version"]),
-                       ss58_format=int(network["ss58_format"]))
+    return RuntimeInfo(
+        metadata=metadata,
+        spec_version=int(network["spec_version"]),
+        transaction_version=int(network["transaction_version"]),
+        ss58_format=int(network["ss58_format"]),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Download the runtime metadata into the cache unless it is there (silent then)."""
-    argparse.ArgumentParser(prog="python -m resi.chain.runtime", description=(
-        "Fetch the subtensor runtime metadata the local chain node serves (once, from the bittensor 11.3.0 sdist "
-        f"on PyPI, pinned by sha256) into {cache_dir()} (or $RESI_CACHE_DIR); silent when it is there.")
+    argparse.ArgumentParser(
+        prog="python -m resi.chain.runtime",
+        description=(
+            "Fetch the subtensor runtime metadata the local chain node serves (once, from the bittensor 11.3.0 sdist "
+            f"on PyPI, pinned by sha256) into {cache_dir()} (or $RESI_CACHE_DIR); silent when it is there."
+        ),
     ).parse_args(argv)
     path = cache_dir() / CACHE_FILE
     if path.exists():

@@ -69,8 +69,13 @@ CREATE TABLE IF NOT EXISTS extrinsics (
 class SimulatedChainStore:
     """Synchronous access to the chain file; each call is one short transaction."""
 
-    def __init__(self, path: str | Path, block_seconds: float = DEFAULT_BLOCK_SECONDS, create: bool = False,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        path: str | Path,
+        block_seconds: float = DEFAULT_BLOCK_SECONDS,
+        create: bool = False,
+        clock: Callable[[], float] = time.time,
+    ):
         """``create``: make the file (with ``block_seconds``) if it does not exist; otherwise a missing file is
         a ChainError, so that a typo in a path never starts a second, empty chain. ``clock``: the wall clock
         blocks follow (a test's own, to step through blocks)."""
@@ -88,8 +93,9 @@ class SimulatedChainStore:
     def _connect(self) -> sqlite3.Connection:
         if not self.path.exists():
             if not self._create:
-                raise ChainError(f"no simulated chain at {self.path}: create it with "
-                                 "`python -m resi.chain.local register --chain PATH ...`")
+                raise ChainError(
+                    f"no simulated chain at {self.path}: create it with `python -m resi.chain.local register --chain PATH ...`"
+                )
             self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         conn.execute("PRAGMA busy_timeout=30000")
@@ -167,8 +173,9 @@ class SimulatedChainStore:
             made = []
             while number < block:
                 number += 1
-                digest = hashlib.blake2b(bytes.fromhex(parent[2:]) + secrets.token_bytes(32)
-                                         + number.to_bytes(8, "little"), digest_size=32).hexdigest()
+                digest = hashlib.blake2b(
+                    bytes.fromhex(parent[2:]) + secrets.token_bytes(32) + number.to_bytes(8, "little"), digest_size=32
+                ).hexdigest()
                 parent = "0x" + digest
                 made.append((number, parent))
             conn.executemany("INSERT OR IGNORE INTO blocks VALUES (?, ?)", made)
@@ -198,8 +205,16 @@ class SimulatedChainStore:
 
     # --- neurons -------------------------------------------------------------------------------------------------
 
-    def register(self, hotkey: str, coldkey: str, *, netuid: int = NETUID, stake: float = 0.0,
-                 validator: bool = False, uid: int | None = None) -> int:
+    def register(
+        self,
+        hotkey: str,
+        coldkey: str,
+        *,
+        netuid: int = NETUID,
+        stake: float = 0.0,
+        validator: bool = False,
+        uid: int | None = None,
+    ) -> int:
         """Register ``hotkey`` and return its uid. ``validator``: stake at least what a validator permit needs.
         ``uid`` takes that uid, replacing whoever holds it. A full subnet replaces the uid with the lowest
         emission whose immunity period has passed (ChainError when every uid is still immune)."""
@@ -211,8 +226,9 @@ class SimulatedChainStore:
         with self._transaction() as conn:
             existing = conn.execute("SELECT uid FROM neurons WHERE netuid=? AND hotkey=?", (netuid, hotkey)).fetchone()
             if existing is not None and (uid is None or uid == existing[0]):
-                conn.execute("UPDATE neurons SET coldkey=?, stake=? WHERE netuid=? AND uid=?",
-                             (coldkey, stake, netuid, existing[0]))
+                conn.execute(
+                    "UPDATE neurons SET coldkey=?, stake=? WHERE netuid=? AND uid=?", (coldkey, stake, netuid, existing[0])
+                )
                 return int(existing[0])
             if existing is not None:
                 conn.execute("DELETE FROM neurons WHERE netuid=? AND uid=?", (netuid, existing[0]))
@@ -232,18 +248,33 @@ class SimulatedChainStore:
         return uid
 
     def _rows(self, conn: sqlite3.Connection, netuid: int) -> list[Registration]:
-        rows = conn.execute("SELECT uid, hotkey, coldkey, stake, registered_block, last_update FROM neurons "
-                            "WHERE netuid=? ORDER BY uid", (netuid,)).fetchall()
-        return [Registration(uid=int(r[0]), hotkey=str(r[1]), coldkey=str(r[2]), stake=float(r[3]),
-                             registered_at=int(r[4]), last_update=int(r[5])) for r in rows]
+        rows = conn.execute(
+            "SELECT uid, hotkey, coldkey, stake, registered_block, last_update FROM neurons WHERE netuid=? ORDER BY uid",
+            (netuid,),
+        ).fetchall()
+        return [
+            Registration(
+                uid=int(r[0]),
+                hotkey=str(r[1]),
+                coldkey=str(r[2]),
+                stake=float(r[3]),
+                registered_at=int(r[4]),
+                last_update=int(r[5]),
+            )
+            for r in rows
+        ]
 
-    def _latest_weights(self, conn: sqlite3.Connection, netuid: int,
-                        rows: list[Registration]) -> dict[int, tuple[int, list[int], list[int]]]:
+    def _latest_weights(
+        self, conn: sqlite3.Connection, netuid: int, rows: list[Registration]
+    ) -> dict[int, tuple[int, list[int], list[int]]]:
         """uid -> (block, uids, u16 values) of the weights its current hotkey set last."""
         out = {}
         for r in rows:
-            row = conn.execute("SELECT block, uids, weights FROM weights WHERE netuid=? AND uid=? AND hotkey=? "
-                               "AND block>=? ORDER BY id DESC LIMIT 1", (netuid, r.uid, r.hotkey, r.registered_at)).fetchone()
+            row = conn.execute(
+                "SELECT block, uids, weights FROM weights WHERE netuid=? AND uid=? AND hotkey=? "
+                "AND block>=? ORDER BY id DESC LIMIT 1",
+                (netuid, r.uid, r.hotkey, r.registered_at),
+            ).fetchone()
             if row is not None:
                 out[r.uid] = (int(row[0]), list(json.loads(row[1])), list(json.loads(row[2])))
         return out
@@ -263,8 +294,9 @@ class SimulatedChainStore:
         graph = self.neurons(netuid)
         return next((n for n in graph if n.hotkey == hotkey), None), graph, params
 
-    def set_weights(self, netuid: int, hotkey: str, uids: list[int], values: list[int], version_key: int,
-                    block: int | None = None) -> int:
+    def set_weights(
+        self, netuid: int, hotkey: str, uids: list[int], values: list[int], version_key: int, block: int | None = None
+    ) -> int:
         """Apply a u16 weight vector as subtensor's ``set_mechanism_weights`` does in ``block`` (default: the
         head; the node applies extrinsics in the next block); that block."""
         block = self.block() if block is None else block
@@ -275,21 +307,41 @@ class SimulatedChainStore:
         self._record(netuid, hotkey, me.uid, uids, values, version_key, block, touch=True)
         return block
 
-    def _record(self, netuid: int, hotkey: str, uid: int, uids: list[int], values: list[int], version_key: int,
-                block: int, touch: bool) -> None:
+    def _record(
+        self, netuid: int, hotkey: str, uid: int, uids: list[int], values: list[int], version_key: int, block: int, touch: bool
+    ) -> None:
         """Store the max-upscaled vector (``Weights``); ``touch``: and the uid's ``LastUpdate``."""
         scaled = max_upscale_u16([float(v) for v in values])
         with closing(self._connect()) as conn:
-            conn.execute("INSERT INTO weights (netuid, block, hotkey, uid, uids, weights, version_key, created_at)"
-                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                         (netuid, block, hotkey, uid, json.dumps([int(u) for u in uids]), json.dumps(scaled),
-                          int(version_key), time.time()))
+            conn.execute(
+                "INSERT INTO weights (netuid, block, hotkey, uid, uids, weights, version_key, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    netuid,
+                    block,
+                    hotkey,
+                    uid,
+                    json.dumps([int(u) for u in uids]),
+                    json.dumps(scaled),
+                    int(version_key),
+                    time.time(),
+                ),
+            )
             if touch:
-                conn.execute("UPDATE neurons SET last_update=? WHERE netuid=? AND uid=? AND hotkey=?",
-                             (block, netuid, uid, hotkey))
+                conn.execute(
+                    "UPDATE neurons SET last_update=? WHERE netuid=? AND uid=? AND hotkey=?", (block, netuid, uid, hotkey)
+                )
 
-    def commit(self, netuid: int, hotkey: str, commit_hash: str, *, reveal_round: int | None = None,
-               payload: bytes | None = None, block: int | None = None) -> int:
+    def commit(
+        self,
+        netuid: int,
+        hotkey: str,
+        commit_hash: str,
+        *,
+        reveal_round: int | None = None,
+        payload: bytes | None = None,
+        block: int | None = None,
+    ) -> int:
         """Record a weights commit (a hash, or a timelocked payload with its drand round) as subtensor's
         ``commit_*weights`` do: commit-reveal on, registered, the rate limit (a commit is the uid's update),
         at most 10 waiting. The block."""
@@ -299,25 +351,40 @@ class SimulatedChainStore:
             raise WeightsRefused("CommitRevealDisabled", f"netuid {netuid} does not use commit-reveal")
         me = registered(me, netuid, hotkey)
         if me.last_update and block - me.last_update < params.weights_rate_limit:
-            raise WeightsRefused("CommittingWeightsTooFast", f"last commit {block - me.last_update} blocks ago; the "
-                                 f"rate limit is {params.weights_rate_limit} blocks")
+            raise WeightsRefused(
+                "CommittingWeightsTooFast",
+                f"last commit {block - me.last_update} blocks ago; the rate limit is {params.weights_rate_limit} blocks",
+            )
         now = epoch_index(block, netuid, params.tempo)
         kind = "timelocked" if payload is not None else "hash"
         with closing(self._connect()) as conn:
-            rows = conn.execute("SELECT block FROM commits WHERE netuid=? AND hotkey=? AND kind=? AND revealed=0",
-                                (netuid, hotkey, kind)).fetchall()
+            rows = conn.execute(
+                "SELECT block FROM commits WHERE netuid=? AND hotkey=? AND kind=? AND revealed=0", (netuid, hotkey, kind)
+            ).fetchall()
             waiting = [b for (b,) in rows if now <= epoch_index(b, netuid, params.tempo) + params.reveal_period_epochs]
             if len(waiting) >= 10:
                 raise WeightsRefused("TooManyUnrevealedCommits", "10 commits wait for their reveal")
-            conn.execute("INSERT INTO commits (netuid, hotkey, kind, commit_hash, block, reveal_round, payload, "
-                         "revealed) VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
-                         (netuid, hotkey, kind, commit_hash, block, reveal_round, payload))
-            conn.execute("UPDATE neurons SET last_update=? WHERE netuid=? AND uid=? AND hotkey=?",
-                         (block, netuid, me.uid, hotkey))
+            conn.execute(
+                "INSERT INTO commits (netuid, hotkey, kind, commit_hash, block, reveal_round, payload, "
+                "revealed) VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
+                (netuid, hotkey, kind, commit_hash, block, reveal_round, payload),
+            )
+            conn.execute(
+                "UPDATE neurons SET last_update=? WHERE netuid=? AND uid=? AND hotkey=?", (block, netuid, me.uid, hotkey)
+            )
         return block
 
-    def reveal(self, netuid: int, hotkey: str, hotkey_public_key: bytes, uids: list[int], values: list[int],
-               salt: list[int], version_key: int, block: int | None = None) -> int:
+    def reveal(
+        self,
+        netuid: int,
+        hotkey: str,
+        hotkey_public_key: bytes,
+        uids: list[int],
+        values: list[int],
+        salt: list[int],
+        version_key: int,
+        block: int | None = None,
+    ) -> int:
         """Reveal a hash commit as subtensor's ``reveal_*weights`` do: expired commits are dropped, the vector
         must hash to a waiting one, in exactly the epoch ``reveal_period_epochs`` after it; it and every earlier
         commit leave the queue, and the vector is applied like ``set_weights`` (its ``LastUpdate`` is the
@@ -329,8 +396,11 @@ class SimulatedChainStore:
         wanted = reveal_hash(hotkey_public_key, netuid, uids, values, salt, version_key)
         now = epoch_index(block, netuid, params.tempo)
         with closing(self._connect()) as conn:
-            rows = conn.execute("SELECT id, commit_hash, block FROM commits WHERE netuid=? AND hotkey=? AND "
-                                "kind='hash' AND revealed=0 ORDER BY id", (netuid, hotkey)).fetchall()
+            rows = conn.execute(
+                "SELECT id, commit_hash, block FROM commits WHERE netuid=? AND hotkey=? AND "
+                "kind='hash' AND revealed=0 ORDER BY id",
+                (netuid, hotkey),
+            ).fetchall()
         due = {r[0]: epoch_index(r[2], netuid, params.tempo) + params.reveal_period_epochs for r in rows}
         expired = {r[1] for r in rows if now > due[r[0]]}
         live = [r for r in rows if now <= due[r[0]]]
@@ -345,26 +415,42 @@ class SimulatedChainStore:
             raise WeightsRefused("RevealTooEarly", f"the commit can be revealed in epoch {due[match[0]]}, this is {now}")
         me = check_vector(netuid, hotkey, me, graph, params, uids, values, version_key, block)
         with closing(self._connect()) as conn:
-            conn.execute("UPDATE commits SET revealed=1 WHERE netuid=? AND hotkey=? AND kind='hash' AND id<=?",
-                         (netuid, hotkey, match[0]))
+            conn.execute(
+                "UPDATE commits SET revealed=1 WHERE netuid=? AND hotkey=? AND kind='hash' AND id<=?", (netuid, hotkey, match[0])
+            )
         self._record(netuid, hotkey, me.uid, uids, values, version_key, block, touch=False)
         return block
 
     def commits(self, netuid: int = NETUID) -> list[dict[str, Any]]:
         with closing(self._connect()) as conn:
-            rows = conn.execute("SELECT hotkey, kind, commit_hash, block, reveal_round, revealed FROM commits "
-                                "WHERE netuid=? ORDER BY id", (netuid,)).fetchall()
-        return [{"hotkey": r[0], "kind": r[1], "commit_hash": r[2], "block": r[3], "reveal_round": r[4],
-                 "revealed": bool(r[5])} for r in rows]
+            rows = conn.execute(
+                "SELECT hotkey, kind, commit_hash, block, reveal_round, revealed FROM commits WHERE netuid=? ORDER BY id",
+                (netuid,),
+            ).fetchall()
+        return [
+            {"hotkey": r[0], "kind": r[1], "commit_hash": r[2], "block": r[3], "reveal_round": r[4], "revealed": bool(r[5])}
+            for r in rows
+        ]
 
     def weights(self, netuid: int = NETUID) -> list[dict[str, Any]]:
         """Every weight vector recorded on ``netuid`` (u16 values), oldest first."""
         with closing(self._connect()) as conn:
             rows = conn.execute(
-                "SELECT block, hotkey, uid, uids, weights, version_key, created_at FROM weights"
-                " WHERE netuid=? ORDER BY id", (netuid,)).fetchall()
-        return [{"block": r[0], "hotkey": r[1], "uid": r[2], "uids": json.loads(r[3]), "weights": json.loads(r[4]),
-                 "version_key": r[5], "created_at": r[6]} for r in rows]
+                "SELECT block, hotkey, uid, uids, weights, version_key, created_at FROM weights WHERE netuid=? ORDER BY id",
+                (netuid,),
+            ).fetchall()
+        return [
+            {
+                "block": r[0],
+                "hotkey": r[1],
+                "uid": r[2],
+                "uids": json.loads(r[3]),
+                "weights": json.loads(r[4]),
+                "version_key": r[5],
+                "created_at": r[6],
+            }
+            for r in rows
+        ]
 
     def current_weights(self, netuid: int = NETUID) -> dict[int, tuple[list[int], list[int]]]:
         """uid -> (uids, u16 values) as subtensor's ``Weights`` storage holds them now."""
@@ -390,13 +476,11 @@ class SimulatedChainStore:
                 raise ChainError("Stale" if nonce < expected else "Future")
             conn.execute("INSERT OR REPLACE INTO nonces VALUES (?, ?)", (address, nonce + 1))
             idx = int(conn.execute("SELECT COALESCE(MAX(idx), 0) + 1 FROM extrinsics WHERE block=?", (block,)).fetchone()[0])
-            conn.execute("INSERT INTO extrinsics VALUES (?, ?, ?, ?, ?)",
-                         (block, idx, extrinsic_hash, data, json.dumps(events)))
+            conn.execute("INSERT INTO extrinsics VALUES (?, ?, ?, ?, ?)", (block, idx, extrinsic_hash, data, json.dumps(events)))
         return idx
 
     def block_extrinsics(self, block: int) -> list[tuple[int, str, str, list[Any]]]:
         """(index, hash, data, events) of the signed extrinsics of ``block`` (index 0 is the timestamp)."""
         with closing(self._connect()) as conn:
-            rows = conn.execute("SELECT idx, hash, data, events FROM extrinsics WHERE block=? ORDER BY idx",
-                                (block,)).fetchall()
+            rows = conn.execute("SELECT idx, hash, data, events FROM extrinsics WHERE block=? ORDER BY idx", (block,)).fetchall()
         return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]

@@ -47,40 +47,71 @@ def since_epoch(text: str, now: datetime | None = None) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="resi-data", description=__doc__)
-    p.add_argument("--mirror", default=env("RESI_DATA_MIRROR", default=DEFAULT_MIRROR),
-                   help="the local mirror of the published epochs [env RESI_DATA_MIRROR]")
+    p.add_argument(
+        "--mirror",
+        default=env("RESI_DATA_MIRROR", default=DEFAULT_MIRROR),
+        help="the local mirror of the published epochs [env RESI_DATA_MIRROR]",
+    )
     commands = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sync = commands.add_parser("sync", help="mirror the published epochs (incremental, verified, resumable)",
-                               formatter_class=HelpFormatter)
+    sync = commands.add_parser(
+        "sync", help="mirror the published epochs (incremental, verified, resumable)", formatter_class=HelpFormatter
+    )
     where = sync.add_argument_group("where the published epochs are (one of)")
     where.add_argument("--from", dest="folder", help="a folder: a copy of the bucket, or a local network's run folder")
-    where.add_argument("--s3.bucket", dest="bucket", default=env("RESI_DATA_BUCKET"),
-                       help="the validators' bucket [env RESI_DATA_BUCKET]")
-    where.add_argument("--s3.endpoint", dest="endpoint", default=env("RESI_DATA_S3_ENDPOINT"),
-                       help="S3 endpoint (default AWS); credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-                       "or boto3's usual chain [env RESI_DATA_S3_ENDPOINT]")
-    where.add_argument("--s3.region", dest="region", default=env("AWS_DEFAULT_REGION", default="us-east-1"),
-                       help="S3 region [env AWS_DEFAULT_REGION]")
-    trust = sync.add_argument_group("whose epochs are accepted (signed by a hotkey with a validator permit, read "
-                                    "from the chain; or the hotkeys given)")
-    trust.add_argument("--validators", default=None, help="comma-separated hotkeys to accept instead of the chain's "
-                       "permit holders")
-    trust.add_argument("--netuid", type=number(int, 0, 65535), default=env("NET_UID", default=str(c.NETUID)),
-                       help="the subnet whose validators are trusted [env NET_UID]")
-    trust.add_argument("--subtensor.network", dest="network", type=chain_name,
-                       default=env("BT_SUBTENSOR_NETWORK", default="finney"),
-                       help=f"{', '.join(c.NETWORKS)} or a ws(s):// endpoint [env BT_SUBTENSOR_NETWORK]")
-    trust.add_argument("--subtensor.chain_endpoint", dest="chain_endpoint", type=chain_endpoint,
-                       default=env("BT_SUBTENSOR_CHAIN_ENDPOINT"),
-                       help="overrides --subtensor.network (sim:PATH: a local network's chain) "
-                       "[env BT_SUBTENSOR_CHAIN_ENDPOINT]")
+    where.add_argument(
+        "--s3.bucket", dest="bucket", default=env("RESI_DATA_BUCKET"), help="the validators' bucket [env RESI_DATA_BUCKET]"
+    )
+    where.add_argument(
+        "--s3.endpoint",
+        dest="endpoint",
+        default=env("RESI_DATA_S3_ENDPOINT"),
+        help="S3 endpoint (default AWS); credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+        "or boto3's usual chain [env RESI_DATA_S3_ENDPOINT]",
+    )
+    where.add_argument(
+        "--s3.region",
+        dest="region",
+        default=env("AWS_DEFAULT_REGION", default="us-east-1"),
+        help="S3 region [env AWS_DEFAULT_REGION]",
+    )
+    trust = sync.add_argument_group(
+        "whose epochs are accepted (signed by a hotkey with a validator permit, read from the chain; or the hotkeys given)"
+    )
+    trust.add_argument(
+        "--validators", default=None, help="comma-separated hotkeys to accept instead of the chain's permit holders"
+    )
+    trust.add_argument(
+        "--netuid",
+        type=number(int, 0, 65535),
+        default=env("NET_UID", default=str(c.NETUID)),
+        help="the subnet whose validators are trusted [env NET_UID]",
+    )
+    trust.add_argument(
+        "--subtensor.network",
+        dest="network",
+        type=chain_name,
+        default=env("BT_SUBTENSOR_NETWORK", default="finney"),
+        help=f"{', '.join(c.NETWORKS)} or a ws(s):// endpoint [env BT_SUBTENSOR_NETWORK]",
+    )
+    trust.add_argument(
+        "--subtensor.chain_endpoint",
+        dest="chain_endpoint",
+        type=chain_endpoint,
+        default=env("BT_SUBTENSOR_CHAIN_ENDPOINT"),
+        help="overrides --subtensor.network (sim:PATH: a local network's chain) [env BT_SUBTENSOR_CHAIN_ENDPOINT]",
+    )
 
     def query(name: str, text: str) -> argparse.ArgumentParser:
         q = commands.add_parser(name, help=text, formatter_class=HelpFormatter)
-        q.add_argument("--min-validators", dest="min_validators", type=number(int, 1), default=None,
-                       help="validators that must have published a state for it to count (default: a majority of "
-                       "those that published the epoch)")
+        q.add_argument(
+            "--min-validators",
+            dest="min_validators",
+            type=number(int, 1),
+            default=None,
+            help="validators that must have published a state for it to count (default: a majority of "
+            "those that published the epoch)",
+        )
         q.add_argument("--format", choices=("table", "csv", "json", "parquet"), default="table")
         q.add_argument("--out", default=None, help="write to this file instead of stdout (parquet needs it)")
         q.add_argument("--limit", type=number(int, 1), default=200, help="rows a table shows at most")
@@ -97,20 +128,21 @@ def build_parser() -> argparse.ArgumentParser:
     coverage = query("coverage", "per zipcode and epoch: expected, proven, validators agreeing")
     coverage.add_argument("--zip", dest="zipcodes", action="append", default=None, help="only this zipcode")
     coverage.add_argument("--since", type=since_epoch, default=None, help="an epoch id, or 12h, 3d, 2w back")
-    report = commands.add_parser("report", help="one self-contained HTML page: charts and the latest listings",
-                                 formatter_class=HelpFormatter)
+    report = commands.add_parser(
+        "report", help="one self-contained HTML page: charts and the latest listings", formatter_class=HelpFormatter
+    )
     report.add_argument("--zip", dest="zipcodes", action="append", required=True, help="zipcode (repeatable)")
     report.add_argument("--since", type=since_epoch, default=None, help="an epoch id, or 12h, 3d, 2w back")
     report.add_argument("--out", required=True, help="the HTML file to write")
-    report.add_argument("--min-validators", dest="min_validators", type=number(int, 1), default=None,
-                        help="as for the queries")
+    report.add_argument("--min-validators", dest="min_validators", type=number(int, 1), default=None, help="as for the queries")
     return p
 
 
 def _trusted(args: argparse.Namespace):
     if args.validators:
-        return trust_list(h.strip() for h in args.validators.split(",") if h.strip()), \
-            f"{len(args.validators.split(','))} hotkeys given"
+        return trust_list(
+            h.strip() for h in args.validators.split(",") if h.strip()
+        ), f"{len(args.validators.split(','))} hotkeys given"
     from resi.chain import open_chain
 
     spec = args.chain_endpoint or args.network
@@ -137,23 +169,36 @@ def sync_main(args: argparse.Namespace) -> int:
     else:
         from resi.storage.bucket import BucketReader, BucketSettings
 
-        source = BucketSource(BucketReader(BucketSettings(
-            args.bucket, args.endpoint, args.region, os.environ.get("AWS_ACCESS_KEY_ID"),
-            os.environ.get("AWS_SECRET_ACCESS_KEY"))))
+        source = BucketSource(
+            BucketReader(
+                BucketSettings(
+                    args.bucket,
+                    args.endpoint,
+                    args.region,
+                    os.environ.get("AWS_ACCESS_KEY_ID"),
+                    os.environ.get("AWS_SECRET_ACCESS_KEY"),
+                )
+            )
+        )
     try:
         trusted, who = _trusted(args)
     except Exception as exc:  # the chain cannot be read: nothing is trusted, say how to proceed
-        print(f"resi-data sync: cannot read the validators from the chain ({exc}); give --subtensor.chain_endpoint "
-              "or --validators HK,...", file=sys.stderr)
+        print(
+            f"resi-data sync: cannot read the validators from the chain ({exc}); give --subtensor.chain_endpoint "
+            "or --validators HK,...",
+            file=sys.stderr,
+        )
         return 2
     mirror = Mirror(Path(args.mirror).expanduser())
     print(f"[sync] trusting {who}; mirror {mirror.root}", file=sys.stderr)
     report = mirror.sync(source, trusted, print_progress)
     for where, why in sorted(report.rejected.items()):
         print(f"[sync] rejected {where}: {why}", file=sys.stderr)
-    print(f"[sync] {len(report.mirrored)} new published epochs, {report.already} already mirrored, "
-          f"{len(report.rejected)} rejected (kept out of every query; listed in {mirror.root / 'rejected.json'})",
-          file=sys.stderr)
+    print(
+        f"[sync] {len(report.mirrored)} new published epochs, {report.already} already mirrored, "
+        f"{len(report.rejected)} rejected (kept out of every query; listed in {mirror.root / 'rejected.json'})",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -168,21 +213,25 @@ def query_sql(args: argparse.Namespace) -> tuple[str, list]:
     if args.command == "sql":
         return args.query, []
     if args.command == "history":
-        return ("SELECT l.epoch_id, l.listing_status, l.price, l.days_on_market, l.last_proven_at, l.proof, "
-                "l.miners_proving, l.validators, "
-                "(SELECT string_agg(o.listing_status || ' ' || o.price::VARCHAR || ' at ' || "
-                "strftime(o.scraped_at, '%H:%M'), '; ' ORDER BY o.scraped_at) FROM observations o "
-                "WHERE o.epoch_id = l.epoch_id AND o.listing_id = l.listing_id) AS observed "
-                "FROM listings l WHERE l.listing_id = ? ORDER BY l.epoch_id", [args.listing_id])
+        return (
+            "SELECT l.epoch_id, l.listing_status, l.price, l.days_on_market, l.last_proven_at, l.proof, "
+            "l.miners_proving, l.validators, "
+            "(SELECT string_agg(o.listing_status || ' ' || o.price::VARCHAR || ' at ' || "
+            "strftime(o.scraped_at, '%H:%M'), '; ' ORDER BY o.scraped_at) FROM observations o "
+            "WHERE o.epoch_id = l.epoch_id AND o.listing_id = l.listing_id) AS observed "
+            "FROM listings l WHERE l.listing_id = ? ORDER BY l.epoch_id",
+            [args.listing_id],
+        )
     if args.command == "changes":
         where, params = _where("zipcode", args.zipcodes)
-        return (f"SELECT * FROM changes WHERE epoch_id >= ?{where} ORDER BY epoch_id, zipcode, listing_id",
-                [args.since, *params])
+        return (f"SELECT * FROM changes WHERE epoch_id >= ?{where} ORDER BY epoch_id, zipcode, listing_id", [args.since, *params])
     where, params = _where("zipcode", args.zipcodes)
     since = " AND epoch_id >= ?" if args.since else ""
     view = "market" if args.command == "market" else "coverage"
-    return (f"SELECT * FROM {view} WHERE TRUE{where}{since} ORDER BY zipcode, epoch_id",
-            [*params, *([args.since] if args.since else [])])
+    return (
+        f"SELECT * FROM {view} WHERE TRUE{where}{since} ORDER BY zipcode, epoch_id",
+        [*params, *([args.since] if args.since else [])],
+    )
 
 
 def _emit(relation, args: argparse.Namespace) -> None:
@@ -221,8 +270,9 @@ def _table(relation, limit: int) -> str:
     rows = [["" if v is None else _cell(v) for v in row] for row in zip(*(table[n].to_pylist() for n in names))]
     shown = rows[:limit]
     widths = [max([len(n)] + [len(r[i]) for r in shown]) for i, n in enumerate(names)]
-    numeric = [pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_decimal(f.type)
-               for f in table.schema]  # by type: a zipcode is text, whatever it looks like
+    numeric = [
+        pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_decimal(f.type) for f in table.schema
+    ]  # by type: a zipcode is text, whatever it looks like
 
     def line(cells) -> str:
         return "  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric)).rstrip()
@@ -253,8 +303,7 @@ def main(argv: list[str] | None = None) -> int:
 
     mirror = Mirror(Path(args.mirror).expanduser())
     if not mirror.manifests():
-        print(f"resi-data: the mirror {mirror.root} has no published epoch yet: run resi-data sync first",
-              file=sys.stderr)
+        print(f"resi-data: the mirror {mirror.root} has no published epoch yet: run resi-data sync first", file=sys.stderr)
     con = connect(mirror, args.min_validators)
     if args.command == "report":
         from resi.data.report import build

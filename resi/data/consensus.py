@@ -35,10 +35,24 @@ PROVENANCE = ("proof", "miners_proving", "miners_delivering", "first_proven_at",
 VALUES = [f.name for f in LISTINGS_SCHEMA if f.name not in PROVENANCE]
 OBSERVED = ["epoch_id", "listing_id", "scraped_at", "listing_status", "price"]
 
-PUBLISHED_SCHEMA = pa.schema([("epoch_id", pa.string()), ("validator", pa.string()), ("block", pa.int64()),
-                              ("listings", pa.int64()), ("observations", pa.int64())])
-ZIPCODES_SCHEMA = pa.schema([("epoch_id", pa.string()), ("validator", pa.string()), ("zipcode", pa.string()),
-                             ("expected", pa.int64()), ("published", pa.int64())])
+PUBLISHED_SCHEMA = pa.schema(
+    [
+        ("epoch_id", pa.string()),
+        ("validator", pa.string()),
+        ("block", pa.int64()),
+        ("listings", pa.int64()),
+        ("observations", pa.int64()),
+    ]
+)
+ZIPCODES_SCHEMA = pa.schema(
+    [
+        ("epoch_id", pa.string()),
+        ("validator", pa.string()),
+        ("zipcode", pa.string()),
+        ("expected", pa.int64()),
+        ("published", pa.int64()),
+    ]
+)
 
 
 def day_of(epoch_id: str) -> str:
@@ -52,14 +66,39 @@ def consensus_folder(mirror: Mirror, day: str) -> Path:
 def derive(mirror: Mirror) -> list[str]:
     """Bring the derived files up to date with the mirrored epochs; the days rebuilt."""
     manifests = mirror.manifests()
-    _write(mirror.root / "published.parquet", pa.Table.from_pylist(
-        [{"epoch_id": m["epoch_id"], "validator": m["validator"], "block": m.get("block"),
-          "listings": (m.get("rows") or {}).get("listings"), "observations": (m.get("rows") or {}).get("observations")}
-         for m in manifests], PUBLISHED_SCHEMA))
-    _write(mirror.root / "zipcodes.parquet", pa.Table.from_pylist(
-        [{"epoch_id": m["epoch_id"], "validator": m["validator"], "zipcode": z, "expected": n,
-          "published": (m.get("zipcodes") or {}).get(z, 0)}
-         for m in manifests for z, n in sorted((m.get("expected") or {}).items())], ZIPCODES_SCHEMA))
+    _write(
+        mirror.root / "published.parquet",
+        pa.Table.from_pylist(
+            [
+                {
+                    "epoch_id": m["epoch_id"],
+                    "validator": m["validator"],
+                    "block": m.get("block"),
+                    "listings": (m.get("rows") or {}).get("listings"),
+                    "observations": (m.get("rows") or {}).get("observations"),
+                }
+                for m in manifests
+            ],
+            PUBLISHED_SCHEMA,
+        ),
+    )
+    _write(
+        mirror.root / "zipcodes.parquet",
+        pa.Table.from_pylist(
+            [
+                {
+                    "epoch_id": m["epoch_id"],
+                    "validator": m["validator"],
+                    "zipcode": z,
+                    "expected": n,
+                    "published": (m.get("zipcodes") or {}).get(z, 0),
+                }
+                for m in manifests
+                for z, n in sorted((m.get("expected") or {}).items())
+            ],
+            ZIPCODES_SCHEMA,
+        ),
+    )
     inputs: dict[str, list[list[str]]] = {}
     for m in manifests:
         inputs.setdefault(day_of(m["epoch_id"]), []).append([m["epoch_id"], m["validator"]])
@@ -130,20 +169,26 @@ def _build_changes(mirror: Mirror, days: list[str]) -> None:
         con.execute(f"""
             CREATE VIEW counted AS
                 SELECT epoch_id, listing_id, zipcode, listing_status, price, day
-                FROM read_parquet({sql_path(root / 'consensus' / 'day=*' / LISTINGS_FILE)}, hive_partitioning = true)
+                FROM read_parquet({sql_path(root / "consensus" / "day=*" / LISTINGS_FILE)}, hive_partitioning = true)
                 WHERE {COUNTED};
             CREATE TABLE epochs AS
                 SELECT epoch_id, zipcode, row_number() OVER (PARTITION BY zipcode ORDER BY epoch_id) AS n
-                FROM (SELECT DISTINCT epoch_id, zipcode FROM read_parquet({sql_path(root / 'zipcodes.parquet')}));
+                FROM (SELECT DISTINCT epoch_id, zipcode FROM read_parquet({sql_path(root / "zipcodes.parquet")}));
             CREATE TABLE first_seen AS SELECT listing_id, min(epoch_id) AS first_epoch FROM counted GROUP BY listing_id;
         """)
         for day in days:
             # the day's epochs, and for each zipcode of the day the epoch that last covered it before
-            needed = [r[0] for r in con.execute("""
+            needed = [
+                r[0]
+                for r in con.execute(
+                    """
                 SELECT DISTINCT e.epoch_id FROM epochs e JOIN (
                     SELECT zipcode, min(n) AS first FROM epochs WHERE left(epoch_id, 10) = ? GROUP BY zipcode) d
                   ON e.zipcode = d.zipcode AND e.n BETWEEN d.first - 1 AND d.first
-                UNION SELECT epoch_id FROM epochs WHERE left(epoch_id, 10) = ?""", [day, day]).fetchall()]
+                UNION SELECT epoch_id FROM epochs WHERE left(epoch_id, 10) = ?""",
+                    [day, day],
+                ).fetchall()
+            ]
             listed = ", ".join(f"'{epoch_id}'" for epoch_id in needed)  # epoch ids of the mirror's verified form
             near = ", ".join(f"'{d}'" for d in sorted({day_of(epoch_id) for epoch_id in needed}))
             states = f"""(SELECT c.epoch_id, c.listing_id, c.zipcode, c.listing_status, c.price, e.n,
@@ -155,7 +200,7 @@ def _build_changes(mirror: Mirror, days: list[str]) -> None:
                           WINDOW w AS (PARTITION BY c.zipcode, c.listing_id ORDER BY e.n))"""
             target = consensus_folder(mirror, day) / CHANGES_FILE
             tmp = target.with_name(target.name + ".partial")
-            con.execute(f"""COPY ({changes_sql(states, 'epochs', 'first', f"left(e.epoch_id, 10) = '{day}'")}
+            con.execute(f"""COPY ({changes_sql(states, "epochs", "first", f"left(e.epoch_id, 10) = '{day}'")}
                                   ORDER BY zipcode, listing_id, epoch_id)
                             TO {sql_path(tmp)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP})""")
             tmp.replace(target)
@@ -165,8 +210,7 @@ def _build_changes(mirror: Mirror, days: list[str]) -> None:
 
 def _build_day(mirror: Mirror, folder: Path, pairs: list[list[str]]) -> None:
     def files(table: str, name: str) -> str:
-        return "[" + ", ".join(sql_path(mirror.folder(table, epoch_id, validator) / name)
-                               for epoch_id, validator in pairs) + "]"
+        return "[" + ", ".join(sql_path(mirror.folder(table, epoch_id, validator) / name) for epoch_id, validator in pairs) + "]"
 
     counts = Counter(epoch_id for epoch_id, _ in pairs)
     published = "CASE epoch_id " + " ".join(f"WHEN '{e}' THEN {n}" for e, n in counts.items()) + " END"
@@ -184,14 +228,14 @@ def _build_day(mirror: Mirror, folder: Path, pairs: list[list[str]]) -> None:
                    row_number() OVER (PARTITION BY epoch_id, listing_id
                                       ORDER BY count(DISTINCT validator) DESC, max(last_proven_at) DESC, price,
                                                listing_status) = 1 AS top
-            FROM read_parquet({files('listings', LISTINGS_FILE)}, hive_partitioning = true)
+            FROM read_parquet({files("listings", LISTINGS_FILE)}, hive_partitioning = true)
             GROUP BY {values} ORDER BY zipcode, listing_id, epoch_id
         ) TO {sql_path(tmp / LISTINGS_FILE)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP})""")
         con.execute(f"""COPY (
-            SELECT {', '.join(OBSERVED)}, count(DISTINCT validator)::INTEGER AS validators,
+            SELECT {", ".join(OBSERVED)}, count(DISTINCT validator)::INTEGER AS validators,
                    ({published})::INTEGER AS published
-            FROM read_parquet({files('observations', OBSERVATIONS_FILE)}, hive_partitioning = true)
-            GROUP BY {', '.join(OBSERVED)} ORDER BY listing_id, scraped_at
+            FROM read_parquet({files("observations", OBSERVATIONS_FILE)}, hive_partitioning = true)
+            GROUP BY {", ".join(OBSERVED)} ORDER BY listing_id, scraped_at
         ) TO {sql_path(tmp / OBSERVATIONS_FILE)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP * 4})""")
     finally:
         con.close()

@@ -103,8 +103,9 @@ class BucketSource:
         for key in sorted(keys):
             if key.endswith(f"/validated/{MANIFEST_FILE}"):
                 folder = key[: -len(MANIFEST_FILE)]
-                yield Published(f"s3://{self.reader.settings.bucket}/{folder}",
-                                {name: folder + name for name in (MANIFEST_FILE, *TABLES)})
+                yield Published(
+                    f"s3://{self.reader.settings.bucket}/{folder}", {name: folder + name for name in (MANIFEST_FILE, *TABLES)}
+                )
 
     def read(self, key: str, max_bytes: int) -> bytes:
         from resi.storage import ObjectTooLarge
@@ -165,8 +166,13 @@ class Mirror:
         for tmp in (self.root / "consensus").glob("*.tmp"):
             shutil.rmtree(tmp, ignore_errors=True)
 
-    def sync(self, source: Source, trusted: Callable[[str], bool], progress: Callable[[int, int, SyncReport], None]
-             | None = None, max_file_bytes: int = MAX_FILE_BYTES) -> SyncReport:
+    def sync(
+        self,
+        source: Source,
+        trusted: Callable[[str], bool],
+        progress: Callable[[int, int, SyncReport], None] | None = None,
+        max_file_bytes: int = MAX_FILE_BYTES,
+    ) -> SyncReport:
         """Mirror every published epoch of ``source`` not mirrored yet; ``trusted(hotkey)``: whether a signer's
         epochs are accepted."""
         self.root.mkdir(parents=True, exist_ok=True)
@@ -191,8 +197,9 @@ class Mirror:
         derive(self)
         return report
 
-    def _one(self, source: Source, published: Published, trusted: Callable[[str], bool],
-             max_file_bytes: int) -> tuple[str, str] | None:
+    def _one(
+        self, source: Source, published: Published, trusted: Callable[[str], bool], max_file_bytes: int
+    ) -> tuple[str, str] | None:
         raw = _read(source, published.keys[MANIFEST_FILE], MAX_MANIFEST_BYTES, MANIFEST_FILE)
         try:
             manifest = json.loads(raw)
@@ -210,8 +217,10 @@ class Mirror:
         if not verify_manifest(manifest):
             raise Rejected(f"the manifest's signature is not {validator}'s")
         if not trusted(validator):
-            raise Rejected(f"signed by {validator}, which is not a trusted validator (no validator permit on the "
-                           "subnet, or not in --validators)")
+            raise Rejected(
+                f"signed by {validator}, which is not a trusted validator (no validator permit on the "
+                "subnet, or not in --validators)"
+            )
         for what in ("rows", "zipcodes", "expected"):
             _counts(manifest.get(what), what)
         if not isinstance(manifest.get("block"), int) or isinstance(manifest.get("block"), bool):
@@ -261,8 +270,11 @@ def _read(source: Source, key: str, max_bytes: int, name: str) -> bytes:
 
 def _counts(value, what: str) -> None:
     """A manifest's counts: names (zipcodes, table names) to whole numbers, of a size nothing real exceeds."""
-    if not isinstance(value, dict) or len(value) > 100_000 or not all(
-            isinstance(k, str) and len(k) <= 32 and type(v) is int and 0 <= v < 2**53 for k, v in value.items()):
+    if (
+        not isinstance(value, dict)
+        or len(value) > 100_000
+        or not all(isinstance(k, str) and len(k) <= 32 and type(v) is int and 0 <= v < 2**53 for k, v in value.items())
+    ):
         raise Rejected(f"the manifest's {what} are not counts")
 
 
@@ -288,8 +300,10 @@ def print_progress(done: int, total: int, report: SyncReport) -> None:
     """A progress bar on stderr (a line per epoch when stderr is not a terminal)."""
     width = 30
     filled = width * done // max(total, 1)
-    line = (f"[sync] [{'#' * filled}{'.' * (width - filled)}] {done}/{total} published epochs: "
-            f"{len(report.mirrored)} new, {report.already} already here, {len(report.rejected)} rejected")
+    line = (
+        f"[sync] [{'#' * filled}{'.' * (width - filled)}] {done}/{total} published epochs: "
+        f"{len(report.mirrored)} new, {report.already} already here, {len(report.rejected)} rejected"
+    )
     if sys.stderr.isatty():
         print("\r" + line, end="\n" if done == total else "", file=sys.stderr, flush=True)
     elif done == total or done % 50 == 0:

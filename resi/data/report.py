@@ -15,8 +15,15 @@ td.n{text-align:right}svg{display:block;margin:.3em 0 1em}.muted{color:#777}.leg
 LATEST_ROWS = 200
 
 
-def line_chart(chart_id: str, title: str, labels: list[str], series: dict[str, list[float | None]],
-               unit: str = "", width: int = 900, height: int = 260) -> str:
+def line_chart(
+    chart_id: str,
+    title: str,
+    labels: list[str],
+    series: dict[str, list[float | None]],
+    unit: str = "",
+    width: int = 900,
+    height: int = 260,
+) -> str:
     """An SVG chart of one line per series over ``labels`` (epochs, oldest left), with its legend."""
     values = [v for points in series.values() for v in points if v is not None]
     if not values or not labels:
@@ -33,25 +40,31 @@ def line_chart(chart_id: str, title: str, labels: list[str], series: dict[str, l
     def y(v: float) -> float:
         return height - pad - (height - 2 * pad) * ((v - low) / span)
 
-    parts = [f'<svg id="{chart_id}" class=chart xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role=img aria-label="{escape(title)}">',
-             f'<line x1="{pad_l}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#999"/>',
-             f'<line x1="{pad_l}" y1="{pad}" x2="{pad_l}" y2="{height - pad}" stroke="#999"/>']
+    parts = [
+        f'<svg id="{chart_id}" class=chart xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role=img aria-label="{escape(title)}">',
+        f'<line x1="{pad_l}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#999"/>',
+        f'<line x1="{pad_l}" y1="{pad}" x2="{pad_l}" y2="{height - pad}" stroke="#999"/>',
+    ]
     for v in (low, (low + top) / 2, top):
-        parts.append(f'<text x="{pad_l - 6}" y="{y(v) + 4:.1f}" font-size="11" text-anchor="end">'
-                     f'{escape(_number(v, unit))}</text>')
+        parts.append(
+            f'<text x="{pad_l - 6}" y="{y(v) + 4:.1f}" font-size="11" text-anchor="end">{escape(_number(v, unit))}</text>'
+        )
     every = max(1, len(labels) // 8)
     for i in range(0, len(labels), every):
-        parts.append(f'<text x="{x(i):.1f}" y="{height - pad + 16}" font-size="10" text-anchor="middle">'
-                     f'{escape(labels[i][:13])}</text>')
+        parts.append(
+            f'<text x="{x(i):.1f}" y="{height - pad + 16}" font-size="10" text-anchor="middle">{escape(labels[i][:13])}</text>'
+        )
     for n, (name, points) in enumerate(series.items()):
         color = COLORS[n % len(COLORS)]
         coords = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(points) if v is not None)
-        parts.append(f'<polyline class=series data-name="{escape(name)}" fill="none" stroke="{color}" '
-                     f'stroke-width="2" points="{coords}"/>')
+        parts.append(
+            f'<polyline class=series data-name="{escape(name)}" fill="none" stroke="{color}" stroke-width="2" points="{coords}"/>'
+        )
     parts.append("</svg>")
-    legend = "".join(f'<span style="color:{COLORS[n % len(COLORS)]}">&#9644; {escape(name)}</span>'
-                     for n, name in enumerate(series))
+    legend = "".join(
+        f'<span style="color:{COLORS[n % len(COLORS)]}">&#9644; {escape(name)}</span>' for n, name in enumerate(series)
+    )
     return f"<h2>{escape(title)}</h2><div class=legend>{legend}</div>" + "".join(parts)
 
 
@@ -65,8 +78,9 @@ def build(con: duckdb.DuckDBPyConnection, zipcodes: list[str], since: str | None
     """The page for ``zipcodes`` (over the epochs from ``since`` on), from a connection with the views."""
     where = "zipcode IN (" + ", ".join("?" for _ in zipcodes) + ")" + (" AND epoch_id >= ?" if since else "")
     params = [*zipcodes, *([since] if since else [])]
-    rows = con.execute(f"SELECT epoch_id, zipcode, inventory, median_price, price_cuts FROM market WHERE {where} "
-                       "ORDER BY epoch_id", params).fetchall()
+    rows = con.execute(
+        f"SELECT epoch_id, zipcode, inventory, median_price, price_cuts FROM market WHERE {where} ORDER BY epoch_id", params
+    ).fetchall()
     labels = sorted({r[0] for r in rows})
     at = {label: i for i, label in enumerate(labels)}
 
@@ -79,24 +93,32 @@ def build(con: duckdb.DuckDBPyConnection, zipcodes: list[str], since: str | None
     latest = con.execute(
         "SELECT zipcode, listing_id, address, listing_status, price, bedrooms, bathrooms, sqft, days_on_market, "
         f"epoch_id, validators FROM latest WHERE zipcode IN ({', '.join('?' for _ in zipcodes)}) "
-        "AND epoch_id = (SELECT max(epoch_id) FROM listings) ORDER BY zipcode, price DESC", zipcodes).fetchall()
-    head = ["zipcode", "listing", "address", "status", "price", "beds", "baths", "sqft", "days", "epoch",
-            "validators"]
-    body = "".join("<tr>" + "".join(f"<td class=n>{escape(_cell(v))}</td>" if isinstance(v, (int, float))
-                                    else f"<td>{escape(_cell(v))}</td>" for v in row) + "</tr>"
-                   for row in latest[:LATEST_ROWS])
+        "AND epoch_id = (SELECT max(epoch_id) FROM listings) ORDER BY zipcode, price DESC",
+        zipcodes,
+    ).fetchall()
+    head = ["zipcode", "listing", "address", "status", "price", "beds", "baths", "sqft", "days", "epoch", "validators"]
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td class=n>{escape(_cell(v))}</td>" if isinstance(v, (int, float)) else f"<td>{escape(_cell(v))}</td>" for v in row
+        )
+        + "</tr>"
+        for row in latest[:LATEST_ROWS]
+    )
     more = f"<p class=muted>{len(latest) - LATEST_ROWS} more (resi-data sql)</p>" if len(latest) > LATEST_ROWS else ""
     title = "RESI validated listings: " + ", ".join(zipcodes)
     made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return ("<!doctype html><html lang=en><head><meta charset=utf-8>"
-            f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
-            f"<h1>{escape(title)}</h1><p class=muted>{len(labels)} epochs"
-            f"{' from ' + escape(labels[0]) + ' to ' + escape(labels[-1]) if labels else ''}; made {made}</p>"
-            + line_chart("inventory", "Inventory (active and pending listings)", labels, series(2))
-            + line_chart("median-price", "Median list price", labels, series(3), unit="$")
-            + line_chart("price-cuts", "Price cuts per epoch", labels, series(4))
-            + f"<h2>Latest listings</h2><table id=latest><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>{body}"
-            f"</table>{more}</body></html>")
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
+        f"<h1>{escape(title)}</h1><p class=muted>{len(labels)} epochs"
+        f"{' from ' + escape(labels[0]) + ' to ' + escape(labels[-1]) if labels else ''}; made {made}</p>"
+        + line_chart("inventory", "Inventory (active and pending listings)", labels, series(2))
+        + line_chart("median-price", "Median list price", labels, series(3), unit="$")
+        + line_chart("price-cuts", "Price cuts per epoch", labels, series(4))
+        + f"<h2>Latest listings</h2><table id=latest><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>{body}"
+        f"</table>{more}</body></html>"
+    )
 
 
 def _cell(value) -> str:

@@ -38,9 +38,18 @@ from resi.data.mirror import Mirror
 from resi.listings.validated import LISTINGS_FILE, LISTINGS_SCHEMA, OBSERVATIONS_FILE, OBSERVATIONS_SCHEMA
 
 _COUNTS = [pa.field("validators", pa.int32()), pa.field("published", pa.int32())]
-CHANGES_SCHEMA = pa.schema([("epoch_id", pa.string()), ("listing_id", pa.string()), ("zipcode", pa.string()),
-                            ("change", pa.string()), ("old_status", pa.string()), ("new_status", pa.string()),
-                            ("old_price", pa.float64()), ("new_price", pa.float64())])
+CHANGES_SCHEMA = pa.schema(
+    [
+        ("epoch_id", pa.string()),
+        ("listing_id", pa.string()),
+        ("zipcode", pa.string()),
+        ("change", pa.string()),
+        ("old_status", pa.string()),
+        ("new_status", pa.string()),
+        ("old_price", pa.float64()),
+        ("new_price", pa.float64()),
+    ]
+)
 
 
 def _relation(con: duckdb.DuckDBPyConnection, name: str, pattern: Path, empty: pa.Schema) -> str:
@@ -65,10 +74,15 @@ def connect(mirror: Mirror, min_validators: int | None = None, threads: int | No
     few row groups per day, not the year."""
     con = duckdb.connect(config={"threads": threads} if threads else {})
     root = mirror.root / "consensus"
-    listings = _relation(con, "listings", root / "day=*" / LISTINGS_FILE,
-                         pa.schema(list(LISTINGS_SCHEMA) + _COUNTS + [pa.field("top", pa.bool_())]))
-    observations = _relation(con, "observations", root / "day=*" / OBSERVATIONS_FILE,
-                             pa.schema(list(OBSERVATIONS_SCHEMA) + _COUNTS))
+    listings = _relation(
+        con,
+        "listings",
+        root / "day=*" / LISTINGS_FILE,
+        pa.schema(list(LISTINGS_SCHEMA) + _COUNTS + [pa.field("top", pa.bool_())]),
+    )
+    observations = _relation(
+        con, "observations", root / "day=*" / OBSERVATIONS_FILE, pa.schema(list(OBSERVATIONS_SCHEMA) + _COUNTS)
+    )
     published = _table(con, "published", mirror.root / "published.parquet", PUBLISHED_SCHEMA)
     zipcodes = _table(con, "zipcodes", mirror.root / "zipcodes.parquet", ZIPCODES_SCHEMA)
     need = "published // 2 + 1" if min_validators is None else str(int(min_validators))

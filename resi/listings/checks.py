@@ -43,10 +43,10 @@ def _real(column, shaped, length: int) -> pa.Array:
     if not len(rows):
         return pa.array(out)
     head = pc.utf8_slice_codeunits(column.take(pa.array(rows)), 0, length)
-    offsets = np.frombuffer(head.buffers()[1], np.int32)[head.offset:head.offset + len(head) + 1]
+    offsets = np.frombuffer(head.buffers()[1], np.int32)[head.offset : head.offset + len(head) + 1]
     if not (np.diff(offsets) == length).all():
         raise ValueError("shaped rows must start with exactly `length` ASCII characters")
-    data = np.frombuffer(head.buffers()[2], np.uint8)[offsets[0]:offsets[-1]]
+    data = np.frombuffer(head.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
     d = data.reshape(-1, length).astype(np.int64) - ord("0")
 
     def number(*at: int) -> np.ndarray:
@@ -106,8 +106,7 @@ def _checks(t: pa.Table):
     scraped, listed = t["scraped_timestamp"], t["listing_date"]
     yield "format:scraped_timestamp", _by_value(scraped, lambda values: _malformed(values, _TIMESTAMP, 19))
     yield "format:listing_date", _by_value(listed, lambda values: _malformed(values, _DATE, 10))
-    yield "range:listing_date", pc.or_(pc.less(listed, "1990-01-01"),
-                                       pc.greater(listed, pc.utf8_slice_codeunits(scraped, 0, 10)))
+    yield "range:listing_date", pc.or_(pc.less(listed, "1990-01-01"), pc.greater(listed, pc.utf8_slice_codeunits(scraped, 0, 10)))
 
 
 def table_problems(table: pa.Table) -> pa.Array:

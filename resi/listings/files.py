@@ -66,8 +66,9 @@ class EpochMetadata(BaseModel):
     nonce: str = Field(max_length=128)
     schema_version: str = Field(alias="schemaVersion", max_length=16)
     row_count: int = Field(alias="rowCount", ge=0, le=10_000_000)
-    zipcode_counts: dict[Annotated[str, Field(max_length=16)], Annotated[int, Field(ge=0, le=10_000_000)]] = \
-        Field(alias="zipcodeCounts", max_length=100_000)
+    zipcode_counts: dict[Annotated[str, Field(max_length=16)], Annotated[int, Field(ge=0, le=10_000_000)]] = Field(
+        alias="zipcodeCounts", max_length=100_000
+    )
     parquet_sha256: str = Field(alias="parquetSha256", pattern=r"^[0-9a-f]{64}$")
     scraper: ScraperInfo
     started_at: str = Field(alias="startedAt", max_length=64)
@@ -129,10 +130,16 @@ def build_epoch_files(
     for zipcode in table.column("zipcode").to_pylist():
         counts[zipcode] = counts.get(zipcode, 0) + 1
     meta = EpochMetadata(
-        hotkey=hotkey, epoch_id=epoch_id, nonce=nonce, schema_version=SCHEMA_VERSION, row_count=table.num_rows,
-        zipcode_counts=dict(sorted(counts.items())), parquet_sha256=sha256_hex(data),
+        hotkey=hotkey,
+        epoch_id=epoch_id,
+        nonce=nonce,
+        schema_version=SCHEMA_VERSION,
+        row_count=table.num_rows,
+        zipcode_counts=dict(sorted(counts.items())),
+        parquet_sha256=sha256_hex(data),
         scraper=ScraperInfo(name=scraper_name, version=scraper_version),
-        started_at=iso_z(started_at), finished_at=iso_z(finished_at),
+        started_at=iso_z(started_at),
+        finished_at=iso_z(finished_at),
     )
     return EpochFiles(data, meta)
 
@@ -203,12 +210,12 @@ def check_parquet_footer(data: bytes, limits: ReadLimits = ReadLimits()) -> pq.P
     decoded = 0
     for i in range(meta.num_row_groups):
         group = meta.row_group(i)
-        claimed = max(group.total_byte_size, sum(group.column(j).total_uncompressed_size
-                                                  for j in range(group.num_columns)))
+        claimed = max(group.total_byte_size, sum(group.column(j).total_uncompressed_size for j in range(group.num_columns)))
         decoded += max(claimed, 0)
     if decoded > limits.max_decoded_bytes:
-        raise FileRejected("decoded_size_over_budget",
-                           f"footer claims {decoded} decoded bytes, the budget is {limits.max_decoded_bytes}")
+        raise FileRejected(
+            "decoded_size_over_budget", f"footer claims {decoded} decoded bytes, the budget is {limits.max_decoded_bytes}"
+        )
     try:
         return pq.ParquetFile(pa.BufferReader(data), read_dictionary=STRING_COLUMNS)
     except Exception as exc:

@@ -39,7 +39,8 @@ TIME = pa.timestamp("us", tz="UTC")
 PROOFS: Final = ("snapshot", "refetch")
 
 LISTINGS_SCHEMA = pa.schema(
-    [field for field in LISTING_SCHEMA if field.name != "scraped_timestamp"] + [
+    [field for field in LISTING_SCHEMA if field.name != "scraped_timestamp"]
+    + [
         pa.field("epoch_id", pa.string(), nullable=False),
         pa.field("proof", pa.string(), nullable=False),
         pa.field("miners_proving", pa.int32(), nullable=False),
@@ -65,8 +66,16 @@ SCHEMAS: Final = {LISTINGS_FILE: LISTINGS_SCHEMA, OBSERVATIONS_FILE: OBSERVATION
 def parquet_bytes(table: pa.Table) -> bytes:
     """The table as Parquet, the same bytes for the same rows (fixed options, no timestamps of its own)."""
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd", compression_level=3, row_group_size=ROW_GROUP_ROWS,
-                   use_dictionary=True, write_statistics=True, data_page_size=1 << 20)
+    pq.write_table(
+        table,
+        sink,
+        compression="zstd",
+        compression_level=3,
+        row_group_size=ROW_GROUP_ROWS,
+        use_dictionary=True,
+        write_statistics=True,
+        data_page_size=1 << 20,
+    )
     return sink.getvalue().to_pybytes()
 
 
@@ -74,8 +83,15 @@ def file_entry(data: bytes) -> dict:
     return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
 
-def manifest(epoch_id: str, block: int, block_hash: str, listings: pa.Table, files: dict[str, bytes],
-             code_version: str, expected: dict[str, int]) -> dict:
+def manifest(
+    epoch_id: str,
+    block: int,
+    block_hash: str,
+    listings: pa.Table,
+    files: dict[str, bytes],
+    code_version: str,
+    expected: dict[str, int],
+) -> dict:
     """The manifest of one epoch's files (unsigned: ``resi.api.signing.sign_manifest`` adds the validator and
     the signature). Row counts per zipcode, the listings the assignment expected per zipcode, and each file's
     sha256 and size."""
@@ -87,8 +103,10 @@ def manifest(epoch_id: str, block: int, block_hash: str, listings: pa.Table, fil
         "block_hash": block_hash,
         "schema_version": VALIDATED_SCHEMA_VERSION,
         "code_version": code_version,
-        "rows": {"listings": listings.num_rows,
-                 "observations": pq.read_metadata(pa.BufferReader(files[OBSERVATIONS_FILE])).num_rows},
+        "rows": {
+            "listings": listings.num_rows,
+            "observations": pq.read_metadata(pa.BufferReader(files[OBSERVATIONS_FILE])).num_rows,
+        },
         "zipcodes": dict(zip(zipcodes["zipcode"].to_pylist(), zipcodes["zipcode_count"].to_pylist())),
         "expected": dict(sorted(expected.items())),
         "files": {name: file_entry(data) for name, data in sorted(files.items())},

@@ -44,15 +44,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, default=0.05, help="listing counts as a share of production (10,000)")
     p.add_argument("--seed", default="resi", help="the listing site's world seed")
     p.add_argument("--block-seconds", type=float, default=12.0, help="seconds per block of the simulated chain")
-    p.add_argument("--chain", choices=("sim", "node"), default="sim",
-                   help="sim: neurons read the chain file; node: through the local subtensor node's websocket "
-                   "with the bittensor SDK, as on finney")
-    p.add_argument("--replace-after", type=int, default=0, metavar="K",
-                   help="after K validated epochs a new hotkey takes the last honest miner's uid (0: never)")
-    p.add_argument("--page-port", type=int, default=0,
-                   help="port of the network's status page on 127.0.0.1 (0: a free one; the URL is printed at start)")
-    p.add_argument("--site-faults", default="", help="fault rates of the listing site, e.g. 'rate_limit=0.05,"
-                   "server_error=0.02' (see python -m resi.localnet.site --help)")
+    p.add_argument(
+        "--chain",
+        choices=("sim", "node"),
+        default="sim",
+        help="sim: neurons read the chain file; node: through the local subtensor node's websocket "
+        "with the bittensor SDK, as on finney",
+    )
+    p.add_argument(
+        "--replace-after",
+        type=int,
+        default=0,
+        metavar="K",
+        help="after K validated epochs a new hotkey takes the last honest miner's uid (0: never)",
+    )
+    p.add_argument(
+        "--page-port",
+        type=int,
+        default=0,
+        help="port of the network's status page on 127.0.0.1 (0: a free one; the URL is printed at start)",
+    )
+    p.add_argument(
+        "--site-faults",
+        default="",
+        help="fault rates of the listing site, e.g. 'rate_limit=0.05,"
+        "server_error=0.02' (see python -m resi.localnet.site --help)",
+    )
     return p
 
 
@@ -80,8 +97,10 @@ def progress_line(net: LocalNetwork, length: timedelta) -> str:
             recent = []
         now = recent[0] if recent and recent[0]["epoch_id"] == epoch.id else None
         parts.append(f"{p.name} {now['zipcodes_done']} of {now['zipcodes']}" if now else f"{p.name} not begun")
-    return (f"epoch {epoch.id} ends {epoch.end:%H:%M:%S} UTC (in {(epoch.end - utcnow()).total_seconds():.0f} s); "
-            "zipcodes scraped by the honest miners: " + ", ".join(parts))
+    return (
+        f"epoch {epoch.id} ends {epoch.end:%H:%M:%S} UTC (in {(epoch.end - utcnow()).total_seconds():.0f} s); "
+        "zipcodes scraped by the honest miners: " + ", ".join(parts)
+    )
 
 
 @dataclass
@@ -96,9 +115,11 @@ class Cast:
 def start(net: LocalNetwork, args: argparse.Namespace, cheaters: list[str]) -> Cast:
     """The servers, every participant registered, then every neuron started (validators last)."""
     net.start_infrastructure()
-    cast = Cast([net.register(f"miner{i + 1}") for i in range(args.miners)],
-                [net.register(f"cheat-{name}") for name in cheaters],
-                [net.register(f"validator{i + 1}", validator=True) for i in range(args.validators)])
+    cast = Cast(
+        [net.register(f"miner{i + 1}") for i in range(args.miners)],
+        [net.register(f"cheat-{name}") for name in cheaters],
+        [net.register(f"validator{i + 1}", validator=True) for i in range(args.validators)],
+    )
     net.start_api()
     for p in cast.honest:
         net.start_miner(p)
@@ -118,12 +139,18 @@ def announce(net: LocalNetwork, args: argparse.Namespace, cast: Cast) -> None:
     net.write_description()
     run_dir = net.run_dir
     logger.info(f"local network up: run folder {run_dir}, API {net.api_url}, site {net.site_url}")
-    logger.info(f"status page: {page} (one row per miner: score, EMA, weight, the verdict in words and its "
-                "own upload record; the EMA chart; each validator; every neuron's /metrics and /healthz linked)")
-    logger.info(f"logs: {run_dir / 'logs'}; chain {net.chain_spec}; metagraph: "
-                f"{sys.executable} -m resi.chain.local show --chain {net.chain_path}")
-    logger.info(f"{len(cast.honest)} miners, {len(cast.cheats)} cheaters, {len(cast.validators)} validators; epochs "
-                f"of {args.epoch_minutes:g} min. Ctrl-C stops everything.")
+    logger.info(
+        f"status page: {page} (one row per miner: score, EMA, weight, the verdict in words and its "
+        "own upload record; the EMA chart; each validator; every neuron's /metrics and /healthz linked)"
+    )
+    logger.info(
+        f"logs: {run_dir / 'logs'}; chain {net.chain_spec}; metagraph: "
+        f"{sys.executable} -m resi.chain.local show --chain {net.chain_path}"
+    )
+    logger.info(
+        f"{len(cast.honest)} miners, {len(cast.cheats)} cheaters, {len(cast.validators)} validators; epochs "
+        f"of {args.epoch_minutes:g} min. Ctrl-C stops everything."
+    )
 
 
 def note_failures(net: LocalNetwork, failed: list[str]) -> None:
@@ -145,8 +172,7 @@ class Reporter:
     def __init__(self, net: LocalNetwork, validators: list[Participant], length: timedelta, block_seconds: float):
         self.net, self.validators, self.length = net, validators, length
         self.neurons_up = utcnow()
-        self.settle = 2 * (net.config.subnet_params["weights_rate_limit"] + WeightSchedule().margin_blocks) \
-            * block_seconds + 10
+        self.settle = 2 * (net.config.subnet_params["weights_rate_limit"] + WeightSchedule().margin_blocks) * block_seconds + 10
         self.summaries: list[dict] = []
         self._reported: set[str] = set()
         self._first_seen: dict[str, float] = {}
@@ -157,8 +183,7 @@ class Reporter:
         documents = {v.name: results_of(self.net, v) for v in self.validators}
         for epoch_id in sorted(set.intersection(*(set(d) for d in documents.values())) - self._reported):
             seen = self._first_seen.setdefault(epoch_id, time.monotonic())
-            if not all(weights_set(self.net, v, epoch_id) for v in self.validators) and \
-                    time.monotonic() - seen < self.settle:
+            if not all(weights_set(self.net, v, epoch_id) for v in self.validators) and time.monotonic() - seen < self.settle:
                 continue  # the chain's rate limit may hold the weights back for a few blocks
             summary = epoch_summary(self.net, epoch_id, {v: documents[v][epoch_id] for v in documents})
             self._reported.add(epoch_id)
@@ -176,13 +201,17 @@ def closing_lines(net: LocalNetwork, summaries: list[dict], failed: list[str]) -
     run_dir = net.run_dir
     logger.info(f"the tables and the verdict: {run_dir / 'summary.txt'}; every figure: {run_dir / 'summary.json'}")
     if summaries:
-        logger.info(f"validated listings of each epoch (listings.parquet, observations.parquet, manifest.json): "
-                    f"{run_dir / 'validators'}/<validator>/validated/<epoch>/, uploaded to S3 as "
-                    f"validators/<hotkey>/<epoch>/validated/ in bucket {VALIDATOR_BUCKET}")
-        logger.info(f"query them: {sys.executable} -m resi.data --mirror {run_dir / 'data'} sync --from "
-                    f"{run_dir / 'validators'} --subtensor.chain_endpoint {net.chain_spec} --netuid {NETUID} && "
-                    f"{sys.executable} -m resi.data --mirror {run_dir / 'data'} sql "
-                    "\"SELECT zipcode, count(*) AS listings, median(price) FROM latest GROUP BY zipcode\"")
+        logger.info(
+            f"validated listings of each epoch (listings.parquet, observations.parquet, manifest.json): "
+            f"{run_dir / 'validators'}/<validator>/validated/<epoch>/, uploaded to S3 as "
+            f"validators/<hotkey>/<epoch>/validated/ in bucket {VALIDATOR_BUCKET}"
+        )
+        logger.info(
+            f"query them: {sys.executable} -m resi.data --mirror {run_dir / 'data'} sync --from "
+            f"{run_dir / 'validators'} --subtensor.chain_endpoint {net.chain_spec} --netuid {NETUID} && "
+            f"{sys.executable} -m resi.data --mirror {run_dir / 'data'} sql "
+            '"SELECT zipcode, count(*) AS listings, median(price) FROM latest GROUP BY zipcode"'
+        )
     if failed:
         logger.error(f"failed: {', '.join(failed)}")
 
@@ -201,9 +230,17 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = (args.run_dir or Path("localnet-run") / time.strftime("%Y%m%d-%H%M%S")).expanduser().resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / ".gitignore").write_text("# a local network's run: nothing here belongs in git\n*\n")
-    net = LocalNetwork(NetworkConfig(run_dir=run_dir, epoch_minutes=args.epoch_minutes, listings_scale=args.scale,
-                                     seed=args.seed, block_seconds=args.block_seconds, chain=args.chain,
-                                     site_faults=parse_faults(args.site_faults)))
+    net = LocalNetwork(
+        NetworkConfig(
+            run_dir=run_dir,
+            epoch_minutes=args.epoch_minutes,
+            listings_scale=args.scale,
+            seed=args.seed,
+            block_seconds=args.block_seconds,
+            chain=args.chain,
+            site_faults=parse_faults(args.site_faults),
+        )
+    )
     stopping = {"flag": False}
 
     def on_signal(signum, frame):
@@ -237,8 +274,10 @@ def main(argv: list[str] | None = None) -> int:
             if done > counted:
                 progressed, counted = time.monotonic(), done
             if args.epochs and time.monotonic() - progressed > stall_limit:
-                logger.error(f"no epoch validated in {stall_limit:.0f} s ({done} of {args.epochs} so far): "
-                             f"see the logs in {run_dir / 'logs'}")
+                logger.error(
+                    f"no epoch validated in {stall_limit:.0f} s ({done} of {args.epochs} so far): "
+                    f"see the logs in {run_dir / 'logs'}"
+                )
                 failed.append("stalled")
                 break
             time.sleep(2)
@@ -247,8 +286,11 @@ def main(argv: list[str] | None = None) -> int:
         failed.append("localnet")
     finally:
         summaries = reporter.summaries if reporter else []
-        why = "asked to stop (Ctrl-C or SIGTERM)" if stopping["flag"] else \
-            ("the epochs asked for are done" if args.epochs and len(summaries) >= args.epochs else "a failure")
+        why = (
+            "asked to stop (Ctrl-C or SIGTERM)"
+            if stopping["flag"]
+            else ("the epochs asked for are done" if args.epochs and len(summaries) >= args.epochs else "a failure")
+        )
         logger.info(f"stopping every process: {why}")
         net.stop()
         write(run_dir, summaries, failed)

@@ -68,17 +68,45 @@ from resi.miner.strategy import Honest, PackageInfo
 from resi.scraping.pipeline import clean_records
 from resi.storage import StorageError, upload_post
 
-STRATEGIES = ("nothing", "wrong_nonce", "fabricate", "pad", "unassigned", "copy", "bomb", "stale", "sold",
-              "sold_active", "unprovable", "bias", "late", "dom_shift", "sqft_nudge", "zip_sqft", "wrong_page",
-              "respell_copy", "nested_metadata", "expanding_column", "nan_values", "bad_utf8", "impossible_times",
-              "huge_ids")
+STRATEGIES = (
+    "nothing",
+    "wrong_nonce",
+    "fabricate",
+    "pad",
+    "unassigned",
+    "copy",
+    "bomb",
+    "stale",
+    "sold",
+    "sold_active",
+    "unprovable",
+    "bias",
+    "late",
+    "dom_shift",
+    "sqft_nudge",
+    "zip_sqft",
+    "wrong_page",
+    "respell_copy",
+    "nested_metadata",
+    "expanding_column",
+    "nan_values",
+    "bad_utf8",
+    "impossible_times",
+    "huge_ids",
+)
 
 
 def _files(rows: pa.Table, assignment: Assignment, info: PackageInfo, **overrides) -> EpochFiles:
     values = {"hotkey": info.hotkey, "epoch_id": assignment.epoch_id, "nonce": assignment.nonce}
     values.update(overrides)
-    return build_epoch_files(rows, scraper_name=info.scraper_name, scraper_version=info.scraper_version,
-                             started_at=info.started_at, finished_at=utcnow(), **values)
+    return build_epoch_files(
+        rows,
+        scraper_name=info.scraper_name,
+        scraper_version=info.scraper_version,
+        started_at=info.started_at,
+        finished_at=utcnow(),
+        **values,
+    )
 
 
 class WrongNonce(Honest):
@@ -102,11 +130,14 @@ class Fabricate(Honest):
             base = dict(rng.choice(real))
             fake_id = f"1{base['zipcode']}9{rng.randint(10**9, 10**10 - 1)}"  # well formed, never issued
             origin = base["source_url"].split("/realestateandhomes-detail/")[0]
-            base.update(listing_id=fake_id, address=f"{9000 + i} Invented Way, {base['city']}, {base['state']} "
-                        f"{base['zipcode']}", price=round(base["price"] * rng.uniform(0.8, 1.2), -2),
-                        mls_id=f"FAKE{rng.randint(10**6, 10**7)}",
-                        source_url=f"{origin}/realestateandhomes-detail/{9000 + i}-Invented-Way_{base['city'].replace(' ', '-')}_"
-                                   f"{base['state']}_{base['zipcode']}_M{fake_id}")
+            base.update(
+                listing_id=fake_id,
+                address=f"{9000 + i} Invented Way, {base['city']}, {base['state']} {base['zipcode']}",
+                price=round(base["price"] * rng.uniform(0.8, 1.2), -2),
+                mls_id=f"FAKE{rng.randint(10**6, 10**7)}",
+                source_url=f"{origin}/realestateandhomes-detail/{9000 + i}-Invented-Way_{base['city'].replace(' ', '-')}_"
+                f"{base['state']}_{base['zipcode']}_M{fake_id}",
+            )
             fakes.append(base)
         table = pa.Table.from_pylist(real + fakes, schema=READ_SCHEMA)
         return _files(table, assignment, info)
@@ -123,8 +154,14 @@ class Pad(Honest):
         variants = []
         for row in real[:n]:
             street, rest = row["address"].split(",", 1)
-            variants.append(dict(row, listing_id=row["listing_id"] + "7", address=street.upper() + " ," + rest,
-                                 source_url=row["source_url"] + "7"))
+            variants.append(
+                dict(
+                    row,
+                    listing_id=row["listing_id"] + "7",
+                    address=street.upper() + " ," + rest,
+                    source_url=row["source_url"] + "7",
+                )
+            )
         table = pa.Table.from_pylist(real + real[-n:] + variants, schema=READ_SCHEMA)
         return _files(table, assignment, info)
 
@@ -193,8 +230,10 @@ class RespellCopy(Copy):
         if copied is None:
             return None
         table = pq.read_table(pa.BufferReader(copied.parquet))
-        stamps = [s[:-1] + ("000+00:00" if "." in s else ".000000+00:00") if s and s.endswith("Z") else s
-                  for s in table["scraped_timestamp"].to_pylist()]
+        stamps = [
+            s[:-1] + ("000+00:00" if "." in s else ".000000+00:00") if s and s.endswith("Z") else s
+            for s in table["scraped_timestamp"].to_pylist()
+        ]
         at = table.schema.get_field_index("scraped_timestamp")
         return _files(table.set_column(at, "scraped_timestamp", pa.array(stamps, pa.string())), assignment, info)
 
@@ -238,8 +277,9 @@ class Sold(Honest):
         tables = []
         for z in assignment.zipcodes:
             result = self.source._search(z.zipcode, 1)
-            tables.append(clean_records(result.records, self.source.normalize, utcnow(), z.zipcode, drops,
-                                        self.source.normalize_table))
+            tables.append(
+                clean_records(result.records, self.source.normalize, utcnow(), z.zipcode, drops, self.source.normalize_table)
+            )
         table = pa.concat_tables(tables) if tables else READ_SCHEMA.empty_table()
         if table.num_rows == 0:
             return None
@@ -275,10 +315,12 @@ class Unprovable(Honest):
             base = dict(rng.choice(real))
             fake_id = str(rng.randint(10**11, 10**12 - 1))  # 12 digits: a Realtor-like id the site never issues
             origin = base["source_url"].split("/realestateandhomes-detail/")[0]
-            base.update(listing_id=fake_id, address=f"{7000 + i} Hidden Ln, {base['city']}, {base['state']} "
-                        f"{base['zipcode']}",
-                        source_url=f"{origin}/realestateandhomes-detail/{7000 + i}-Hidden-Ln_{base['city'].replace(' ', '-')}_"
-                                   f"{base['state']}_{base['zipcode']}_M{fake_id}")
+            base.update(
+                listing_id=fake_id,
+                address=f"{7000 + i} Hidden Ln, {base['city']}, {base['state']} {base['zipcode']}",
+                source_url=f"{origin}/realestateandhomes-detail/{7000 + i}-Hidden-Ln_{base['city'].replace(' ', '-')}_"
+                f"{base['state']}_{base['zipcode']}_M{fake_id}",
+            )
             fakes.append(base)
         return _files(pa.Table.from_pylist(real + fakes, schema=READ_SCHEMA), assignment, info)
 
@@ -288,16 +330,16 @@ def _edited(name: str, edit):
         def package(self, rows, assignment, info):
             if rows.num_rows == 0:
                 return None
-            return _files(pa.Table.from_pylist([edit(r) for r in rows.to_pylist()], schema=READ_SCHEMA),
-                          assignment, info)
+            return _files(pa.Table.from_pylist([edit(r) for r in rows.to_pylist()], schema=READ_SCHEMA), assignment, info)
 
     Edited.name = name
     return Edited
 
 
 Bias = _edited("bias", lambda r: dict(r, price=round(r["price"] * 1.02, 2)))
-DomShift = _edited("dom_shift", lambda r: dict(r, days_on_market=None if r["days_on_market"] is None
-                                              else r["days_on_market"] + 1))
+DomShift = _edited(
+    "dom_shift", lambda r: dict(r, days_on_market=None if r["days_on_market"] is None else r["days_on_market"] + 1)
+)
 SqftNudge = _edited("sqft_nudge", lambda r: dict(r, sqft=None if r["sqft"] is None else round(r["sqft"] * 1.01)))
 
 
@@ -384,10 +426,18 @@ def _raw_files(table: pa.Table, assignment: Assignment, info: PackageInfo, metad
     pq.write_table(table, sink, compression="zstd")
     data = sink.getvalue().to_pybytes()
     counts = Counter(str(z) for z in table["zipcode"].to_pylist())
-    meta = EpochMetadata(hotkey=info.hotkey, epoch_id=assignment.epoch_id, nonce=assignment.nonce,
-                         schema_version=SCHEMA_VERSION, row_count=table.num_rows, zipcode_counts=dict(counts),
-                         parquet_sha256=sha256_hex(data), scraper=ScraperInfo(name="hostile", version="1"),
-                         started_at=iso_z(info.started_at), finished_at=iso_z(utcnow()))
+    meta = EpochMetadata(
+        hotkey=info.hotkey,
+        epoch_id=assignment.epoch_id,
+        nonce=assignment.nonce,
+        schema_version=SCHEMA_VERSION,
+        row_count=table.num_rows,
+        zipcode_counts=dict(counts),
+        parquet_sha256=sha256_hex(data),
+        scraper=ScraperInfo(name="hostile", version="1"),
+        started_at=iso_z(info.started_at),
+        finished_at=iso_z(utcnow()),
+    )
     if metadata is not None:
         return _Prebuilt(data, meta, metadata)
     return EpochFiles(data, meta)
@@ -457,9 +507,14 @@ class ImpossibleTimes(Hostile):
     name = "impossible_times"
 
     def hostile(self, rows, assignment, info):
-        out = [dict(r, scraped_timestamp=r["scraped_timestamp"][:17] + "99.000Z",
-                    listing_date=r["listing_date"][:5] + "02-31" if r["listing_date"] else "2025-02-31")
-               for r in rows.to_pylist()]
+        out = [
+            dict(
+                r,
+                scraped_timestamp=r["scraped_timestamp"][:17] + "99.000Z",
+                listing_date=r["listing_date"][:5] + "02-31" if r["listing_date"] else "2025-02-31",
+            )
+            for r in rows.to_pylist()
+        ]
         return _raw_files(pa.Table.from_pylist(out, schema=LISTING_SCHEMA), assignment, info)
 
 
@@ -473,11 +528,26 @@ class HugeIds(Hostile):
 
 def strategy(name: str, victim_dir: Path | None = None, miner_argv: list[str] | None = None):
     """The strategy ``name``; some need the miner's own flags (its source, its API and keys)."""
-    table = {"wrong_nonce": WrongNonce, "fabricate": Fabricate, "pad": Pad, "unassigned": Unassigned,
-             "bomb": Bomb, "stale": Stale, "unprovable": Unprovable, "bias": Bias, "dom_shift": DomShift,
-             "sqft_nudge": SqftNudge, "zip_sqft": ZipSqft, "wrong_page": WrongPage, "nested_metadata": NestedMetadata,
-             "expanding_column": ExpandingColumn,
-             "nan_values": NanValues, "bad_utf8": BadUtf8, "impossible_times": ImpossibleTimes, "huge_ids": HugeIds}
+    table = {
+        "wrong_nonce": WrongNonce,
+        "fabricate": Fabricate,
+        "pad": Pad,
+        "unassigned": Unassigned,
+        "bomb": Bomb,
+        "stale": Stale,
+        "unprovable": Unprovable,
+        "bias": Bias,
+        "dom_shift": DomShift,
+        "sqft_nudge": SqftNudge,
+        "zip_sqft": ZipSqft,
+        "wrong_page": WrongPage,
+        "nested_metadata": NestedMetadata,
+        "expanding_column": ExpandingColumn,
+        "nan_values": NanValues,
+        "bad_utf8": BadUtf8,
+        "impossible_times": ImpossibleTimes,
+        "huge_ids": HugeIds,
+    }
     if name in ("copy", "respell_copy"):
         return (Copy if name == "copy" else RespellCopy)(victim_dir=victim_dir or Path("."))
     if name in ("sold", "sold_active", "late"):
@@ -503,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
         if flag in argv:
             i = argv.index(flag)
             value = argv[i + 1]
-            del argv[i:i + 2]
+            del argv[i : i + 2]
             if flag == "--strategy":
                 name = value
             else:

@@ -113,17 +113,30 @@ class LocalNetwork:
     def start_node(self) -> None:
         port = free_port()
         self.chain_spec = f"ws://127.0.0.1:{port}"
-        self.node = ManagedProcess("chain-node", python_module("resi.chain.node", "--chain", str(self.chain_path),
-                                                               "--port", str(port)), self.logs / "chain-node.log").start()
+        self.node = ManagedProcess(
+            "chain-node",
+            python_module("resi.chain.node", "--chain", str(self.chain_path), "--port", str(port)),
+            self.logs / "chain-node.log",
+        ).start()
         self.node.wait_http(f"http://127.0.0.1:{port}/health")
         logger.info(f"local subtensor node at {self.chain_spec}")
 
     def start_site(self) -> None:
         port = free_port()
         self.site_url = f"http://127.0.0.1:{port}"
-        args = python_module("resi.localnet.site", "--port", str(port), "--seed", self.config.seed,
-                             "--scale", str(self.config.listings_scale), "--churn", str(self.config.churn),
-                             "--request-log", str(self.run_dir / "site-requests.jsonl"))
+        args = python_module(
+            "resi.localnet.site",
+            "--port",
+            str(port),
+            "--seed",
+            self.config.seed,
+            "--scale",
+            str(self.config.listings_scale),
+            "--churn",
+            str(self.config.churn),
+            "--request-log",
+            str(self.run_dir / "site-requests.jsonl"),
+        )
         for name, value in self.config.site_faults.items():
             args += [f"--fault-{name.replace('_', '-')}", str(value)]
         self.site = ManagedProcess("site", args, self.logs / "site.log").start()
@@ -139,12 +152,34 @@ class LocalNetwork:
         self.api_monitor_url = f"http://127.0.0.1:{monitor_port}"
         c = self.config
         args = python_module(
-            "resi.api.server", "--host", "127.0.0.1", "--port", str(port), "--state-dir", str(self.run_dir / "api"),
-            "--chain", self.chain_spec, "--epoch-minutes", str(c.epoch_minutes),
-            "--listings-scale", str(c.listings_scale), "--target-listings", str(c.target_listings),
-            "--cooldown-hours", str(c.epoch_minutes * 6 / 60), "--s3-endpoint", s3.endpoint,
-            "--data-bucket", DATA_BUCKET, "--validator-bucket", VALIDATOR_BUCKET, "--metagraph-ttl", "5",
-            "--metrics.port", str(monitor_port), *c.api_args,
+            "resi.api.server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--state-dir",
+            str(self.run_dir / "api"),
+            "--chain",
+            self.chain_spec,
+            "--epoch-minutes",
+            str(c.epoch_minutes),
+            "--listings-scale",
+            str(c.listings_scale),
+            "--target-listings",
+            str(c.target_listings),
+            "--cooldown-hours",
+            str(c.epoch_minutes * 6 / 60),
+            "--s3-endpoint",
+            s3.endpoint,
+            "--data-bucket",
+            DATA_BUCKET,
+            "--validator-bucket",
+            VALIDATOR_BUCKET,
+            "--metagraph-ttl",
+            "5",
+            "--metrics.port",
+            str(monitor_port),
+            *c.api_args,
         )
         env = {"RESI_S3_ACCESS_KEY": s3.access_key, "RESI_S3_SECRET_KEY": s3.secret_key}
         self.api = ManagedProcess("api", args, self.logs / "api.log", env).start()
@@ -155,8 +190,9 @@ class LocalNetwork:
 
     def register(self, name: str, validator: bool = False, uid: int | None = None) -> Participant:
         signer = create_wallet(self.wallet_path, name, "default")
-        uid = self.chain.register(signer.hotkey, signer.coldkey, stake=10_000.0 if validator else 0.0,
-                                  validator=validator, uid=uid)
+        uid = self.chain.register(
+            signer.hotkey, signer.coldkey, stake=10_000.0 if validator else 0.0, validator=validator, uid=uid
+        )
         participant = Participant(name, signer, uid, role="validator" if validator else "miner")
         self.participants.append(participant)
         return participant
@@ -175,25 +211,49 @@ class LocalNetwork:
         port = free_port()
         participant.monitor_url = f"http://127.0.0.1:{port}"
         return [
-            "--wallet.name", participant.name, "--wallet.hotkey", "default", "--wallet.path", str(self.wallet_path),
-            "--subtensor.chain_endpoint", self.chain_spec, "--api.url", self.api_url,
-            "--logging.debug", "--metrics.port", str(port),
+            "--wallet.name",
+            participant.name,
+            "--wallet.hotkey",
+            "default",
+            "--wallet.path",
+            str(self.wallet_path),
+            "--subtensor.chain_endpoint",
+            self.chain_spec,
+            "--api.url",
+            self.api_url,
+            "--logging.debug",
+            "--metrics.port",
+            str(port),
         ]
 
     def miner_args(self, participant: Participant, *extra: str) -> list[str]:
         upload_margin = max(10.0, self.config.epoch_minutes * 60 * 0.2)
         return [
             *self._neuron_args(participant),
-            "--miner.data_dir", str(self.run_dir / "miners" / participant.name), "--source.url", self.site_url,
-            "--source.max_rps", "0", "--miner.upload_margin", f"{upload_margin:g}", "--miner.poll_interval", "5",
-            "--miner.zipcode_retry_pause", "2", *extra,
+            "--miner.data_dir",
+            str(self.run_dir / "miners" / participant.name),
+            "--source.url",
+            self.site_url,
+            "--source.max_rps",
+            "0",
+            "--miner.upload_margin",
+            f"{upload_margin:g}",
+            "--miner.poll_interval",
+            "5",
+            "--miner.zipcode_retry_pause",
+            "2",
+            *extra,
         ]
 
     def start_miner(self, participant: Participant, *extra: str, module: str = "neurons/miner.py") -> Participant:
-        script = [sys.executable, str(Path(__file__).resolve().parents[2] / module)] if module.endswith(".py") \
+        script = (
+            [sys.executable, str(Path(__file__).resolve().parents[2] / module)]
+            if module.endswith(".py")
             else python_module(module)
-        participant.process = ManagedProcess(participant.name, [*script, *self.miner_args(participant, *extra)],
-                                             self.logs / f"{participant.name}.log").start()
+        )
+        participant.process = ManagedProcess(
+            participant.name, [*script, *self.miner_args(participant, *extra)], self.logs / f"{participant.name}.log"
+        ).start()
         return participant
 
     def add_miner(self, name: str, *extra: str) -> Participant:
@@ -212,10 +272,20 @@ class LocalNetwork:
     def start_validator(self, participant: Participant, *extra: str) -> Participant:
         grace = max(5.0, self.config.epoch_minutes * 60 * 0.1)
         args = [
-            sys.executable, str(Path(__file__).resolve().parents[2] / "neurons" / "validator.py"),
-            *self._neuron_args(participant), "--validator.data_dir", str(self.validator_dir(participant)),
-            "--validator.grace", f"{grace:g}", "--validator.poll_interval", "2", "--source.url", self.site_url,
-            "--source.max_rps", "0", *extra,
+            sys.executable,
+            str(Path(__file__).resolve().parents[2] / "neurons" / "validator.py"),
+            *self._neuron_args(participant),
+            "--validator.data_dir",
+            str(self.validator_dir(participant)),
+            "--validator.grace",
+            f"{grace:g}",
+            "--validator.poll_interval",
+            "2",
+            "--source.url",
+            self.site_url,
+            "--source.max_rps",
+            "0",
+            *extra,
         ]
         participant.process = ManagedProcess(participant.name, args, self.logs / f"{participant.name}.log").start()
         return participant
@@ -228,8 +298,9 @@ class LocalNetwork:
         neurons = [(p.name, p.process) for p in self.participants if p.process is not None]
         for _, process in neurons:  # all at once: each finishes its work in flight while the others do
             process.signal(signal.SIGTERM)
-        servers = [(name, proc) for name, proc in (("api", self.api), ("site", self.site), ("chain-node", self.node))
-                   if proc is not None]
+        servers = [
+            (name, proc) for name, proc in (("api", self.api), ("site", self.site), ("chain-node", self.node)) if proc is not None
+        ]
         wait_all([process for _, process in neurons], 30)  # each one's time noted as it ends
         for name, process in [*neurons, *servers]:
             codes[name] = process.stop(grace=30, signalled=True)
@@ -250,11 +321,24 @@ class LocalNetwork:
 
     def describe(self) -> dict:
         return {
-            "api_url": self.api_url, "site_url": self.site_url, "chain": str(self.chain_path), "chain_spec": self.chain_spec,
-            "s3_endpoint": self.s3.endpoint if self.s3 else None, "api_monitor_url": self.api_monitor_url,
+            "api_url": self.api_url,
+            "site_url": self.site_url,
+            "chain": str(self.chain_path),
+            "chain_spec": self.chain_spec,
+            "s3_endpoint": self.s3.endpoint if self.s3 else None,
+            "api_monitor_url": self.api_monitor_url,
             "page_url": self.page.url + "/" if self.page else None,
-            "participants": [{"name": p.name, "role": p.role, "uid": p.uid, "hotkey": p.signer.hotkey,
-                              "strategy": p.strategy, "monitor_url": p.monitor_url} for p in self.participants],
+            "participants": [
+                {
+                    "name": p.name,
+                    "role": p.role,
+                    "uid": p.uid,
+                    "hotkey": p.signer.hotkey,
+                    "strategy": p.strategy,
+                    "monitor_url": p.monitor_url,
+                }
+                for p in self.participants
+            ],
         }
 
     def write_description(self) -> Path:

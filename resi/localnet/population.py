@@ -88,8 +88,15 @@ def make_epoch(rows: int = 10_000, seed: str = "bench") -> Epoch:
     for listing_id in table["listing_id"].to_pylist():
         found = world.home(listing_id, observed.timestamp())
         answers[listing_id] = None if found is None else realtor_facts(to_realtor(found, ORIGIN, history=True), observed)
-    ctx = EpochContext(epoch_id=start.strftime("%Y-%m-%dT%H-%M-%S"), nonce="bench-nonce", start=start,
-                       deadline=deadline, expected=expected, tolerance_percent=10, source_origin=ORIGIN)
+    ctx = EpochContext(
+        epoch_id=start.strftime("%Y-%m-%dT%H-%M-%S"),
+        nonce="bench-nonce",
+        start=start,
+        deadline=deadline,
+        expected=expected,
+        tolerance_percent=10,
+        source_origin=ORIGIN,
+    )
     return Epoch(ctx, Snapshot(facts, counts), answers, table, scraped)
 
 
@@ -146,9 +153,16 @@ def miner_table(epoch: Epoch, index: int) -> pa.Table:
 
 def submission(epoch: Epoch, index: int) -> Submission:
     """Miner ``index``'s upload as the validator downloads it (landed ``index`` seconds apart, in order)."""
-    files = build_epoch_files(miner_table(epoch, index), hotkey=f"hotkey-{index:04d}", epoch_id=epoch.ctx.epoch_id,
-                              nonce=epoch.ctx.nonce, scraper_name="population", scraper_version="1",
-                              started_at=epoch.ctx.start, finished_at=epoch.scraped)
+    files = build_epoch_files(
+        miner_table(epoch, index),
+        hotkey=f"hotkey-{index:04d}",
+        epoch_id=epoch.ctx.epoch_id,
+        nonce=epoch.ctx.nonce,
+        scraper_name="population",
+        scraper_version="1",
+        started_at=epoch.ctx.start,
+        finished_at=epoch.scraped,
+    )
     return submission_from_files(epoch, index, files.parquet, files.metadata_json)
 
 

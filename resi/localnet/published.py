@@ -55,8 +55,13 @@ class Epoch:
 class Market:
     """A market of ``listings`` over ``zipcodes`` zipcodes that moves every epoch (deterministic by ``seed``)."""
 
-    def __init__(self, listings: int = 10_000, zipcodes: int = 20, seed: int = 0,
-                 start: datetime = datetime(2025, 1, 1, tzinfo=timezone.utc)):
+    def __init__(
+        self,
+        listings: int = 10_000,
+        zipcodes: int = 20,
+        seed: int = 0,
+        start: datetime = datetime(2025, 1, 1, tzinfo=timezone.utc),
+    ):
         self.rng = np.random.default_rng(seed)
         self.zips = np.array([f"{19100 + i:05d}" for i in range(zipcodes)])
         self.target = listings
@@ -118,9 +123,18 @@ class Market:
         self.n += 1
         changed = (self.status != before_status) | (self.price != before_price)
         order = np.argsort(self.ids)
-        return Epoch(start.strftime(EPOCH_ID_FORMAT), start, self.ids[order], self.zips[self.zipcode[order]],
-                     self.status[order], self.price[order], self.listed_day[order], changed[order],
-                     before_status[order], before_price[order])
+        return Epoch(
+            start.strftime(EPOCH_ID_FORMAT),
+            start,
+            self.ids[order],
+            self.zips[self.zipcode[order]],
+            self.status[order],
+            self.price[order],
+            self.listed_day[order],
+            changed[order],
+            before_status[order],
+            before_price[order],
+        )
 
 
 def tables(epoch: Epoch) -> tuple[pa.Table, pa.Table]:
@@ -132,46 +146,57 @@ def tables(epoch: Epoch) -> tuple[pa.Table, pa.Table]:
     number = (epoch.ids % 9000 + 1).astype(str)
     listed = pa.array(epoch.listed_day.astype(np.int32), pa.int32()).cast(pa.date32())
     now_day = int(epoch.start.timestamp() // 86_400)
-    listings = pa.table({
-        "address": pa.array(np.char.add(np.char.add(number, " Market St, Philadelphia, PA "), epoch.zipcode)),
-        "zipcode": pa.array(epoch.zipcode),
-        "price": pa.array(epoch.price),
-        "bedrooms": pa.array(epoch.ids % 5 + 1),
-        "bathrooms": pa.array((epoch.ids % 4 + 2) / 2.0),
-        "sqft": pa.array(epoch.ids % 3000 + 600),
-        "listing_date": listed.cast(pa.string()),
-        "property_type": pa.array(np.array(PROPERTY_TYPES)[epoch.ids % 4]),
-        "listing_status": pa.array(STATUSES[epoch.status]),
-        "days_on_market": pa.array(now_day - epoch.listed_day),
-        "mls_id": pa.array(np.char.add("PA", ids)),
-        "source_url": pa.array(np.char.add(np.char.add(np.char.add(
-            f"https://www.realtor.com{LISTING_PAGES}", number), np.char.add("-Market-St_Philadelphia_PA_",
-                                                                            epoch.zipcode)), np.char.add("_M", ids))),
-        "listing_id": pa.array(ids),
-        "city": pa.array(["Philadelphia"] * n),
-        "state": pa.array(["PA"] * n),
-        "latitude": pa.array(39.9 + (epoch.ids % 100) / 1000.0),
-        "longitude": pa.array(-75.1 - (epoch.ids % 100) / 1000.0),
-        "epoch_id": pa.array([epoch.epoch_id] * n),
-        "proof": pa.array(["snapshot"] * n),
-        "miners_proving": pa.array(np.full(n, 3, np.int32)),
-        "miners_delivering": pa.array(np.full(n, 3, np.int32)),
-        "first_proven_at": pa.array(np.full(n, first, np.int64), TIME),
-        "last_proven_at": pa.array(last, TIME),
-    }, schema=LISTINGS_SCHEMA).sort_by([("zipcode", "ascending"), ("listing_id", "ascending")])
+    listings = pa.table(
+        {
+            "address": pa.array(np.char.add(np.char.add(number, " Market St, Philadelphia, PA "), epoch.zipcode)),
+            "zipcode": pa.array(epoch.zipcode),
+            "price": pa.array(epoch.price),
+            "bedrooms": pa.array(epoch.ids % 5 + 1),
+            "bathrooms": pa.array((epoch.ids % 4 + 2) / 2.0),
+            "sqft": pa.array(epoch.ids % 3000 + 600),
+            "listing_date": listed.cast(pa.string()),
+            "property_type": pa.array(np.array(PROPERTY_TYPES)[epoch.ids % 4]),
+            "listing_status": pa.array(STATUSES[epoch.status]),
+            "days_on_market": pa.array(now_day - epoch.listed_day),
+            "mls_id": pa.array(np.char.add("PA", ids)),
+            "source_url": pa.array(
+                np.char.add(
+                    np.char.add(
+                        np.char.add(f"https://www.realtor.com{LISTING_PAGES}", number),
+                        np.char.add("-Market-St_Philadelphia_PA_", epoch.zipcode),
+                    ),
+                    np.char.add("_M", ids),
+                )
+            ),
+            "listing_id": pa.array(ids),
+            "city": pa.array(["Philadelphia"] * n),
+            "state": pa.array(["PA"] * n),
+            "latitude": pa.array(39.9 + (epoch.ids % 100) / 1000.0),
+            "longitude": pa.array(-75.1 - (epoch.ids % 100) / 1000.0),
+            "epoch_id": pa.array([epoch.epoch_id] * n),
+            "proof": pa.array(["snapshot"] * n),
+            "miners_proving": pa.array(np.full(n, 3, np.int32)),
+            "miners_delivering": pa.array(np.full(n, 3, np.int32)),
+            "first_proven_at": pa.array(np.full(n, first, np.int64), TIME),
+            "last_proven_at": pa.array(last, TIME),
+        },
+        schema=LISTINGS_SCHEMA,
+    ).sort_by([("zipcode", "ascending"), ("listing_id", "ascending")])
     changed = np.flatnonzero(epoch.changed)
     obs_ids = np.concatenate([ids, ids[changed]])
     obs_time = np.concatenate([np.full(n, first, np.int64), np.full(len(changed), first + 2 * 3_600_000_000)])
     obs_status = np.concatenate([epoch.before_status, epoch.status[changed]])
     obs_price = np.concatenate([epoch.before_price, epoch.price[changed]])
-    observations = pa.table({
-        "epoch_id": pa.array([epoch.epoch_id] * len(obs_ids)),
-        "listing_id": pa.array(obs_ids),
-        "scraped_at": pa.array(obs_time, TIME),
-        "listing_status": pa.array(STATUSES[obs_status]),
-        "price": pa.array(obs_price),
-    }, schema=OBSERVATIONS_SCHEMA).sort_by([("listing_id", "ascending"), ("scraped_at", "ascending"),
-                                             ("listing_status", "ascending"), ("price", "ascending")])
+    observations = pa.table(
+        {
+            "epoch_id": pa.array([epoch.epoch_id] * len(obs_ids)),
+            "listing_id": pa.array(obs_ids),
+            "scraped_at": pa.array(obs_time, TIME),
+            "listing_status": pa.array(STATUSES[obs_status]),
+            "price": pa.array(obs_price),
+        },
+        schema=OBSERVATIONS_SCHEMA,
+    ).sort_by([("listing_id", "ascending"), ("scraped_at", "ascending"), ("listing_status", "ascending"), ("price", "ascending")])
     return listings, observations
 
 
@@ -180,8 +205,7 @@ def publish(epoch: Epoch, signer, root: Path, expected: dict[str, int] | None = 
     listings, observations = tables(epoch)
     files = {LISTINGS_FILE: parquet_bytes(listings), OBSERVATIONS_FILE: parquet_bytes(observations)}
     counts = expected or {z: int(c) for z, c in zip(*np.unique(epoch.zipcode, return_counts=True))}
-    signed = sign_manifest(signer, manifest(epoch.epoch_id, 1, "0x" + "00" * 32, listings, files, "generated",
-                                            counts))
+    signed = sign_manifest(signer, manifest(epoch.epoch_id, 1, "0x" + "00" * 32, listings, files, "generated", counts))
     folder = root / "validators" / signer.hotkey / epoch.epoch_id / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():

@@ -79,7 +79,8 @@ class SiteState:
         f = self.faults
         roll = self.rng.random()
         names = ("rate_limit", "server_error", "slow", "malformed", "truncated") + (
-            ("detail_error",) if op == "GetHomeDetails" else ())
+            ("detail_error",) if op == "GetHomeDetails" else ()
+        )
         for name in names:
             p = getattr(f, name)
             if roll < p:
@@ -111,8 +112,15 @@ def _graphql_answer(state: SiteState, body: dict, origin: str) -> tuple[dict, di
         info = market.zipcode_info(term) if re.fullmatch(r"\d{5}", term) else None
         if info is None or state.world.slot_count(term) == 0:
             return {"data": {"search_suggestions": {"geo_results": []}}}, log
-        geo = {"_id": f"postal_code:{term}", "area_type": "postal_code", "postal_code": term, "city": info.city,
-               "state_code": info.state, "county": info.county, "centroid": {"lat": info.latitude, "lon": info.longitude}}
+        geo = {
+            "_id": f"postal_code:{term}",
+            "area_type": "postal_code",
+            "postal_code": term,
+            "city": info.city,
+            "state_code": info.state,
+            "county": info.county,
+            "centroid": {"lat": info.latitude, "lon": info.longitude},
+        }
         return {"data": {"search_suggestions": {"geo_results": [{"text": term, "geo": geo}]}}}, log
     if op == "GetHomeSearch":
         location = str((variables.get("search_location") or {}).get("location", "")).strip()
@@ -127,13 +135,14 @@ def _graphql_answer(state: SiteState, body: dict, origin: str) -> tuple[dict, di
         elif "sold" in statuses and re.fullmatch(r"\d{5}", location):
             days = _SOLD_SINCE.search(query)
             sold = state.world.sold(location, now - int(days.group(1) if days else DEFAULT_SOLD_DAYS) * DAY, now)
-            total, homes = len(sold), sold[max(0, offset):max(0, offset) + limit]
+            total, homes = len(sold), sold[max(0, offset) : max(0, offset) + limit]
             log["status"] = "sold"
         else:
             total, homes = 0, []
         results = [to_realtor(h, origin) for h in homes]
-        return {"data": {"homeSearch": {"__typename": "HomeSearchResult", "count": len(results), "total": total,
-                                        "results": results}}}, log
+        return {
+            "data": {"homeSearch": {"__typename": "HomeSearchResult", "count": len(results), "total": total, "results": results}}
+        }, log
     if op == "GetHomeDetails":
         pid = str(variables.get("property_id", ""))[:64]
         log = {"op": op, "property_id": pid}
@@ -162,8 +171,9 @@ async def graphql(request: web.Request) -> web.StreamResponse:
     log["fault"] = fault
     if fault == "rate_limit":
         state.record({**log, "status": 429})
-        return web.json_response({"error": "Too Many Requests"}, status=429,
-                                 headers={"Retry-After": f"{state.faults.retry_after:g}"})
+        return web.json_response(
+            {"error": "Too Many Requests"}, status=429, headers={"Retry-After": f"{state.faults.retry_after:g}"}
+        )
     if fault in ("server_error", "detail_error"):
         status = state.rng.choice((500, 502, 503))
         state.record({**log, "status": status})
@@ -190,9 +200,12 @@ async def detail_page(request: web.Request) -> web.Response:
         return web.Response(status=404, text="listing not found")
     data = to_realtor(home, str(request.url.origin()), history=True)
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(json.dumps(v))}</td></tr>" for k, v in data.items())
-    return web.Response(text=f"<html><body><h1>{html.escape(home.line)}</h1><table>{rows}</table>"
-                             f"<script type='application/json' id='listing'>{html.escape(json.dumps(data))}</script>"
-                             "</body></html>", content_type="text/html")
+    return web.Response(
+        text=f"<html><body><h1>{html.escape(home.line)}</h1><table>{rows}</table>"
+        f"<script type='application/json' id='listing'>{html.escape(json.dumps(data))}</script>"
+        "</body></html>",
+        content_type="text/html",
+    )
 
 
 async def admin_faults(request: web.Request) -> web.Response:
@@ -259,14 +272,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--churn", type=float, default=1.0, help="lifecycles run this many times faster than real ones")
     p.add_argument("--request-log", type=Path, default=None, help="append every request as a JSON line here")
     for f in fields(Faults):
-        p.add_argument(f"--fault-{f.name.replace('_', '-')}", dest=f.name, type=float, default=f.default,
-                       help=f"fault parameter {f.name}")
+        p.add_argument(
+            f"--fault-{f.name.replace('_', '-')}", dest=f.name, type=float, default=f.default, help=f"fault parameter {f.name}"
+        )
     args = p.parse_args(argv)
     setup_logging(name="site")
     faults = Faults(**{f.name: getattr(args, f.name) for f in fields(Faults)})
     world = ListingWorld(WorldConfig(seed=args.seed, scale=args.scale, churn=args.churn))
-    web.run_app(build_site(world, faults, args.request_log), host=args.host, port=args.port, print=None,
-                access_log=None)
+    web.run_app(build_site(world, faults, args.request_log), host=args.host, port=args.port, print=None, access_log=None)
     return 0
 
 

@@ -48,23 +48,40 @@ def epoch_summary(net: LocalNetwork, epoch_id: str, documents: dict[str, dict]) 
             continue
         m = by_hotkey.get(p.signer.hotkey, {})
         said = stored_verdict(m, names) if m else None
-        miners.append({
-            "name": p.name, "uid": p.uid, "hotkey": p.signer.hotkey, "cheater": p.strategy,
-            "successor_of": p.successor_of, "ema": m.get("ema", 0.0),
-            "rows_uploaded": m.get("rows_uploaded", 0), "rows_valid": m.get("rows_valid", 0),
-            "rows_credited": m.get("rows_credited", 0), "completeness": m.get("completeness", 0.0),
-            "quality": m.get("quality", 0.0), "truth_factor": m.get("truth_factor", 0.0),
-            "verdict": said.kind if said else "not_judged",
-            "why": said.words if said else "not judged by the first validator", "score": m.get("score", 0.0),
-            "weight": m.get("weight", 0.0), "reasons": m.get("reasons", {}),
-        })
+        miners.append(
+            {
+                "name": p.name,
+                "uid": p.uid,
+                "hotkey": p.signer.hotkey,
+                "cheater": p.strategy,
+                "successor_of": p.successor_of,
+                "ema": m.get("ema", 0.0),
+                "rows_uploaded": m.get("rows_uploaded", 0),
+                "rows_valid": m.get("rows_valid", 0),
+                "rows_credited": m.get("rows_credited", 0),
+                "completeness": m.get("completeness", 0.0),
+                "quality": m.get("quality", 0.0),
+                "truth_factor": m.get("truth_factor", 0.0),
+                "verdict": said.kind if said else "not_judged",
+                "why": said.words if said else "not judged by the first validator",
+                "score": m.get("score", 0.0),
+                "weight": m.get("weight", 0.0),
+                "reasons": m.get("reasons", {}),
+            }
+        )
     return {
         "epoch_id": epoch_id,
         "miners": miners,
-        "validators": [{"name": v.name, "hotkey": v.signer.hotkey,
-                        "weights_set": weights_set(net, v, epoch_id),
-                        "weights": documents[v.name].get("weights"),
-                        "published": published_epoch(net.validator_dir(v), epoch_id)} for v in validators],
+        "validators": [
+            {
+                "name": v.name,
+                "hotkey": v.signer.hotkey,
+                "weights_set": weights_set(net, v, epoch_id),
+                "weights": documents[v.name].get("weights"),
+                "published": published_epoch(net.validator_dir(v), epoch_id),
+            }
+            for v in validators
+        ],
     }
 
 
@@ -72,15 +89,23 @@ def render(summary: dict) -> str:
     """An epoch's table: every miner's rows, score and weight and its verdict in words, the validators, and the
     epoch's verdict line."""
     width = max([len(m["name"]) for m in summary["miners"]] + [5])
-    lines = [f"epoch {summary['epoch_id']}" + (f" ({summary['note']})" if summary.get("note") else ""),
-             f"  {'miner':<{width}} {'uid':>3} {'rows':>6} {'valid':>6} {'score':>6} {'weight':>7}  verdict"]
+    lines = [
+        f"epoch {summary['epoch_id']}" + (f" ({summary['note']})" if summary.get("note") else ""),
+        f"  {'miner':<{width}} {'uid':>3} {'rows':>6} {'valid':>6} {'score':>6} {'weight':>7}  verdict",
+    ]
     for m in summary["miners"]:
-        lines.append(f"  {m['name']:<{width}} {m['uid']:>3} {m['rows_uploaded']:>6} {m['rows_valid']:>6} "
-                     f"{m['score']:>6.3f} {m['weight']:>7.3f}  {m['why']}")
+        lines.append(
+            f"  {m['name']:<{width}} {m['uid']:>3} {m['rows_uploaded']:>6} {m['rows_valid']:>6} "
+            f"{m['score']:>6.3f} {m['weight']:>7.3f}  {m['why']}"
+        )
     for v in summary["validators"]:
         out = v.get("published")
-        data = (f"published {out['rows']} validated listings in {out['zipcodes']} zipcodes (listings.parquet sha256 "
-                f"{out['listings_sha256'][:12]})" if out else "validated listings not written")
+        data = (
+            f"published {out['rows']} validated listings in {out['zipcodes']} zipcodes (listings.parquet sha256 "
+            f"{out['listings_sha256'][:12]})"
+            if out
+            else "validated listings not written"
+        )
         lines.append(f"  validator {v['name']}: {_weights(v)}; {data}")
     lines.append("  " + epoch_verdict(summary))
     return "\n".join(lines)
@@ -114,9 +139,13 @@ def epoch_verdict(summary: dict) -> str:
         parts.append(f"cheaters {len(zero)}/{len(cheaters)} at 0 ({rules} different verdicts, each in the table)")
         parts += [f"{m['name']} PAID {m['score']:.3f}" for m in cheaters if m["score"] > 0]
     unset = [v["name"] for v in summary["validators"] if not v["weights_set"] and _earned(v)]
-    parts.append(f"weights NOT set by {', '.join(unset)}" if unset else
-                 "every validator set weights" if any(_earned(v) for v in summary["validators"]) else
-                 "no weights to set yet (no miner has earned anything)")
+    parts.append(
+        f"weights NOT set by {', '.join(unset)}"
+        if unset
+        else "every validator set weights"
+        if any(_earned(v) for v in summary["validators"])
+        else "no weights to set yet (no miner has earned anything)"
+    )
     return "verdict: " + "; ".join(parts)
 
 
@@ -125,15 +154,16 @@ def run_verdict(epochs: list[dict], failed: list[str]) -> str:
     if not epochs:
         failures = f"; failed: {', '.join(failed)} (see its log in logs/)" if failed else ""
         return f"run verdict: no epoch was counted{failures}"
-    honest_paid = all(m["score"] > 0 for e in epochs for m in e["miners"] if m["cheater"] is None
-                      and m["verdict"] != JOINED)
+    honest_paid = all(m["score"] > 0 for e in epochs for m in e["miners"] if m["cheater"] is None and m["verdict"] != JOINED)
     low = min(sum(m["weight"] for m in e["miners"] if m["cheater"] is None) for e in epochs)
     cheaters = {m["name"] for e in epochs for m in e["miners"] if m["cheater"] is not None}
     paid = sorted({m["name"] for e in epochs for m in e["miners"] if m["cheater"] is not None and m["score"] > 0})
     weights = all(v["weights_set"] or not _earned(v) for e in epochs for v in e["validators"])
-    parts = [f"{len(epochs)} epoch{'' if len(epochs) == 1 else 's'} counted",
-             f"honest miners {'paid in every epoch' if honest_paid else 'NOT paid in every epoch'}, "
-             + ("all of the weight" if low >= 0.9995 else f"at least {low:.1%} of the weight")]
+    parts = [
+        f"{len(epochs)} epoch{'' if len(epochs) == 1 else 's'} counted",
+        f"honest miners {'paid in every epoch' if honest_paid else 'NOT paid in every epoch'}, "
+        + ("all of the weight" if low >= 0.9995 else f"at least {low:.1%} of the weight"),
+    ]
     if cheaters:
         parts.append(f"cheaters paid: {', '.join(paid)}" if paid else f"all {len(cheaters)} cheaters at 0 in every epoch")
     parts.append("weights set by every validator in every epoch" if weights else "some weights NOT set")

@@ -27,20 +27,88 @@ from resi.epochs import UTC
 
 DAY = 86_400.0
 _STREETS = (
-    "Main", "Oak", "Maple", "Cedar", "Pine", "Elm", "Washington", "Lake", "Hill", "Park", "Walnut", "Chestnut",
-    "Spruce", "Sunset", "Highland", "Jefferson", "Lincoln", "Madison", "Franklin", "Church", "Spring", "River",
-    "Meadow", "Forest", "Willow", "Ridge", "Valley", "Broad", "Market", "Union", "Grant", "Jackson", "Adams",
-    "Monroe", "Locust", "Poplar", "Birch", "Cherry", "Laurel", "Magnolia", "Dogwood", "Hickory", "Sycamore",
-    "Mill", "Center", "School", "North", "South", "Prospect", "Pleasant", "Academy", "Summit", "Bridge",
+    "Main",
+    "Oak",
+    "Maple",
+    "Cedar",
+    "Pine",
+    "Elm",
+    "Washington",
+    "Lake",
+    "Hill",
+    "Park",
+    "Walnut",
+    "Chestnut",
+    "Spruce",
+    "Sunset",
+    "Highland",
+    "Jefferson",
+    "Lincoln",
+    "Madison",
+    "Franklin",
+    "Church",
+    "Spring",
+    "River",
+    "Meadow",
+    "Forest",
+    "Willow",
+    "Ridge",
+    "Valley",
+    "Broad",
+    "Market",
+    "Union",
+    "Grant",
+    "Jackson",
+    "Adams",
+    "Monroe",
+    "Locust",
+    "Poplar",
+    "Birch",
+    "Cherry",
+    "Laurel",
+    "Magnolia",
+    "Dogwood",
+    "Hickory",
+    "Sycamore",
+    "Mill",
+    "Center",
+    "School",
+    "North",
+    "South",
+    "Prospect",
+    "Pleasant",
+    "Academy",
+    "Summit",
+    "Bridge",
 )
 _SUFFIXES = ("St", "Ave", "Rd", "Dr", "Ln", "Ct", "Blvd", "Way", "Pl", "Ter")
 _TYPE_MIX = {
-    "PREMIUM": (("condos", 0.35), ("single_family", 0.33), ("townhomes", 0.15), ("multi_family", 0.07),
-                ("coop", 0.05), ("land", 0.05)),
-    "STANDARD": (("single_family", 0.55), ("condos", 0.15), ("townhomes", 0.12), ("multi_family", 0.08),
-                 ("land", 0.05), ("mobile", 0.03), ("farm", 0.02)),
-    "EMERGING": (("single_family", 0.6), ("condos", 0.08), ("townhomes", 0.1), ("multi_family", 0.07),
-                 ("land", 0.08), ("mobile", 0.05), ("farm", 0.02)),
+    "PREMIUM": (
+        ("condos", 0.35),
+        ("single_family", 0.33),
+        ("townhomes", 0.15),
+        ("multi_family", 0.07),
+        ("coop", 0.05),
+        ("land", 0.05),
+    ),
+    "STANDARD": (
+        ("single_family", 0.55),
+        ("condos", 0.15),
+        ("townhomes", 0.12),
+        ("multi_family", 0.08),
+        ("land", 0.05),
+        ("mobile", 0.03),
+        ("farm", 0.02),
+    ),
+    "EMERGING": (
+        ("single_family", 0.6),
+        ("condos", 0.08),
+        ("townhomes", 0.1),
+        ("multi_family", 0.07),
+        ("land", 0.08),
+        ("mobile", 0.05),
+        ("farm", 0.02),
+    ),
 }
 CUT_AT, PENDING_AT = 0.45, 0.8
 """Fractions of a lifecycle at which the price cut and the pending status come."""
@@ -138,8 +206,7 @@ def encode_property_id(zipcode: str, slot: int, gen: int) -> str:
 
 
 def decode_property_id(property_id: str) -> tuple[str, int, int] | None:
-    if not isinstance(property_id, str) or len(property_id) != ID_LENGTH or not property_id.isdigit() \
-            or property_id[0] != "1":
+    if not isinstance(property_id, str) or len(property_id) != ID_LENGTH or not property_id.isdigit() or property_id[0] != "1":
         return None
     return property_id[1:6], int(property_id[6:10]), int(property_id[10:])
 
@@ -201,18 +268,33 @@ class ListingWorld:
         digest = hashlib.sha256(f"{zipcode}{slot}{gen}".encode()).digest()
         listing_id = str(2_900_000_000 + int.from_bytes(digest[:4], "big") % 99_999_999)
         return Static(
-            zipcode=zipcode, slot=slot, gen=gen, listing_id=listing_id, mls=mls,
+            zipcode=zipcode,
+            slot=slot,
+            gen=gen,
+            listing_id=listing_id,
+            mls=mls,
             mls_id=None if r.random() < 0.03 else f"{info.state}{zipcode[-3:]}{r.randint(1_000_000, 9_999_999)}",
-            prop_type=prop_type, beds=beds, baths_full=baths_full, baths_half=baths_half, sqft=sqft,
+            prop_type=prop_type,
+            beds=beds,
+            baths_full=baths_full,
+            baths_half=baths_half,
+            sqft=sqft,
             lot_sqft=int(r.uniform(2_000, 80_000)) if not condo else None,
             year_built=None if land else r.randint(1890, 2025),
-            street_number=number, street_direction=r.choice((None, None, None, "N", "S", "E", "W")),
-            street_name=street, street_suffix=r.choice(_SUFFIXES),
+            street_number=number,
+            street_direction=r.choice((None, None, None, "N", "S", "E", "W")),
+            street_name=street,
+            street_suffix=r.choice(_SUFFIXES),
             unit=(f"Apt {r.randint(1, 30)}{r.choice('ABCDEF')}" if condo else None),
-            city=info.city, state=info.state, county=info.county,
-            lat=round(info.latitude + r.uniform(-0.02, 0.02), 6), lon=round(info.longitude + r.uniform(-0.02, 0.02), 6),
-            base_price=base_price, cut=r.uniform(0.02, 0.07) if r.random() < 0.35 else 0.0,
-            prior_days=r.random() * 45, withdrawn=r.random() < WITHDRAWN_SHARE,
+            city=info.city,
+            state=info.state,
+            county=info.county,
+            lat=round(info.latitude + r.uniform(-0.02, 0.02), 6),
+            lon=round(info.longitude + r.uniform(-0.02, 0.02), 6),
+            base_price=base_price,
+            cut=r.uniform(0.02, 0.07) if r.random() < 0.35 else 0.0,
+            prior_days=r.random() * 45,
+            withdrawn=r.random() < WITHDRAWN_SHARE,
         )
 
     def _events(self, s: Static, start: float, end: float) -> list[tuple[float, str, int]]:
@@ -319,8 +401,7 @@ def to_realtor(home: Home, base_url: str, history: bool = False) -> dict:
         "href": property_url(home, base_url),
         "permalink": property_url(home, base_url).rsplit("/", 1)[-1],
         "status": home.status,
-        "mls_status": {"sold": "Sold", "off_market": "Off Market"}.get(
-            home.status, "Pending" if home.is_pending else "Active"),
+        "mls_status": {"sold": "Sold", "off_market": "Off Market"}.get(home.status, "Pending" if home.is_pending else "Active"),
         "list_date": _iso(home.list_date),
         "pending_date": _iso(home.pending_date),
         "last_sold_date": _iso(home.sold_date),
@@ -331,30 +412,52 @@ def to_realtor(home: Home, base_url: str, history: bool = False) -> dict:
         "list_price_min": None,
         "list_price_max": None,
         "price_per_sqft": int(home.price / s.sqft) if s.sqft else None,
-        "tags": None, "open_houses": None, "details": None, "pet_policy": None, "units": None,
+        "tags": None,
+        "open_houses": None,
+        "details": None,
+        "pet_policy": None,
+        "units": None,
         "flags": {"is_contingent": None, "is_pending": home.is_pending or None, "is_new_construction": None},
         "description": {
-            "type": s.prop_type, "sqft": s.sqft, "beds": s.beds, "baths_full": s.baths_full,
-            "baths_half": s.baths_half, "lot_sqft": s.lot_sqft, "year_built": s.year_built, "garage": None,
-            "name": None, "stories": None, "text": None,
+            "type": s.prop_type,
+            "sqft": s.sqft,
+            "beds": s.beds,
+            "baths_full": s.baths_full,
+            "baths_half": s.baths_half,
+            "lot_sqft": s.lot_sqft,
+            "year_built": s.year_built,
+            "garage": None,
+            "name": None,
+            "stories": None,
+            "text": None,
         },
         "source": {"id": s.mls, "listing_id": s.mls_id},
         "hoa": None,
         "location": {
             "address": {
-                "street_direction": s.street_direction, "street_number": s.street_number,
-                "street_name": s.street_name, "street_suffix": s.street_suffix, "line": home.line,
-                "unit": s.unit, "city": s.city, "state_code": s.state, "postal_code": s.zipcode,
+                "street_direction": s.street_direction,
+                "street_number": s.street_number,
+                "street_name": s.street_name,
+                "street_suffix": s.street_suffix,
+                "line": home.line,
+                "unit": s.unit,
+                "city": s.city,
+                "state_code": s.state,
+                "postal_code": s.zipcode,
                 "coordinate": {"lon": s.lon, "lat": s.lat},
             },
             "county": {"name": s.county, "fips_code": None} if s.county else None,
             "neighborhoods": None,
         },
-        "tax_record": None, "primary_photo": None, "photos": None, "advertisers": None,
+        "tax_record": None,
+        "primary_photo": None,
+        "photos": None,
+        "advertisers": None,
         "current_estimates": None,
     }
     if history:
         record["__typename"] = "Home"
-        record["property_history"] = [{"date": _iso(e.at), "event_name": e.name, "price": e.price}
-                                      for e in reversed(home.history)]  # Realtor lists the newest first
+        record["property_history"] = [
+            {"date": _iso(e.at), "event_name": e.name, "price": e.price} for e in reversed(home.history)
+        ]  # Realtor lists the newest first
     return record

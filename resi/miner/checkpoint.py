@@ -58,8 +58,10 @@ class Checkpoint:
     def start_epoch(self, assignment: Assignment) -> EpochRecord:
         """Record an assignment (the first record of an epoch wins; a restart gets it back)."""
         with closing(self._db()) as db:
-            db.execute("INSERT OR IGNORE INTO epochs (epoch_id, assignment, state, created_at) VALUES (?, ?, ?, ?)",
-                       (assignment.epoch_id, assignment.model_dump_json(by_alias=True), SCRAPING, time.time()))
+            db.execute(
+                "INSERT OR IGNORE INTO epochs (epoch_id, assignment, state, created_at) VALUES (?, ?, ?, ?)",
+                (assignment.epoch_id, assignment.model_dump_json(by_alias=True), SCRAPING, time.time()),
+            )
         return self.known(assignment.epoch_id)
 
     def known(self, epoch_id: str) -> EpochRecord:
@@ -68,16 +70,19 @@ class Checkpoint:
 
     def epoch(self, epoch_id: str) -> EpochRecord | None:
         with closing(self._db()) as db:
-            row = db.execute("SELECT assignment, state, created_at, uploaded_at, reported FROM epochs WHERE epoch_id=?",
-                             (epoch_id,)).fetchone()
+            row = db.execute(
+                "SELECT assignment, state, created_at, uploaded_at, reported FROM epochs WHERE epoch_id=?", (epoch_id,)
+            ).fetchone()
         if row is None:
             return None
         return EpochRecord(Assignment.model_validate_json(row[0]), row[1], row[2], row[3], row[4])
 
     def set_state(self, epoch_id: str, state: str) -> None:
         with closing(self._db()) as db:
-            db.execute("UPDATE epochs SET state=?, uploaded_at=CASE WHEN ?='uploaded' THEN ? ELSE uploaded_at END"
-                       " WHERE epoch_id=?", (state, state, time.time(), epoch_id))
+            db.execute(
+                "UPDATE epochs SET state=?, uploaded_at=CASE WHEN ?='uploaded' THEN ? ELSE uploaded_at END WHERE epoch_id=?",
+                (state, state, time.time(), epoch_id),
+            )
 
     def set_uploaded(self, epoch_id: str, verified: bool) -> None:
         """Both files are uploaded (``verified``: and seen in the bucket's listing)."""
@@ -93,13 +98,24 @@ class Checkpoint:
                 " (SELECT COUNT(*) FROM zipcodes z WHERE z.epoch_id=e.epoch_id),"
                 " (SELECT COALESCE(SUM(row_count), 0) FROM zipcodes z WHERE z.epoch_id=e.epoch_id)"
                 " FROM epochs e LEFT JOIN uploads u ON u.epoch_id=e.epoch_id ORDER BY e.created_at DESC LIMIT ?",
-                (limit,)).fetchall()
+                (limit,),
+            ).fetchall()
         out = []
         for epoch_id, assignment, state, created, uploaded, reported, verified, done, rows_kept in rows:
             zipcodes = Assignment.model_validate_json(assignment).zipcodes
-            out.append({"epoch_id": epoch_id, "state": state, "started_at": created, "zipcodes": len(zipcodes),
-                        "zipcodes_done": done, "rows": rows_kept, "uploaded_at": uploaded,
-                        "upload_verified": None if verified is None else bool(verified), "reported": reported})
+            out.append(
+                {
+                    "epoch_id": epoch_id,
+                    "state": state,
+                    "started_at": created,
+                    "zipcodes": len(zipcodes),
+                    "zipcodes_done": done,
+                    "rows": rows_kept,
+                    "uploaded_at": uploaded,
+                    "upload_verified": None if verified is None else bool(verified),
+                    "reported": reported,
+                }
+            )
         return out
 
     def set_reported(self, epoch_id: str, status: str) -> None:
@@ -110,8 +126,10 @@ class Checkpoint:
         sink = pa.BufferOutputStream()
         pq.write_table(rows.cast(READ_SCHEMA), sink, compression="zstd")
         with closing(self._db()) as db:
-            db.execute("INSERT OR REPLACE INTO zipcodes VALUES (?, ?, ?, ?, ?, ?)",
-                       (epoch_id, zipcode, sink.getvalue().to_pybytes(), rows.num_rows, json.dumps(drops), time.time()))
+            db.execute(
+                "INSERT OR REPLACE INTO zipcodes VALUES (?, ?, ?, ?, ?, ?)",
+                (epoch_id, zipcode, sink.getvalue().to_pybytes(), rows.num_rows, json.dumps(drops), time.time()),
+            )
 
     def finished_zipcodes(self, epoch_id: str) -> dict[str, int]:
         """Zipcode -> rows kept, for every zipcode of ``epoch_id`` already finished."""
@@ -120,8 +138,9 @@ class Checkpoint:
 
     def completions(self, epoch_id: str) -> list[tuple[str, int, float]]:
         with closing(self._db()) as db:
-            return db.execute("SELECT zipcode, row_count, finished_at FROM zipcodes WHERE epoch_id=? ORDER BY zipcode",
-                              (epoch_id,)).fetchall()
+            return db.execute(
+                "SELECT zipcode, row_count, finished_at FROM zipcodes WHERE epoch_id=? ORDER BY zipcode", (epoch_id,)
+            ).fetchall()
 
     def rows(self, epoch_id: str) -> pa.Table:
         """Every finished zipcode's rows of ``epoch_id``, in zipcode order."""

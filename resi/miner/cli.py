@@ -34,23 +34,54 @@ def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="neurons/miner.py", description=DESCRIPTION)
     add_shared_args(p)
     m = p.add_argument_group("miner")
-    m.add_argument("--miner.data_dir", dest="data_dir", default=env("RESI_MINER_DATA_DIR"),
-                   help="folder for the checkpoint and local epoch files (default ~/.resi/miner/<hotkey>) "
-                   "[env RESI_MINER_DATA_DIR]")
-    m.add_argument("--miner.concurrency", dest="concurrency", type=COUNT, default=env("RESI_MINER_CONCURRENCY", default="4"),
-                   help="zipcodes scraped at once [env RESI_MINER_CONCURRENCY]")
-    m.add_argument("--miner.upload_margin", dest="upload_margin", type=SECONDS,
-                   default=env("RESI_MINER_UPLOAD_MARGIN", default="900"),
-                   help="seconds before the deadline at which scraping stops and what there is gets uploaded "
-                   "[env RESI_MINER_UPLOAD_MARGIN]")
-    m.add_argument("--miner.poll_interval", dest="poll_interval", type=POSITIVE, default=60.0,
-                   help="seconds between assignment checks (the API allows 10 per minute)")
-    m.add_argument("--miner.retention_days", dest="retention_days", type=POSITIVE, default=7.0,
-                   help="local epoch data older than this is deleted")
-    m.add_argument("--miner.zipcode_retry_pause", dest="zipcode_retry_pause", type=SECONDS, default=30.0,
-                   help="seconds between rounds of retrying zipcodes whose scrape failed")
-    m.add_argument("--miner.shutdown_grace", dest="shutdown_grace", type=SECONDS, default=20.0,
-                   help="seconds given to the work in flight after SIGINT/SIGTERM (keep under pm2's kill_timeout)")
+    m.add_argument(
+        "--miner.data_dir",
+        dest="data_dir",
+        default=env("RESI_MINER_DATA_DIR"),
+        help="folder for the checkpoint and local epoch files (default ~/.resi/miner/<hotkey>) [env RESI_MINER_DATA_DIR]",
+    )
+    m.add_argument(
+        "--miner.concurrency",
+        dest="concurrency",
+        type=COUNT,
+        default=env("RESI_MINER_CONCURRENCY", default="4"),
+        help="zipcodes scraped at once [env RESI_MINER_CONCURRENCY]",
+    )
+    m.add_argument(
+        "--miner.upload_margin",
+        dest="upload_margin",
+        type=SECONDS,
+        default=env("RESI_MINER_UPLOAD_MARGIN", default="900"),
+        help="seconds before the deadline at which scraping stops and what there is gets uploaded [env RESI_MINER_UPLOAD_MARGIN]",
+    )
+    m.add_argument(
+        "--miner.poll_interval",
+        dest="poll_interval",
+        type=POSITIVE,
+        default=60.0,
+        help="seconds between assignment checks (the API allows 10 per minute)",
+    )
+    m.add_argument(
+        "--miner.retention_days",
+        dest="retention_days",
+        type=POSITIVE,
+        default=7.0,
+        help="local epoch data older than this is deleted",
+    )
+    m.add_argument(
+        "--miner.zipcode_retry_pause",
+        dest="zipcode_retry_pause",
+        type=SECONDS,
+        default=30.0,
+        help="seconds between rounds of retrying zipcodes whose scrape failed",
+    )
+    m.add_argument(
+        "--miner.shutdown_grace",
+        dest="shutdown_grace",
+        type=SECONDS,
+        default=20.0,
+        help="seconds given to the work in flight after SIGINT/SIGTERM (keep under pm2's kill_timeout)",
+    )
     add_source_args(p, "listing source (Realtor.com through homeharvest)")
     add_monitor_args(p)
     return p
@@ -70,9 +101,14 @@ def _run(args: argparse.Namespace, strategy) -> int:
     if isinstance(ready, int):
         return ready
     shared, signer, data_dir = ready.shared, ready.signer, ready.data_dir
-    config = MinerConfig(data_dir=data_dir, concurrency=args.concurrency, upload_margin=args.upload_margin,
-                         poll_interval=args.poll_interval, retention_days=args.retention_days,
-                         zipcode_retry_pause=args.zipcode_retry_pause)
+    config = MinerConfig(
+        data_dir=data_dir,
+        concurrency=args.concurrency,
+        upload_margin=args.upload_margin,
+        poll_interval=args.poll_interval,
+        retention_days=args.retention_days,
+        zipcode_retry_pause=args.zipcode_retry_pause,
+    )
     api = ResiApiClient(shared.api_url, signer, timeout=shared.api_timeout)
     source = source_from_args(args)
     metrics, heartbeat = MinerMetrics(), Heartbeat()
@@ -82,11 +118,13 @@ def _run(args: argparse.Namespace, strategy) -> int:
         heartbeat.beat("upload retry")
 
     uploader = Uploader(api, signer.hotkey, on_retry=upload_retried)
-    miner = Miner(signer.hotkey, api, source, Checkpoint(data_dir / "checkpoint.db"), uploader, config, strategy,
-                  metrics, heartbeat)
+    miner = Miner(
+        signer.hotkey, api, source, Checkpoint(data_dir / "checkpoint.db"), uploader, config, strategy, metrics, heartbeat
+    )
     monitor = start_monitoring(args, metrics.registry, heartbeat)
-    logger.info(f"miner {signer.hotkey} (netuid {shared.netuid}) against {shared.api_url}, source "
-                f"{source.origin}, data in {data_dir}")
+    logger.info(
+        f"miner {signer.hotkey} (netuid {shared.netuid}) against {shared.api_url}, source {source.origin}, data in {data_dir}"
+    )
     try:
         asyncio.run(run_until_signal(miner.run, args.shutdown_grace, source.close, api.close))
     finally:

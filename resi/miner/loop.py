@@ -47,8 +47,10 @@ def too_late(assignment: Assignment, now: datetime, upload_margin: float) -> str
     upload_at = assignment.submission_deadline - timedelta(seconds=upload_margin)
     if now < upload_at:
         return None
-    return (f"too late for epoch {assignment.epoch_id}: its upload time {upload_at:%H:%M} UTC has passed; next "
-            f"epoch at {assignment.epoch_end:%H:%M} UTC")
+    return (
+        f"too late for epoch {assignment.epoch_id}: its upload time {upload_at:%H:%M} UTC has passed; next "
+        f"epoch at {assignment.epoch_end:%H:%M} UTC"
+    )
 
 
 class Miner:
@@ -170,8 +172,13 @@ class Miner:
         if duplicates:
             logger.info(f"epoch {epoch_id}: duplicates across zipcodes dropped: {dict(duplicates)}")
         all_done = self._all_done(record)
-        info = PackageInfo(self.hotkey, self.source.name, self.source.version,
-                           datetime.fromtimestamp(record.created_at, UTC), self.config.data_dir)
+        info = PackageInfo(
+            self.hotkey,
+            self.source.name,
+            self.source.version,
+            datetime.fromtimestamp(record.created_at, UTC),
+            self.config.data_dir,
+        )
         files = await asyncio.to_thread(self.strategy.package, rows, assignment, info)
         if files is None:
             return (c.STATUS_FAILED if all_done else c.STATUS_TIMEOUT), "no listings were scraped"
@@ -196,11 +203,14 @@ class Miner:
         uploaded = self.checkpoint.known(epoch_id).state == UPLOADED
         try:
             await self.api.update_status(
-                epoch_id, record.assignment.nonce, status,
+                epoch_id,
+                record.assignment.nonce,
+                status,
                 listings_scraped=sum(n for _, n, _ in completions),
-                zipcodes_completed=[{"zipcode": z, "listingsScraped": n,
-                                     "completedAt": iso_z(datetime.fromtimestamp(t, UTC))}
-                                    for z, n, t in completions],
+                zipcodes_completed=[
+                    {"zipcode": z, "listingsScraped": n, "completedAt": iso_z(datetime.fromtimestamp(t, UTC))}
+                    for z, n, t in completions
+                ],
                 s3_upload_complete=uploaded,
                 failure_reason=reason,
             )

@@ -46,6 +46,13 @@ class Honest:
     def package(self, rows: pa.Table, assignment: Assignment, info: PackageInfo) -> EpochFiles | None:
         if rows.num_rows == 0:
             return None
-        return build_epoch_files(rows, hotkey=info.hotkey, epoch_id=assignment.epoch_id, nonce=assignment.nonce,
-                                 scraper_name=info.scraper_name, scraper_version=info.scraper_version,
-                                 started_at=info.started_at, finished_at=utcnow())
+        return build_epoch_files(
+            rows,
+            hotkey=info.hotkey,
+            epoch_id=assignment.epoch_id,
+            nonce=assignment.nonce,
+            scraper_name=info.scraper_name,
+            scraper_version=info.scraper_version,
+            started_at=info.started_at,
+            finished_at=utcnow(),
+        )

@@ -33,8 +33,14 @@ class UploadFailed(Exception):
 
 
 class Uploader:
-    def __init__(self, api: ResiApiClient, hotkey: str, backoff_cap: float = 30.0, timeout: float = 120.0,
-                 on_retry: Callable[[], None] = lambda: None):
+    def __init__(
+        self,
+        api: ResiApiClient,
+        hotkey: str,
+        backoff_cap: float = 30.0,
+        timeout: float = 120.0,
+        on_retry: Callable[[], None] = lambda: None,
+    ):
         """``on_retry``: called for each attempt that failed and is tried again (the miner's metrics)."""
         self.api = api
         self.hotkey = hotkey

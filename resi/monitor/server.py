@@ -23,25 +23,47 @@ Page = Callable[[], str]
 
 def add_monitor_args(parser: argparse.ArgumentParser, watchdog: bool = True) -> None:
     m = parser.add_argument_group("monitoring")
-    m.add_argument("--metrics.port", dest="metrics_port", type=number(int, 0, 65535),
-                   default=env("RESI_METRICS_PORT"),
-                   help="serve /metrics (Prometheus), /healthz and the status page on this port; 0 picks a free "
-                   "one; off when not given [env RESI_METRICS_PORT]")
-    m.add_argument("--metrics.host", dest="metrics_host", default=env("RESI_METRICS_HOST", default="127.0.0.1"),
-                   help="address the monitoring port binds to (0.0.0.0 exposes it) [env RESI_METRICS_HOST]")
+    m.add_argument(
+        "--metrics.port",
+        dest="metrics_port",
+        type=number(int, 0, 65535),
+        default=env("RESI_METRICS_PORT"),
+        help="serve /metrics (Prometheus), /healthz and the status page on this port; 0 picks a free "
+        "one; off when not given [env RESI_METRICS_PORT]",
+    )
+    m.add_argument(
+        "--metrics.host",
+        dest="metrics_host",
+        default=env("RESI_METRICS_HOST", default="127.0.0.1"),
+        help="address the monitoring port binds to (0.0.0.0 exposes it) [env RESI_METRICS_HOST]",
+    )
     if watchdog:
-        m.add_argument("--watchdog.stall_seconds", dest="stall_seconds", type=POSITIVE,
-                       default=env("RESI_WATCHDOG_STALL_SECONDS", default="900"),
-                       help="seconds without progress after which /healthz answers 503 [env RESI_WATCHDOG_STALL_SECONDS]")
-        m.add_argument("--watchdog.exit_seconds", dest="exit_seconds", type=SECONDS,
-                       default=env("RESI_WATCHDOG_EXIT_SECONDS", default="1800"),
-                       help="seconds without progress after which the neuron exits with code 3 so that pm2 restarts "
-                       "it; 0: never [env RESI_WATCHDOG_EXIT_SECONDS]")
+        m.add_argument(
+            "--watchdog.stall_seconds",
+            dest="stall_seconds",
+            type=POSITIVE,
+            default=env("RESI_WATCHDOG_STALL_SECONDS", default="900"),
+            help="seconds without progress after which /healthz answers 503 [env RESI_WATCHDOG_STALL_SECONDS]",
+        )
+        m.add_argument(
+            "--watchdog.exit_seconds",
+            dest="exit_seconds",
+            type=SECONDS,
+            default=env("RESI_WATCHDOG_EXIT_SECONDS", default="1800"),
+            help="seconds without progress after which the neuron exits with code 3 so that pm2 restarts "
+            "it; 0: never [env RESI_WATCHDOG_EXIT_SECONDS]",
+        )
 
 
 class MonitorServer:
-    def __init__(self, host: str, port: int, registry: CollectorRegistry | None = None, health: Health | None = None,
-                 pages: dict[str, Page] | None = None):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        registry: CollectorRegistry | None = None,
+        health: Health | None = None,
+        pages: dict[str, Page] | None = None,
+    ):
         self.host, self.port = host, port
         self.registry = registry
         self.health = health
@@ -102,8 +124,12 @@ class MonitorServer:
             self._server = None
 
 
-def start_monitoring(args: argparse.Namespace, registry: CollectorRegistry, heartbeat: Heartbeat | None = None,
-                     pages: dict[str, Page] | None = None) -> MonitorServer | None:
+def start_monitoring(
+    args: argparse.Namespace,
+    registry: CollectorRegistry,
+    heartbeat: Heartbeat | None = None,
+    pages: dict[str, Page] | None = None,
+) -> MonitorServer | None:
     """A neuron's watchdog (when given its ``heartbeat``: always for neurons) and the monitoring endpoint (when
     ``--metrics.port`` is given). A port that cannot be opened ends the start-up (exit 2) with the fix: the
     operator asked for it."""
@@ -115,6 +141,8 @@ def start_monitoring(args: argparse.Namespace, registry: CollectorRegistry, hear
     try:
         return MonitorServer(args.metrics_host, args.metrics_port, registry, health, pages).start()
     except OSError as exc:
-        logger.error(f"monitoring port {args.metrics_host}:{args.metrics_port} cannot be opened ({exc}): choose "
-                     "another --metrics.port (0 picks a free one) or leave it out")
+        logger.error(
+            f"monitoring port {args.metrics_host}:{args.metrics_port} cannot be opened ({exc}): choose "
+            "another --metrics.port (0 picks a free one) or leave it out"
+        )
         raise SystemExit(2) from None

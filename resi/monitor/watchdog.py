@@ -36,8 +36,14 @@ class Heartbeat:
 
 
 class Watchdog:
-    def __init__(self, heartbeat: Heartbeat, stall_seconds: float, exit_seconds: float,
-                 on_stall: Callable[[int], None] = os._exit, interval: float = 1.0):
+    def __init__(
+        self,
+        heartbeat: Heartbeat,
+        stall_seconds: float,
+        exit_seconds: float,
+        on_stall: Callable[[int], None] = os._exit,
+        interval: float = 1.0,
+    ):
         """``exit_seconds`` 0: never end the process (``/healthz`` still reports the stall)."""
         self.heartbeat = heartbeat
         self.stall_seconds = stall_seconds
@@ -49,8 +55,12 @@ class Watchdog:
     def health(self) -> tuple[bool, dict]:
         idle = self.heartbeat.idle()
         ok = idle <= self.stall_seconds
-        return ok, {"status": "ok" if ok else "stalled", "idle_seconds": round(idle, 1),
-                    "stall_seconds": self.stall_seconds, "last_progress": self.heartbeat.what}
+        return ok, {
+            "status": "ok" if ok else "stalled",
+            "idle_seconds": round(idle, 1),
+            "stall_seconds": self.stall_seconds,
+            "last_progress": self.heartbeat.what,
+        }
 
     def start(self) -> Watchdog:
         if self.exit_seconds > 0 and self._thread is None:
@@ -63,8 +73,10 @@ class Watchdog:
             time.sleep(self.interval)
             idle = self.heartbeat.idle()
             if idle > self.exit_seconds:
-                logger.error(f"watchdog: no progress for {idle:.0f} s (limit {self.exit_seconds:g} s, last: "
-                             f"{self.heartbeat.what}); exiting with code {STALLED_EXIT} so that pm2 restarts it")
+                logger.error(
+                    f"watchdog: no progress for {idle:.0f} s (limit {self.exit_seconds:g} s, last: "
+                    f"{self.heartbeat.what}); exiting with code {STALLED_EXIT} so that pm2 restarts it"
+                )
                 sys.stderr.flush()
                 self.on_stall(STALLED_EXIT)
                 return

@@ -44,9 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = asyncio.run(Pipeline(source, concurrency=args.concurrency).run(zipcodes, quiet=args.quiet))
     drops: Counter = Counter()
     rows = dedupe(pa.concat_tables([o.rows for o in outcomes]), drops)
-    files = build_epoch_files(rows, hotkey="manual", epoch_id="manual", nonce="manual",
-                              scraper_name=source.name, scraper_version=source.version, started_at=started,
-                              finished_at=utcnow())
+    files = build_epoch_files(
+        rows,
+        hotkey="manual",
+        epoch_id="manual",
+        nonce="manual",
+        scraper_name=source.name,
+        scraper_version=source.version,
+        started_at=started,
+        finished_at=utcnow(),
+    )
     parquet, metadata = files.save(args.out)
     print(f"{'zipcode':<8} {'records':>8} {'rows':>6}  dropped / error")
     for o in outcomes:

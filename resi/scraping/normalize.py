@@ -37,17 +37,38 @@ from resi.listings.schema import canonical_source_url
 from resi.scraping.source import Drop
 
 _TYPES = {
-    "single_family": "house", "condos": "condo", "condo": "condo", "condop": "condo", "coop": "condo",
-    "condo_townhome_rowhome_coop": "condo", "condo_townhome": "condo", "apartment": "condo",
-    "townhomes": "townhouse", "townhouse": "townhouse", "multi_family": "multi_family",
-    "duplex_triplex": "multi_family", "land": "land", "mobile": "mobile", "farm": "farm",
+    "single_family": "house",
+    "condos": "condo",
+    "condo": "condo",
+    "condop": "condo",
+    "coop": "condo",
+    "condo_townhome_rowhome_coop": "condo",
+    "condo_townhome": "condo",
+    "apartment": "condo",
+    "townhomes": "townhouse",
+    "townhouse": "townhouse",
+    "multi_family": "multi_family",
+    "duplex_triplex": "multi_family",
+    "land": "land",
+    "mobile": "mobile",
+    "farm": "farm",
 }
 _STATUS = {"for_sale": "active", "active": "active", "pending": "pending", "contingent": "pending", "sold": "sold"}
 _EVENTS = {
-    "listed": "listed", "relisted": "listed", "price changed": "price", "price change": "price",
-    "pending": "pending", "contingent": "pending", "under contract": "pending", "sold": "sold",
-    "listing removed": "off_market", "off market": "off_market", "delisted": "off_market",
-    "withdrawn": "off_market", "expired": "off_market", "cancelled": "off_market",
+    "listed": "listed",
+    "relisted": "listed",
+    "price changed": "price",
+    "price change": "price",
+    "pending": "pending",
+    "contingent": "pending",
+    "under contract": "pending",
+    "sold": "sold",
+    "listing removed": "off_market",
+    "off market": "off_market",
+    "delisted": "off_market",
+    "withdrawn": "off_market",
+    "expired": "off_market",
+    "cancelled": "off_market",
 }
 """Realtor's ``property_history`` event names -> what they change. Rental events are not the market's."""
 _UTC = timezone.utc
@@ -103,8 +124,17 @@ def moment_span(value) -> tuple[datetime, float] | None:
             return None
         return moment.replace(tzinfo=_UTC), 86_400.0
     hour, minute, second, fraction = match.groups()
-    precision = 86_400.0 if hour is None else 3_600.0 if minute is None else 60.0 if second is None else \
-        1.0 if fraction is None else 10.0 ** -len(fraction)
+    precision = (
+        86_400.0
+        if hour is None
+        else 3_600.0
+        if minute is None
+        else 60.0
+        if second is None
+        else 1.0
+        if fraction is None
+        else 10.0 ** -len(fraction)
+    )
     moment = moment.replace(tzinfo=_UTC) if moment.tzinfo is None else moment.astimezone(_UTC)
     return moment, precision
 
@@ -293,12 +323,17 @@ def realtor_facts(record: dict, observed: datetime) -> dict:
         static = _static(record)
         status = _market_status(record)
         history = record.get("property_history")
-        events = _history_events(history) if isinstance(history, list) and history else \
-            _derived_events(record, status)
+        events = _history_events(history) if isinstance(history, list) and history else _derived_events(record, status)
         price = _number(record.get("list_price"))
         when = observed_at(record, observed)
     except (AttributeError, TypeError, ValueError, OverflowError, OSError):
         raise Drop("malformed_record") from None
     events.sort(key=lambda e: (e[0], e[1]))
-    return {"listing_id": static["listing_id"], "observed_at": when.timestamp(), "static": static,
-            "status": status, "price": price if price and price > 0 else None, "events": events}
+    return {
+        "listing_id": static["listing_id"],
+        "observed_at": when.timestamp(),
+        "static": static,
+        "status": status,
+        "price": price if price and price > 0 else None,
+        "events": events,
+    }

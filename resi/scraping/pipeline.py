@@ -56,8 +56,14 @@ class ZipcodeOutcome:
         return self.error is None
 
 
-def clean_records(records: Iterable[dict], normalize: Normalizer, scraped_at: datetime, zipcode: str | None,
-                  drops: Counter, normalize_table: TableNormalizer | None = None) -> pa.Table:
+def clean_records(
+    records: Iterable[dict],
+    normalize: Normalizer,
+    scraped_at: datetime,
+    zipcode: str | None,
+    drops: Counter,
+    normalize_table: TableNormalizer | None = None,
+) -> pa.Table:
     """Normalize and validate: the plausible rows (of ``zipcode``, when given); ``drops`` counts the rest.
     ``normalize_table``, when given, is the same normalizer for many records at once (the source's fast path)."""
     records = records if isinstance(records, list) else list(records)
@@ -164,8 +170,10 @@ class Progress:
         self.rows += outcome.rows.num_rows
         self.failed += 0 if outcome.ok else 1
         rate = self.rows / max(1e-6, time.monotonic() - self.started)
-        line = (f"zipcodes {self.done}/{self.total} ({self.failed} failed)  rows {self.rows}  {rate:.0f} rows/s  "
-                f"last {outcome.zipcode}: {outcome.rows.num_rows} rows" + (f" FAILED {outcome.error}" if outcome.error else ""))
+        line = (
+            f"zipcodes {self.done}/{self.total} ({self.failed} failed)  rows {self.rows}  {rate:.0f} rows/s  "
+            f"last {outcome.zipcode}: {outcome.rows.num_rows} rows" + (f" FAILED {outcome.error}" if outcome.error else "")
+        )
         if self.live:
             sys.stderr.write("\r\033[K" + line + ("\n" if self.done == self.total else ""))
             sys.stderr.flush()
@@ -174,8 +182,14 @@ class Progress:
 
 
 class Pipeline:
-    def __init__(self, source: ListingSource, concurrency: int = 4, zipcode_attempts: int = 3,
-                 retry_pause: float = 5.0, keep_facts: bool = False):
+    def __init__(
+        self,
+        source: ListingSource,
+        concurrency: int = 4,
+        zipcode_attempts: int = 3,
+        retry_pause: float = 5.0,
+        keep_facts: bool = False,
+    ):
         self.source = source
         self.concurrency = max(1, concurrency)
         self.zipcode_attempts = max(1, zipcode_attempts)
@@ -190,8 +204,13 @@ class Pipeline:
                 result = await self.source.search(zipcode)
             except SourceError as exc:
                 outcome.error = str(exc)
-                outcome.error_kind = ("blocked" if isinstance(exc, SourceBlocked) else
-                                      "refused" if isinstance(exc, SourceRefused) else "unavailable")
+                outcome.error_kind = (
+                    "blocked"
+                    if isinstance(exc, SourceBlocked)
+                    else "refused"
+                    if isinstance(exc, SourceRefused)
+                    else "unavailable"
+                )
                 if isinstance(exc, SourceBlocked) or attempt + 1 == self.zipcode_attempts:
                     break
                 await asyncio.sleep(self.retry_pause * (attempt + 1) * random.uniform(0.5, 1.0))
@@ -199,12 +218,14 @@ class Pipeline:
             outcome.error = outcome.error_kind = None
             outcome.records, outcome.requests = len(result.records), result.requests
             scraped_at = utcnow()
-            rows = clean_records(result.records, self.source.normalize, scraped_at, zipcode, outcome.drops,
-                                 self.source.normalize_table)
+            rows = clean_records(
+                result.records, self.source.normalize, scraped_at, zipcode, outcome.drops, self.source.normalize_table
+            )
             outcome.rows = dedupe(rows, outcome.drops)
             if self.keep_facts:
-                outcome.facts = _facts_of(result.records, self.source.facts, scraped_at,
-                                          set(outcome.rows["listing_id"].to_pylist()))
+                outcome.facts = _facts_of(
+                    result.records, self.source.facts, scraped_at, set(outcome.rows["listing_id"].to_pylist())
+                )
             break
         outcome.finished_at = utcnow()
         return outcome

@@ -39,8 +39,11 @@ from resi.scraping.source import (
 )
 
 REALTOR_GRAPHQL = RealtorScraper.SEARCH_GQL_URL
-_HOME_QUERY = ("query GetHomeDetails($property_id: ID!) { home(property_id: $property_id) "
-               + HOMES_DATA.rstrip().removesuffix("}") + " property_history { date event_name price } } }")
+_HOME_QUERY = (
+    "query GetHomeDetails($property_id: ID!) { home(property_id: $property_id) "
+    + HOMES_DATA.rstrip().removesuffix("}")
+    + " property_history { date event_name price } } }"
+)
 
 
 class RateCap:
@@ -73,8 +76,11 @@ def _shape_problem(operation: str, body: object) -> str | None:
         return "no data"
     if operation == "GetHomeSearch":
         search = data.get("homeSearch")
-        if not isinstance(search, dict) or not isinstance(search.get("results"), list) \
-                or not isinstance(search.get("total"), int):
+        if (
+            not isinstance(search, dict)
+            or not isinstance(search.get("results"), list)
+            or not isinstance(search.get("total"), int)
+        ):
             return "homeSearch without results/total"
     elif operation == "Search_suggestions":
         suggestions = data.get("search_suggestions")
@@ -101,8 +107,9 @@ class _Scraper(RealtorScraper):
 
     def _graphql_post(self, query: str, variables: dict, operation_name: str) -> dict:
         src = self._source
-        payload = json.dumps({"operationName": operation_name, "query": self._minify_query(query),
-                              "variables": variables}, separators=(",", ":"))
+        payload = json.dumps(
+            {"operationName": operation_name, "query": self._minify_query(query), "variables": variables}, separators=(",", ":")
+        )
         problem: str | None = "no attempt"
         for attempt in range(src.max_attempts):
             if src.closed.is_set():
@@ -113,8 +120,9 @@ class _Scraper(RealtorScraper):
             src.cap.wait()
             self.requests += 1
             try:
-                resp = self._session.post(self.SEARCH_GQL_URL, headers=DEFAULT_HEADERS, data=payload,
-                                          proxies=self.proxies, timeout=src.timeout)
+                resp = self._session.post(
+                    self.SEARCH_GQL_URL, headers=DEFAULT_HEADERS, data=payload, proxies=self.proxies, timeout=src.timeout
+                )
             except requests.RequestException as exc:
                 problem = f"{type(exc).__name__}"
                 continue
@@ -199,8 +207,16 @@ class RealtorSource:
 
     def _input(self, location: str, sold_within_days: int | None = None) -> ScraperInput:
         kind = ListingType.SOLD if sold_within_days else ListingType.FOR_SALE
-        return ScraperInput(location=location, listing_type=kind, return_type=ReturnType.raw, proxy=self.proxy,
-                            limit=10_000, parallel=False, extra_property_data=False, last_x_days=sold_within_days)
+        return ScraperInput(
+            location=location,
+            listing_type=kind,
+            return_type=ReturnType.raw,
+            proxy=self.proxy,
+            limit=10_000,
+            parallel=False,
+            extra_property_data=False,
+            last_x_days=sold_within_days,
+        )
 
     def _search(self, zipcode: str, sold_within_days: int | None = None) -> SearchResult:
         scraper = _Scraper(self._input(zipcode, sold_within_days), self)

@@ -73,15 +73,45 @@ def realtor_table(records: Sequence, scraped_at: datetime, drops: Counter) -> pa
     return pa.concat_tables([table, rest]).take(pa.array(order))
 
 
-_FIELDS = ("property_id", "status", "href", "list_price", "list_date", "last_sold_date", "_observed_at",
-           "pending", "type", "sqft", "beds", "baths_full", "baths_half", "mls_id", "line",
-           "city", "state_code", "postal_code", "lat", "lon")
+_FIELDS = (
+    "property_id",
+    "status",
+    "href",
+    "list_price",
+    "list_date",
+    "last_sold_date",
+    "_observed_at",
+    "pending",
+    "type",
+    "sqft",
+    "beds",
+    "baths_full",
+    "baths_half",
+    "mls_id",
+    "line",
+    "city",
+    "state_code",
+    "postal_code",
+    "lat",
+    "lon",
+)
 """Every field the rows are made of, named as in the record (``mls_id`` is ``source.listing_id``; ``pending``
 is ``flags.is_pending or flags.is_contingent``)."""
 
 
-_TOP = itemgetter("property_id", "status", "href", "list_price", "list_date", "last_sold_date", "_observed_at",
-                  "flags", "description", "location", "source")
+_TOP = itemgetter(
+    "property_id",
+    "status",
+    "href",
+    "list_price",
+    "list_date",
+    "last_sold_date",
+    "_observed_at",
+    "flags",
+    "description",
+    "location",
+    "source",
+)
 _ABOUT = itemgetter("type", "sqft", "beds", "baths_full", "baths_half")
 _PLACE = itemgetter("line", "city", "state_code", "postal_code", "coordinate")
 
@@ -93,17 +123,35 @@ def _read(records: list, slow: np.ndarray) -> dict[str, list]:
     ``record.get(name) or {}``, then ``.get``); a record that is not a dict, or whose nodes cannot be read
     so, is slow (its fields None)."""
     columns: dict[str, list] = {name: [] for name in _FIELDS}
-    (add_id, add_status, add_href, add_price, add_listed, add_sold, add_observed, add_pending, add_type, add_sqft, add_beds,
-     add_full, add_half, add_mls, add_line, add_city, add_state, add_postal, add_lat, add_lon) = \
-        [column.append for column in columns.values()]
+    (
+        add_id,
+        add_status,
+        add_href,
+        add_price,
+        add_listed,
+        add_sold,
+        add_observed,
+        add_pending,
+        add_type,
+        add_sqft,
+        add_beds,
+        add_full,
+        add_half,
+        add_mls,
+        add_line,
+        add_city,
+        add_state,
+        add_postal,
+        add_lat,
+        add_lon,
+    ) = [column.append for column in columns.values()]
     if not set(map(type, records)) <= {dict}:
         slow |= np.fromiter((type(record) is not dict for record in records), bool, len(records))
         records = [record if type(record) is dict else _EMPTY for record in records]
     done = columns["property_id"]  # one value per record read so far
     for record in records:
         try:
-            (property_id, status, href, price, listed, sold, observed, flags, about, location,
-             source) = _TOP(record)
+            (property_id, status, href, price, listed, sold, observed, flags, about, location, source) = _TOP(record)
             if type(about) is not dict or type(location) is not dict:
                 raise LookupError
             address = location["address"]
@@ -114,16 +162,20 @@ def _read(records: list, slow: np.ndarray) -> dict[str, list]:
         except (LookupError, TypeError):
             get = record.get
             property_id, status, href, price = get("property_id"), get("status"), get("href"), get("list_price")
-            listed, sold, observed, flags = get("list_date"), get("last_sold_date"), get("_observed_at"), \
-                get("flags")
+            listed, sold, observed, flags = get("list_date"), get("last_sold_date"), get("_observed_at"), get("flags")
             source = get("source")
             try:
                 about = (get("description") or _EMPTY).get
                 address = (get("location") or _EMPTY).get("address") or _EMPTY
                 coordinate = address.get("coordinate")
                 place = address.get
-                kind, sqft, beds, full, half = about("type"), about("sqft"), about("beds"), about("baths_full"), \
-                    about("baths_half")
+                kind, sqft, beds, full, half = (
+                    about("type"),
+                    about("sqft"),
+                    about("beds"),
+                    about("baths_full"),
+                    about("baths_half"),
+                )
                 line, city, state, postal = place("line"), place("city"), place("state_code"), place("postal_code")
             except Exception:  # the definition says what this record is
                 slow[len(done)] = True
@@ -216,8 +268,7 @@ class _Fields:
         """A field of counts (ints or None); a count the definition calls none (beyond ``COUNT_LIMIT``) makes
         its row slow."""
         values = self.numbers(name, _COUNT, pa.int64())
-        huge = pc.fill_null(pc.or_(pc.greater_equal(values, COUNT_LIMIT), pc.less_equal(values, -COUNT_LIMIT)),
-                            False)
+        huge = pc.fill_null(pc.or_(pc.greater_equal(values, COUNT_LIMIT), pc.less_equal(values, -COUNT_LIMIT)), False)
         self.mark(huge)
         return pc.if_else(huge, pa.scalar(None, pa.int64()), values)
 
@@ -235,8 +286,7 @@ class _Fields:
         values = self.checked(name, kinds)
         results = {value: function(value) for value in set(values)}
         distinct = list(results)
-        codes = np.fromiter(map({value: i for i, value in enumerate(distinct)}.__getitem__, values), np.int64,
-                            len(values))
+        codes = np.fromiter(map({value: i for i, value in enumerate(distinct)}.__getitem__, values), np.int64, len(values))
         out = pa.array([results[value] for value in distinct], pa.string()).take(pa.array(codes))
         self.mark(pc.is_null(out))
         return out
@@ -290,9 +340,11 @@ def _columns(fields: _Fields, scraped_at: datetime) -> dict[str, pa.Array]:
     mls_id = fields.text("mls_id", optional=True)
     number = {name: fields.count(name) for name in ("sqft", "beds", "baths_full", "baths_half")}
     full, half = number["baths_full"], number["baths_half"]
-    bathrooms = pc.if_else(pc.and_(pc.is_null(full), pc.is_null(half)), pa.scalar(None, pa.float64()),
-                           pc.add(pc.cast(pc.fill_null(full, 0), pa.float64()),
-                                  pc.multiply(pc.cast(pc.fill_null(half, 0), pa.float64()), 0.5)))
+    bathrooms = pc.if_else(
+        pc.and_(pc.is_null(full), pc.is_null(half)),
+        pa.scalar(None, pa.float64()),
+        pc.add(pc.cast(pc.fill_null(full, 0), pa.float64()), pc.multiply(pc.cast(pc.fill_null(half, 0), pa.float64()), 0.5)),
+    )
     sqft = number["sqft"]
     listed_text = fields.text("list_date", optional=True)
     listed, listed_ok = iso_micros(listed_text)

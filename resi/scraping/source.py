@@ -61,8 +61,9 @@ TableNormalizer = Callable[[Sequence, datetime, Counter], pa.Table]
 rows in the records' order (:data:`READ_SCHEMA`) and its drop counts, only faster."""
 
 
-def normalize_each(records: Sequence, normalize: Normalizer, scraped_at: datetime, drops: Counter,
-                   chunk: int = 4096) -> tuple[pa.Table, list[int]]:
+def normalize_each(
+    records: Sequence, normalize: Normalizer, scraped_at: datetime, drops: Counter, chunk: int = 4096
+) -> tuple[pa.Table, list[int]]:
     """``records`` normalized one at a time: the rows (:data:`READ_SCHEMA`) and the position of each row's
     record; ``drops`` counts the others by reason. Rows become arrow columns a chunk at a time, so row dicts
     die young (cheap for the garbage collector)."""
@@ -72,8 +73,11 @@ def normalize_each(records: Sequence, normalize: Normalizer, scraped_at: datetim
 
     def flush() -> None:
         if rows:
-            batches.append(pa.RecordBatch.from_arrays(
-                [pa.array([row[f.name] for row in rows], f.type) for f in READ_SCHEMA], schema=READ_SCHEMA))
+            batches.append(
+                pa.RecordBatch.from_arrays(
+                    [pa.array([row[f.name] for row in rows], f.type) for f in READ_SCHEMA], schema=READ_SCHEMA
+                )
+            )
             rows.clear()
 
     for position, record in enumerate(records):

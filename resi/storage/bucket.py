@@ -39,11 +39,18 @@ class BucketReader:
                 register_secret(secret)
         self.settings = settings
         self._client = boto3.client(
-            "s3", endpoint_url=settings.endpoint_url, region_name=settings.region,
-            aws_access_key_id=settings.access_key, aws_secret_access_key=settings.secret_key,
-            config=Config(signature_version="s3v4", connect_timeout=10, read_timeout=60,
-                          s3={"addressing_style": "path" if settings.endpoint_url else "virtual"},
-                          retries={"max_attempts": 3, "mode": "standard"}),
+            "s3",
+            endpoint_url=settings.endpoint_url,
+            region_name=settings.region,
+            aws_access_key_id=settings.access_key,
+            aws_secret_access_key=settings.secret_key,
+            config=Config(
+                signature_version="s3v4",
+                connect_timeout=10,
+                read_timeout=60,
+                s3={"addressing_style": "path" if settings.endpoint_url else "virtual"},
+                retries={"max_attempts": 3, "mode": "standard"},
+            ),
         )
 
     def keys(self, prefix: str) -> Iterator[tuple[str, int]]:

@@ -57,9 +57,7 @@ class S3Presigner:
             ),
         )
 
-    def presigned_post(
-        self, bucket: str, prefix: str, max_bytes: int, expires_at: datetime, min_bytes: int = 1
-    ) -> dict:
+    def presigned_post(self, bucket: str, prefix: str, max_bytes: int, expires_at: datetime, min_bytes: int = 1) -> dict:
         """``{"url", "fields"}`` for uploads under ``prefix`` only, of ``min_bytes..max_bytes`` each, of content
         type :data:`UPLOAD_CONTENT_TYPE`, valid until ``expires_at`` exactly: the policy's expiration is that
         instant (to the millisecond), not a whole number of seconds from now, so credentials that die at an
@@ -108,9 +106,7 @@ class S3Presigner:
         return self._client.generate_presigned_url("list_objects_v2", Params=params, ExpiresIn=expires_in)
 
     def get_url(self, bucket: str, key: str, expires_in: int) -> str:
-        return self._client.generate_presigned_url(
-            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in
-        )
+        return self._client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in)
 
     def ensure_bucket(self, bucket: str) -> None:
         """Create ``bucket`` unless it exists (idempotent)."""

@@ -46,8 +46,15 @@ def _credentials(data_dir: Path) -> tuple[str, str]:
         ident = json.loads(config.read_text())["identities"][0]["credentials"][0]
         return ident["accessKey"], ident["secretKey"]
     access, secret = "resi" + secrets.token_hex(8), secrets.token_hex(24)
-    body = {"identities": [{"name": "admin", "credentials": [{"accessKey": access, "secretKey": secret}],
-                            "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}
+    body = {
+        "identities": [
+            {
+                "name": "admin",
+                "credentials": [{"accessKey": access, "secretKey": secret}],
+                "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+            }
+        ]
+    }
     config.write_text(json.dumps(body))
     config.chmod(0o600)
     return access, secret
@@ -63,8 +70,7 @@ class LocalS3:
 
     @property
     def settings(self) -> S3Settings:
-        return S3Settings(endpoint_url=self.endpoint, region=REGION, access_key=self.access_key,
-                          secret_key=self.secret_key)
+        return S3Settings(endpoint_url=self.endpoint, region=REGION, access_key=self.access_key, secret_key=self.secret_key)
 
     def start(self, buckets: Sequence[str] = (), timeout: float = 60.0) -> LocalS3:
         """Start ``weed server`` with S3 on free loopback ports, wait until it answers, create ``buckets``."""
@@ -74,13 +80,27 @@ class LocalS3:
         for _attempt in range(3):
             ports = [free_port() for _ in range(8)]
             cmd = [
-                weed_binary(), "server", f"-dir={self.data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-                f"-master.port={ports[0]}", f"-master.port.grpc={ports[1]}",
-                f"-volume.port={ports[2]}", f"-volume.port.grpc={ports[3]}",
-                "-filer", f"-filer.port={ports[4]}", f"-filer.port.grpc={ports[5]}",
-                "-s3", f"-s3.port={ports[6]}", f"-s3.port.grpc={ports[7]}",
-                "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={self.data_dir / 's3.json'}",
-                "-volume.max=100", "-master.volumeSizeLimitMB=256", "-metricsPort=0",
+                weed_binary(),
+                "server",
+                f"-dir={self.data_dir}",
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                f"-master.port={ports[0]}",
+                f"-master.port.grpc={ports[1]}",
+                f"-volume.port={ports[2]}",
+                f"-volume.port.grpc={ports[3]}",
+                "-filer",
+                f"-filer.port={ports[4]}",
+                f"-filer.port.grpc={ports[5]}",
+                "-s3",
+                f"-s3.port={ports[6]}",
+                f"-s3.port.grpc={ports[7]}",
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
+                f"-s3.config={self.data_dir / 's3.json'}",
+                "-volume.max=100",
+                "-master.volumeSizeLimitMB=256",
+                "-metricsPort=0",
             ]
             log = open(self.data_dir / "weed.log", "ab")  # noqa: SIM115 - owned by the child
             self.process = subprocess.Popen(

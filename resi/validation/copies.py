@@ -27,8 +27,9 @@ def fingerprints(table: pa.Table) -> np.ndarray:
         return np.empty(0, np.uint64)
     stamps = table["scraped_timestamp"]
     micros, known = instants(stamps)
-    instant = pc.if_else(pa.array(known), pa.array(micros).cast(pa.string()),
-                         pc.binary_join_element_wise("?", pc.fill_null(stamps, ""), ""))
+    instant = pc.if_else(
+        pa.array(known), pa.array(micros).cast(pa.string()), pc.binary_join_element_wise("?", pc.fill_null(stamps, ""), "")
+    )
     text = pc.binary_join_element_wise(pc.fill_null(table["listing_id"], ""), instant, "|")
     return np.unique(hash_array(to_numpy(text)))
 
@@ -79,7 +80,7 @@ def find_copies(uploads: list[Upload], overlap: float) -> dict[str, str]:
     by_sha: dict[str, int] = {}
     copies: dict[str, str] = {}
     for k, upload in enumerate(ordered):
-        groups = group[by_upload[bounds[k]:bounds[k + 1]]]
+        groups = group[by_upload[bounds[k] : bounds[k + 1]]]
         original = by_sha.get(upload.sha256)
         if original is None and sizes[k] and len(groups):
             owners = owner[groups]

@@ -24,15 +24,17 @@ from resi.listings.schema import LISTING_SCHEMA, LISTING_STATUSES
 from resi.listings.validated import LISTINGS_SCHEMA, OBSERVATIONS_SCHEMA, TIME
 from resi.moments import instants
 
-EVIDENCE_SCHEMA = pa.schema([
-    pa.field("listing_id", pa.string()),
-    pa.field("scraped_us", pa.int64()),
-    pa.field("status", pa.int8()),
-    pa.field("price", pa.float64()),
-    pa.field("listed_day", pa.int32()),
-    pa.field("days_on_market", pa.int32()),
-    pa.field("proven", pa.bool_()),
-])
+EVIDENCE_SCHEMA = pa.schema(
+    [
+        pa.field("listing_id", pa.string()),
+        pa.field("scraped_us", pa.int64()),
+        pa.field("status", pa.int8()),
+        pa.field("price", pa.float64()),
+        pa.field("listed_day", pa.int32()),
+        pa.field("days_on_market", pa.int32()),
+        pa.field("proven", pa.bool_()),
+    ]
+)
 """What one miner's judging gives the dataset: one row per valid row of its file, its values as numbers
 (``status``: position in ``LISTING_STATUSES``; ``listed_day``: days since 1970; -1 where there is none)."""
 
@@ -48,15 +50,18 @@ def evidence(valid: pa.Table, proven: np.ndarray) -> pa.Table:
     micros, known = instants(valid["scraped_timestamp"])
     status = pc.fill_null(pc.index_in(valid["listing_status"], value_set=_STATUS), _NONE)
     listed = pc.fill_null(pc.cast(pc.cast(valid["listing_date"], pa.date32()), pa.int32()), _NONE)
-    return pa.table({
-        "listing_id": contiguous(valid["listing_id"]),
-        "scraped_us": pa.array(micros, pa.int64()),
-        "status": contiguous(pc.cast(status, pa.int8())),
-        "price": contiguous(valid["price"]),
-        "listed_day": contiguous(listed),
-        "days_on_market": contiguous(pc.cast(pc.fill_null(valid["days_on_market"], _NONE), pa.int32())),
-        "proven": pa.array(np.asarray(proven, bool) & known),
-    }, schema=EVIDENCE_SCHEMA)
+    return pa.table(
+        {
+            "listing_id": contiguous(valid["listing_id"]),
+            "scraped_us": pa.array(micros, pa.int64()),
+            "status": contiguous(pc.cast(status, pa.int8())),
+            "price": contiguous(valid["price"]),
+            "listed_day": contiguous(listed),
+            "days_on_market": contiguous(pc.cast(pc.fill_null(valid["days_on_market"], _NONE), pa.int32())),
+            "proven": pa.array(np.asarray(proven, bool) & known),
+        },
+        schema=EVIDENCE_SCHEMA,
+    )
 
 
 def _grow(array: np.ndarray, size: int, fill: Any) -> np.ndarray:
@@ -108,8 +113,11 @@ class EpochDataset:
         if not rows.schema.equals(EVIDENCE_SCHEMA):
             raise ValueError("evidence of another schema")
         confirmed = sorted(set(confirmed))
-        refetched = to_numpy(pc.is_in(rows["listing_id"], pa.array(confirmed, pa.string()))) if confirmed \
+        refetched = (
+            to_numpy(pc.is_in(rows["listing_id"], pa.array(confirmed, pa.string())))
+            if confirmed
             else np.zeros(rows.num_rows, bool)
+        )
         self._batch.append((hotkey, rows, refetched.astype(bool)))
         self._batch_rows += rows.num_rows
         if self._batch_rows >= self.batch_rows:
@@ -131,8 +139,11 @@ class EpochDataset:
             self._proving[hotkey] = at32[low:high][proven[low:high]]
         if not proven.any():
             return
-        rows = table.select(["scraped_us", "status", "price", "listed_day", "days_on_market", "proven"]) \
-            .append_column("at", pa.array(at)).filter(pa.array(proven))
+        rows = (
+            table.select(["scraped_us", "status", "price", "listed_day", "days_on_market", "proven"])
+            .append_column("at", pa.array(at))
+            .filter(pa.array(proven))
+        )
         per = rows.group_by("at").aggregate([("scraped_us", "min"), ("scraped_us", "max"), ("proven", "any")])
         where = to_numpy(per["at"])
         self._first[where] = np.minimum(self._first[where], to_numpy(per["scraped_us_min"]))
@@ -142,8 +153,9 @@ class EpochDataset:
         latest[where] = to_numpy(per["scraped_us_max"])
         scraped = to_numpy(rows["scraped_us"])
         candidates = rows.filter(pa.array(scraped == latest[to_numpy(rows["at"])]))
-        state = np.column_stack([to_numpy(candidates[name]).astype(np.float64)
-                                 for name in ("status", "price", "listed_day", "days_on_market")])
+        state = np.column_stack(
+            [to_numpy(candidates[name]).astype(np.float64) for name in ("status", "price", "listed_day", "days_on_market")]
+        )
         at_c = to_numpy(candidates["at"])
         order = np.lexsort((*state.T[::-1], at_c))
         last_of_each = order[np.r_[at_c[order][1:] != at_c[order][:-1], True]]
@@ -158,8 +170,11 @@ class EpochDataset:
         self._state[where[take]] = state[take]
         self._last[where[take]] = scraped[take]
         first_seen = rows.group_by(["at", "status", "price"]).aggregate([("scraped_us", "min")])
-        self._observed.append(np.column_stack([to_numpy(first_seen[name]).astype(np.float64)
-                                               for name in ("at", "status", "price", "scraped_us_min")]))
+        self._observed.append(
+            np.column_stack(
+                [to_numpy(first_seen[name]).astype(np.float64) for name in ("at", "status", "price", "scraped_us_min")]
+            )
+        )
         self._reduce()
 
     def _positions(self, ids: pa.Array) -> np.ndarray:
@@ -203,15 +218,19 @@ class EpochDataset:
                 delivering += np.bincount(at, minlength=n)
         proven = np.flatnonzero(self._first[:n] != _MAX)
         observed = self._observed[0] if self._observed else np.empty((0, 4))
-        observations = pa.table({
-            "epoch_id": pa.array([self.epoch_id] * len(observed), pa.string()),
-            "listing_id": pa.array(names[observed[:, 0].astype(np.int64)].tolist(), pa.string()),
-            "scraped_at": pa.array(observed[:, 3].astype(np.int64), TIME),
-            "listing_status": _STATUS.take(pa.array(observed[:, 1].astype(np.int64))),
-            "price": pa.array(observed[:, 2], pa.float64()),
-        }, schema=OBSERVATIONS_SCHEMA)
-        observations = observations.sort_by([("listing_id", "ascending"), ("scraped_at", "ascending"),
-                                              ("listing_status", "ascending"), ("price", "ascending")])
+        observations = pa.table(
+            {
+                "epoch_id": pa.array([self.epoch_id] * len(observed), pa.string()),
+                "listing_id": pa.array(names[observed[:, 0].astype(np.int64)].tolist(), pa.string()),
+                "scraped_at": pa.array(observed[:, 3].astype(np.int64), TIME),
+                "listing_status": _STATUS.take(pa.array(observed[:, 1].astype(np.int64))),
+                "price": pa.array(observed[:, 2], pa.float64()),
+            },
+            schema=OBSERVATIONS_SCHEMA,
+        )
+        observations = observations.sort_by(
+            [("listing_id", "ascending"), ("scraped_at", "ascending"), ("listing_status", "ascending"), ("price", "ascending")]
+        )
         state = self._state[proven]
         columns: dict[str, list[Any]] = {f.name: [] for f in LISTING_SCHEMA if f.name != "scraped_timestamp"}
         statics = [static(names[i], bool(self._snapshot[i])) for i in proven]
@@ -225,13 +244,16 @@ class EpochDataset:
         columns["listing_date"] = pa.array(dates, pa.int32()).cast(pa.date32()).cast(pa.string()).to_pylist()
         columns["listing_date"] = [None if d == _NONE else v for d, v in zip(dates, columns["listing_date"])]
         columns["days_on_market"] = [None if d == _NONE else int(d) for d in state[:, 3]]
-        table = pa.table({
-            **{name: _typed(values, LISTINGS_SCHEMA.field(name).type) for name, values in columns.items()},
-            "epoch_id": pa.array([self.epoch_id] * len(proven), pa.string()),
-            "proof": pa.array(["snapshot" if self._snapshot[i] else "refetch" for i in proven], pa.string()),
-            "miners_proving": pa.array(proving[proven], pa.int32()),
-            "miners_delivering": pa.array(delivering[proven], pa.int32()),
-            "first_proven_at": pa.array(self._first[proven], TIME),
-            "last_proven_at": pa.array(self._last[proven], TIME),
-        }, schema=LISTINGS_SCHEMA)
+        table = pa.table(
+            {
+                **{name: _typed(values, LISTINGS_SCHEMA.field(name).type) for name, values in columns.items()},
+                "epoch_id": pa.array([self.epoch_id] * len(proven), pa.string()),
+                "proof": pa.array(["snapshot" if self._snapshot[i] else "refetch" for i in proven], pa.string()),
+                "miners_proving": pa.array(proving[proven], pa.int32()),
+                "miners_delivering": pa.array(delivering[proven], pa.int32()),
+                "first_proven_at": pa.array(self._first[proven], TIME),
+                "last_proven_at": pa.array(self._last[proven], TIME),
+            },
+            schema=LISTINGS_SCHEMA,
+        )
         return table.sort_by([("zipcode", "ascending"), ("listing_id", "ascending")]), observations

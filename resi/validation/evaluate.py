@@ -104,8 +104,9 @@ class MinerResult:
         return dict(self.__dict__)
 
 
-def prepare(sub: Submission, ctx: EpochContext, params: ValidationParams, snapshot: Snapshot | SnapshotIndex,
-            block_hash: str) -> Prepared:
+def prepare(
+    sub: Submission, ctx: EpochContext, params: ValidationParams, snapshot: Snapshot | SnapshotIndex, block_hash: str
+) -> Prepared:
     """Gates, row checks, the snapshot comparison and the sample; never raises. ``snapshot``: its index when
     the caller judges many miners (built once per epoch), or the snapshot itself."""
     try:
@@ -120,8 +121,9 @@ def index_of(snapshot: Snapshot, ctx: EpochContext) -> SnapshotIndex:
     return SnapshotIndex.build(snapshot, ctx.start_ts, ctx.deadline.timestamp())
 
 
-def _prepare(sub: Submission, ctx: EpochContext, params: ValidationParams, snapshot: Snapshot | SnapshotIndex,
-             block_hash: str) -> Prepared:
+def _prepare(
+    sub: Submission, ctx: EpochContext, params: ValidationParams, snapshot: Snapshot | SnapshotIndex, block_hash: str
+) -> Prepared:
     gate = check_gates(sub, ctx, params)
     prepared = Prepared(sub.hotkey, sub.uid, gate.reason, gate.detail, gate.sha256, sub.listings_modified)
     table, sha256 = gate.table, gate.sha256
@@ -146,15 +148,25 @@ def _prepare(sub: Submission, ctx: EpochContext, params: ValidationParams, snaps
     return prepared
 
 
-def finish(prepared: Prepared, refetched: dict[str, Facts | str | None], ctx: EpochContext, counts: dict[str, int | None],
-           params: ValidationParams) -> MinerResult:
+def finish(
+    prepared: Prepared,
+    refetched: dict[str, Facts | str | None],
+    ctx: EpochContext,
+    counts: dict[str, int | None],
+    params: ValidationParams,
+) -> MinerResult:
     """The miner's epoch score from its prepared judging and the refetched sample. ``counts``: the snapshot's
     listings per zipcode. Pure: the same inputs give an equal result, ``prepared`` is left as it was."""
     return finish_with_truth(prepared, refetched, ctx, counts, params)[0]
 
 
-def finish_with_truth(prepared: Prepared, refetched: dict[str, Facts | str | None], ctx: EpochContext,
-                      counts: dict[str, int | None], params: ValidationParams) -> tuple[MinerResult, TruthResult | None]:
+def finish_with_truth(
+    prepared: Prepared,
+    refetched: dict[str, Facts | str | None],
+    ctx: EpochContext,
+    counts: dict[str, int | None],
+    params: ValidationParams,
+) -> tuple[MinerResult, TruthResult | None]:
     """:func:`finish`, and the judged truth check it scored (what the sample confirmed: the published dataset
     needs it); None when the files were refused at a gate."""
     result = MinerResult(uid=prepared.uid, hotkey=prepared.hotkey)

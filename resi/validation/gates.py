@@ -67,16 +67,25 @@ def check_gates(sub: Submission, ctx: EpochContext, params: ValidationParams) ->
             return GateResult(reason, f"metadata says {claimed!r}, expected {actual!r}", metadata=meta)
     digest = sha256_hex(sub.listings)
     if digest != meta.parquet_sha256:
-        return GateResult("sha256_mismatch", f"listings.parquet hashes to {digest}, metadata says "
-                          f"{meta.parquet_sha256}", metadata=meta, sha256=digest)
+        return GateResult(
+            "sha256_mismatch",
+            f"listings.parquet hashes to {digest}, metadata says {meta.parquet_sha256}",
+            metadata=meta,
+            sha256=digest,
+        )
     try:
         table = read_listings(sub.listings, params.limits)
     except FileRejected as exc:
         return GateResult(exc.reason, exc.detail, metadata=meta, sha256=digest)
     if meta.row_count != table.num_rows:
-        return GateResult("row_count_mismatch", f"metadata claims {meta.row_count} rows, the file has "
-                          f"{table.num_rows}", metadata=meta, sha256=digest)
+        return GateResult(
+            "row_count_mismatch",
+            f"metadata claims {meta.row_count} rows, the file has {table.num_rows}",
+            metadata=meta,
+            sha256=digest,
+        )
     if dict(tally(table["zipcode"])) != {z: n for z, n in meta.zipcode_counts.items() if n}:
-        return GateResult("zipcode_counts_mismatch", "metadata zipcodeCounts differ from the file's rows",
-                          metadata=meta, sha256=digest)
+        return GateResult(
+            "zipcode_counts_mismatch", "metadata zipcodeCounts differ from the file's rows", metadata=meta, sha256=digest
+        )
     return GateResult(None, table=table, metadata=meta, sha256=digest)

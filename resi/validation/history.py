@@ -27,8 +27,21 @@ from typing import Any, NamedTuple
 from resi.epochs import parse_iso
 
 DAY = 86_400.0
-STATIC_FIELDS = ("listing_id", "zipcode", "address", "city", "state", "bedrooms", "bathrooms", "sqft",
-                 "property_type", "mls_id", "latitude", "longitude", "source_url")
+STATIC_FIELDS = (
+    "listing_id",
+    "zipcode",
+    "address",
+    "city",
+    "state",
+    "bedrooms",
+    "bathrooms",
+    "sqft",
+    "property_type",
+    "mls_id",
+    "latitude",
+    "longitude",
+    "source_url",
+)
 """Compared exactly: the same source, read by the same normalizer, gives the same values (``source_url``: the
 listing's own page at the source, in the canonical spelling)."""
 TIMED_FIELDS = ("listing_status", "price", "listing_date", "days_on_market")
@@ -106,8 +119,9 @@ def is_stale(events: list[Event], epoch_start: float, moment: float) -> bool:
     at_start = states_at(events, epoch_start)
     if any(s.status not in ENDED for s in at_start):
         return False
-    return not any(e[0] <= moment and e[1] > epoch_start and
-                   (e[2] == "listed" or (e[2] == "status" and e[3] in CURRENT)) for e in events)
+    return not any(
+        e[0] <= moment and e[1] > epoch_start and (e[2] == "listed" or (e[2] == "status" and e[3] in CURRENT)) for e in events
+    )
 
 
 def _utc_dates(span: tuple[float, float]) -> tuple[str, str]:

@@ -31,8 +31,7 @@ def check_rows(table: pa.Table, ctx: EpochContext, uploaded: datetime | None = N
     last = min(ctx.deadline, uploaded) if uploaded is not None else ctx.deadline
     window = pc.and_(pc.greater_equal(head, iso_z(ctx.start)[:19]), pc.less_equal(head, iso_z(last)[:19]))
     utc = pc.match_substring_regex(scraped, _UTC_SUFFIX)
-    for name, ok in (("unassigned_zipcode", assigned), ("scraped_timestamp_not_utc", utc),
-                     ("scraped_outside_epoch", window)):
+    for name, ok in (("unassigned_zipcode", assigned), ("scraped_timestamp_not_utc", utc), ("scraped_outside_epoch", window)):
         for i, good in enumerate(pc.fill_null(ok, False).to_pylist()):
             if not good and reasons[i] is None:
                 reasons[i] = name
@@ -57,8 +56,7 @@ def check_rows(table: pa.Table, ctx: EpochContext, uploaded: datetime | None = N
     return reasons
 
 
-def split_by_snapshot(rows: dict[str, Row], snapshot: Snapshot,
-                      epoch_start: float) -> tuple[TruthResult, list[str], list[str]]:
+def split_by_snapshot(rows: dict[str, Row], snapshot: Snapshot, epoch_start: float) -> tuple[TruthResult, list[str], list[str]]:
     """Compare every valid row (listing id -> row) with the snapshot: proven, proven false, or pooled for a
     refetch; the result, the pool's ids and the proven ids, in row order."""
     result = TruthResult(valid=len(rows))

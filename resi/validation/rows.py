@@ -28,8 +28,7 @@ def page_pattern(origin: str) -> str:
     Realtor property id (dashes allowed) captured: one path segment after the listing pages' folder, ending
     in ``_{zipcode}_M{id}``; no query string, fragment, whitespace or control character. Read alike by
     Python's ``re.fullmatch`` and by RE2 (no class whose meaning differs between them)."""
-    return ("^" + re.escape(origin.rstrip("/") + LISTING_PAGES) +
-            r"[^/?#\x00-\x20\x7f]+_(?P<zip>[0-9]{5})_M(?P<id>[0-9-]+)$")
+    return "^" + re.escape(origin.rstrip("/") + LISTING_PAGES) + r"[^/?#\x00-\x20\x7f]+_(?P<zip>[0-9]{5})_M(?P<id>[0-9-]+)$"
 
 
 @dataclass(frozen=True)
@@ -81,8 +80,7 @@ def check_rows(table: pa.Table, ctx: EpochContext, uploaded: datetime | None = N
     head = pc.utf8_slice_codeunits(scraped, 0, 19)
     last = min(ctx.deadline, uploaded) if uploaded is not None else ctx.deadline
     window = pc.and_(pc.greater_equal(head, iso_z(ctx.start)[:19]), pc.less_equal(head, iso_z(last)[:19]))
-    codes = _flag(codes, "unassigned_zipcode",
-                  pc.invert(pc.is_in(table["zipcode"], pa.array(sorted(ctx.expected), pa.string()))))
+    codes = _flag(codes, "unassigned_zipcode", pc.invert(pc.is_in(table["zipcode"], pa.array(sorted(ctx.expected), pa.string()))))
     codes = _flag(codes, "scraped_timestamp_not_utc", pc.invert(pc.match_substring_regex(scraped, _UTC_SUFFIX)))
     codes = _flag(codes, "scraped_outside_epoch", pc.invert(window))
     codes = _flag(codes, "bad_source_url", pc.invert(urls_match(table, ctx.source_origin)))

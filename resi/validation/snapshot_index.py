@@ -126,8 +126,7 @@ class SnapshotIndex:
                 if not all(_holds(values.get(name), types[name]) for name in STATIC_FIELDS):
                     continue
                 found = _steady_states(facts, *window, epoch_start)
-                if found is None or not all(_holds(s.price, pa.float64()) and _holds(s.status, pa.string())
-                                            for s in found[0]):
+                if found is None or not all(_holds(s.price, pa.float64()) and _holds(s.status, pa.string()) for s in found[0]):
                     continue
                 dates = [_utc_dates(s.listed) if s.listed is not None else (None, None) for s in found[0]]
             except Exception:  # facts the kernels cannot read: judge_claim judges them (as it always would)
@@ -143,11 +142,23 @@ class SnapshotIndex:
                 since.append(state.since or (_NAN, _NAN))
                 first.append(day_one)
                 last.append(day_last)
-        return cls(snapshot, pa.array(names, pa.string()), simple,
-                   pa.table({name: pa.array(static[name], types[name]) for name in STATIC_FIELDS}),
-                   stale, first_state, state_count, pa.array(status, pa.string()), pa.array(price, pa.float64()),
-                   np.array(listed, np.float64).reshape(-1, 2), np.array(since, np.float64).reshape(-1, 2),
-                   pa.array(first, pa.string()), pa.array(last, pa.string()), epoch_start, window)
+        return cls(
+            snapshot,
+            pa.array(names, pa.string()),
+            simple,
+            pa.table({name: pa.array(static[name], types[name]) for name in STATIC_FIELDS}),
+            stale,
+            first_state,
+            state_count,
+            pa.array(status, pa.string()),
+            pa.array(price, pa.float64()),
+            np.array(listed, np.float64).reshape(-1, 2),
+            np.array(since, np.float64).reshape(-1, 2),
+            pa.array(first, pa.string()),
+            pa.array(last, pa.string()),
+            epoch_start,
+            window,
+        )
 
 
 def _same(a: pa.Array, b: pa.Array) -> np.ndarray:
@@ -266,8 +277,11 @@ def _dates_fit(rows: pa.Table, index: SnapshotIndex, at: np.ndarray, moments: np
     no_dates = to_numpy(pc.and_(pc.is_null(date), pc.is_null(days)))
     both = to_numpy(pc.and_(pc.is_valid(date), pc.is_valid(days)))
     take = pa.array(at)
-    in_range = to_numpy(pc.fill_null(pc.and_(pc.less_equal(index.first_date.take(take), date),
-                                        pc.less_equal(date, index.last_date.take(take))), False))
+    in_range = to_numpy(
+        pc.fill_null(
+            pc.and_(pc.less_equal(index.first_date.take(take), date), pc.less_equal(date, index.last_date.take(take))), False
+        )
+    )
     sold = to_numpy(pc.equal(status, "sold")) & ~np.isnan(since[:, 0])
     end0 = np.where(sold, since[:, 0], moments)
     end1 = np.where(sold, since[:, 1], moments)

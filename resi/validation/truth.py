@@ -124,8 +124,9 @@ def refetch_verdict(row: Row, outcome: Facts | str | None, epoch_start: float) -
     return verdict[1] if verdict[0] == BAD else f"mismatch:{verdict[1]}"
 
 
-def judge(result: TruthResult, outcomes: dict[str, Facts | str | None], epoch_start: float,
-          params: ValidationParams) -> TruthResult:
+def judge(
+    result: TruthResult, outcomes: dict[str, Facts | str | None], epoch_start: float, params: ValidationParams
+) -> TruthResult:
     """Finish the truth check with the refetched sample: credit, the estimated bad share and the factor. Pure:
     ``result`` (what the comparison with the snapshot gave) is left as it was; a new result is returned, so
     judging the same inputs twice gives equal results."""

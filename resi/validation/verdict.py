@@ -90,13 +90,17 @@ def verdict(result: Mapping[str, Any], params: ValidationParams | None = None, n
         return Verdict(kind, f"the same upload as {other} in the same second: nobody can tell who was first")
     if float(result.get("truth_factor", 1)) == 0:
         rate = float(result.get("estimated_fabrication") or 0)
-        return Verdict("false_rows", f"{_pct(rate)} of the rows false or unproven, more than the "
-                                     f"{_pct(p.fabrication_threshold)} allowed{_sample(result)}")
+        return Verdict(
+            "false_rows",
+            f"{_pct(rate)} of the rows false or unproven, more than the {_pct(p.fabrication_threshold)} allowed{_sample(result)}",
+        )
     if float(result.get("quality", 1)) == 0:
         uploaded = int(result.get("rows_uploaded") or 0)
         invalid = uploaded - int(result.get("rows_valid") or 0)
-        return Verdict("invalid_rows", f"{invalid} of {uploaded} rows invalid, more than the "
-                                       f"{_pct(1 / p.invalid_penalty)} allowed{_most(result)}")
+        return Verdict(
+            "invalid_rows",
+            f"{invalid} of {uploaded} rows invalid, more than the {_pct(1 / p.invalid_penalty)} allowed{_most(result)}",
+        )
     if float(result.get("completeness", 1)) == 0:
         return Verdict("no_assigned_rows", "no proven rows in the assigned zipcodes")
     return Verdict("score_0", "score 0")
@@ -111,8 +115,11 @@ def _paid(result: Mapping[str, Any]) -> str:
     if rate > 0:
         parts.append(f"{_pct(rate)} false or unproven")
     size = int(result.get("sample_size") or 0)
-    parts.append(f"{int(result.get('sample_confirmed') or 0)} of {size} refetched rows confirmed" if size
-                 else "every row matched the validator's snapshot")
+    parts.append(
+        f"{int(result.get('sample_confirmed') or 0)} of {size} refetched rows confirmed"
+        if size
+        else "every row matched the validator's snapshot"
+    )
     return "paid: " + ", ".join(parts)
 
 

@@ -30,8 +30,9 @@ class DownloadLimits:
     attempts: int = 3
 
 
-async def fetch_submission(api: ResiApiClient, session: aiohttp.ClientSession, uid: int, hotkey: str, epoch_id: str,
-                           limits: DownloadLimits) -> Submission:
+async def fetch_submission(
+    api: ResiApiClient, session: aiohttp.ClientSession, uid: int, hotkey: str, epoch_id: str, limits: DownloadLimits
+) -> Submission:
     """What ``hotkey`` uploaded for ``epoch_id`` (the reason code in ``fetch_error`` when it cannot be read)."""
     access = await api.miner_access(hotkey, epoch_id)
     if not access.epoch_list_url or not access.epoch_prefix:
@@ -63,19 +64,24 @@ async def fetch_submission(api: ResiApiClient, session: aiohttp.ClientSession, u
         except ObjectTooLarge:
             return Submission(hotkey, uid, fetch_error="file_too_large")
     return Submission(
-        hotkey, uid, listings=bodies[c.LISTINGS_FILE], metadata=bodies[c.METADATA_FILE],
+        hotkey,
+        uid,
+        listings=bodies[c.LISTINGS_FILE],
+        metadata=bodies[c.METADATA_FILE],
         listings_modified=listed.last_modified if listed else None,
         metadata_modified=meta.last_modified if meta else None,
     )
 
 
-async def _fetch_bounded(api: ResiApiClient, session: aiohttp.ClientSession, uid: int, hotkey: str, epoch_id: str,
-                         limits: DownloadLimits) -> Submission:
+async def _fetch_bounded(
+    api: ResiApiClient, session: aiohttp.ClientSession, uid: int, hotkey: str, epoch_id: str, limits: DownloadLimits
+) -> Submission:
     last = "download_failed"
     for attempt in range(limits.attempts):
         try:
-            return await asyncio.wait_for(fetch_submission(api, session, uid, hotkey, epoch_id, limits),
-                                          timeout=limits.per_miner_timeout)
+            return await asyncio.wait_for(
+                fetch_submission(api, session, uid, hotkey, epoch_id, limits), timeout=limits.per_miner_timeout
+            )
         except asyncio.TimeoutError:
             logger.warning(f"uid {uid}: download took over {limits.per_miner_timeout:g} s")
             return Submission(hotkey, uid, fetch_error="download_timeout")
@@ -93,8 +99,14 @@ class Outage(Exception):
     """S3 or the API could not be reached: not a miner's fault. The epoch is validated again later."""
 
 
-async def submissions(api: ResiApiClient, miners: list[tuple[int, str]], epoch_id: str, limits: DownloadLimits,
-                      concurrency: int, reachable: Callable[[], Awaitable[bool]]) -> AsyncIterator[Submission]:
+async def submissions(
+    api: ResiApiClient,
+    miners: list[tuple[int, str]],
+    epoch_id: str,
+    limits: DownloadLimits,
+    concurrency: int,
+    reachable: Callable[[], Awaitable[bool]],
+) -> AsyncIterator[Submission]:
     """Every miner's submission, as downloads finish; never more than ``concurrency`` downloaded ahead.
 
     When a miner's download fails or times out, ``reachable()`` asks S3 and the API something that must work:
@@ -106,6 +118,7 @@ async def submissions(api: ResiApiClient, miners: list[tuple[int, str]], epoch_i
     done = object()
 
     async with aiohttp.ClientSession() as session:
+
         async def one(uid: int, hotkey: str) -> None:
             async with semaphore:
                 sub = await _fetch_bounded(api, session, uid, hotkey, epoch_id, limits)

@@ -34,9 +34,15 @@ Observer = Callable[[Submission, MinerResult, float], None]
 """Told of each miner judged: its submission, its result (before copies) and the seconds it took."""
 
 
-async def judge_all(subs: AsyncIterator[Submission], judge: Judge, refetch: Callable[[list[str]], Awaitable[dict]],
-                    inputs: EpochInputs, workers: int, observe: Observer | None = None,
-                    dataset: EpochDataset | None = None) -> Judged:
+async def judge_all(
+    subs: AsyncIterator[Submission],
+    judge: Judge,
+    refetch: Callable[[list[str]], Awaitable[dict]],
+    inputs: EpochInputs,
+    workers: int,
+    observe: Observer | None = None,
+    dataset: EpochDataset | None = None,
+) -> Judged:
     """Every submission through ``judge`` (at most ``workers`` at once), its sample through ``refetch``, then
     ``finish``; whatever one miner's judging does costs that miner only. ``dataset``: where each judged miner's
     proven rows are folded (its evidence is dropped as soon as it is)."""
@@ -53,8 +59,9 @@ async def judge_all(subs: AsyncIterator[Submission], judge: Judge, refetch: Call
             result, truth = finish_with_truth(prepared, refetched, ctx, inputs.snapshot.counts, inputs.params)
         except Exception as exc:  # whatever the child answered, it costs this miner only
             logger.exception(f"epoch {ctx.epoch_id}: uid {sub.uid}: scoring failed")
-            result = MinerResult(sub.uid, sub.hotkey, gate="judging_failed", gate_detail=type(exc).__name__,
-                                 reasons={"judging_failed": 1})
+            result = MinerResult(
+                sub.uid, sub.hotkey, gate="judging_failed", gate_detail=type(exc).__name__, reasons={"judging_failed": 1}
+            )
         judged.unanswered += result.sample_unanswered
         judged.results.append(result)
         if dataset is not None and prepared.evidence is not None and result.gate is None:
@@ -65,8 +72,10 @@ async def judge_all(subs: AsyncIterator[Submission], judge: Judge, refetch: Call
         landed, sha256 = sub.listings_modified, prepared.sha256
         if prepared.passed and result.gate is None and landed is not None and sha256 is not None:
             judged.uploads.append(Upload(sub.hotkey, landed, sha256, prepared.prints))
-        logger.info(f"epoch {ctx.epoch_id}: uid {sub.uid} score {result.score:.4f} "
-                    f"({result.gate or 'ok'}; {result.rows_valid}/{result.rows_uploaded} valid rows)")
+        logger.info(
+            f"epoch {ctx.epoch_id}: uid {sub.uid} score {result.score:.4f} "
+            f"({result.gate or 'ok'}; {result.rows_valid}/{result.rows_uploaded} valid rows)"
+        )
         if observe is not None:
             observe(sub, result, time.monotonic() - began)
 

@@ -77,10 +77,20 @@ class ValidatorConfig:
 
 
 class Validator:
-    def __init__(self, hotkey: str, api: ResiApiClient, chain: Chain, source: ListingSource, state: ValidatorState,
-                 config: ValidatorConfig, sandbox: Sandbox | SandboxPool | None = None, keeper: WeightKeeper | None = None,
-                 metrics: ValidatorMetrics | None = None, heartbeat: Heartbeat | None = None,
-                 clock: Clock | None = None):
+    def __init__(
+        self,
+        hotkey: str,
+        api: ResiApiClient,
+        chain: Chain,
+        source: ListingSource,
+        state: ValidatorState,
+        config: ValidatorConfig,
+        sandbox: Sandbox | SandboxPool | None = None,
+        keeper: WeightKeeper | None = None,
+        metrics: ValidatorMetrics | None = None,
+        heartbeat: Heartbeat | None = None,
+        clock: Clock | None = None,
+    ):
         self.hotkey = hotkey
         self.clock = clock or SystemClock()
         self.api = api
@@ -90,9 +100,16 @@ class Validator:
         self.config = config
         self.sandbox = sandbox or SandboxPool(config.sandbox)
         self.metrics = metrics or ValidatorMetrics()
-        self.results = ResultsPublisher(api, state, config.data_dir / "results", hotkey, config.params,
-                                        validated=config.data_dir / "validated", keep_epochs=config.keep_epochs,
-                                        metrics=self.metrics)
+        self.results = ResultsPublisher(
+            api,
+            state,
+            config.data_dir / "results",
+            hotkey,
+            config.params,
+            validated=config.data_dir / "validated",
+            keep_epochs=config.keep_epochs,
+            metrics=self.metrics,
+        )
         self.keeper = keeper or WeightKeeper(chain, state, hotkey, c.WEIGHTS_VERSION_KEY)
         self.heartbeat = heartbeat or Heartbeat()
         self._seen: set[str] = set()
@@ -153,9 +170,16 @@ class Validator:
                 return self.config.poll_interval
         _, current_start, current_end = await self._epochs()
         now = self.clock.now()
-        step = plan(now, current_start, current_end, self.config.grace, self.config.max_lag,
-                    self.state.first_run(now.timestamp()), self.state.finished,
-                    lambda epoch_id: self.state.epoch(epoch_id) is not None)
+        step = plan(
+            now,
+            current_start,
+            current_end,
+            self.config.grace,
+            self.config.max_lag,
+            self.state.first_run(now.timestamp()),
+            self.state.finished,
+            lambda epoch_id: self.state.epoch(epoch_id) is not None,
+        )
         for epoch_id, why in step.skip:
             if why == BEFORE_FIRST_RUN:
                 logger.info(f"epoch {epoch_id}: {why}; not validated")
@@ -214,29 +238,36 @@ class Validator:
             self._skip(epoch_id, "not validated within the allowed lag")
             return None
         record = await self._begin(assignment)
-        ctx = EpochContext(epoch_id=epoch_id, nonce=assignment.nonce, start=assignment.epoch_start,
-                           deadline=assignment.submission_deadline, expected=assignment.expected(),
-                           tolerance_percent=assignment.tolerance_percent, source_origin=self.source.origin)
+        ctx = EpochContext(
+            epoch_id=epoch_id,
+            nonce=assignment.nonce,
+            start=assignment.epoch_start,
+            deadline=assignment.submission_deadline,
+            expected=assignment.expected(),
+            tolerance_percent=assignment.tolerance_percent,
+            source_origin=self.source.origin,
+        )
         snapshot = await self._snapshot(assignment)
         params = self.config.params
         inputs = EpochInputs(ctx, params, snapshot, record["block_hash"])
         self.sandbox.set_epoch(inputs)
-        members = {int(m[0]): (bool(m[2]), bool(m[3])) if len(m) >= 4 else (False, False)
-                   for m in record["metagraph"]}
+        members = {int(m[0]): (bool(m[2]), bool(m[3])) if len(m) >= 4 else (False, False) for m in record["metagraph"]}
         miners = [(int(m[0]), str(m[1])) for m in record["metagraph"]]
-        logger.info(f"epoch {epoch_id}: validating {len(miners)} uids, seed block {record['block']}, snapshot of "
-                    f"{len(snapshot.facts)} listings")
-        subs = submissions(self.api, miners, epoch_id, self.config.limits, self.config.download_concurrency,
-                           self._reachable)
+        logger.info(
+            f"epoch {epoch_id}: validating {len(miners)} uids, seed block {record['block']}, snapshot of "
+            f"{len(snapshot.facts)} listings"
+        )
+        subs = submissions(self.api, miners, epoch_id, self.config.limits, self.config.download_concurrency, self._reachable)
         dataset = EpochDataset(epoch_id)
         refetcher = Refetcher(self.source, self.state, epoch_id, snapshot, self.config.refetch_concurrency, self.clock)
-        judged = await judge_all(subs, self.sandbox, refetcher, inputs, self.config.sandbox.workers,
-                                 self._judged_one, dataset)
+        judged = await judge_all(subs, self.sandbox, refetcher, inputs, self.config.sandbox.workers, self._judged_one, dataset)
         results, unanswered = judged.results, judged.unanswered
         final = (self.clock.now() - assignment.submission_deadline).total_seconds() >= 0.75 * lag
         if unanswered and not final:
-            logger.warning(f"epoch {epoch_id}: the listing source did not answer {unanswered} sampled refetches; "
-                           "validating the epoch again later")
+            logger.warning(
+                f"epoch {epoch_id}: the listing source did not answer {unanswered} sampled refetches; "
+                "validating the epoch again later"
+            )
             return None
         copies = find_copies(judged.uploads, params.copy_overlap)
         apply_copies(results, copies)
@@ -250,8 +281,9 @@ class Validator:
             return dict(facts["static"])
 
         try:  # the product of the epoch; never a reason for its scores not to count
-            self.results.write_validated(epoch_id, record["block"], record["block_hash"], ctx.expected,
-                                         *dataset.build(copies, static))
+            self.results.write_validated(
+                epoch_id, record["block"], record["block_hash"], ctx.expected, *dataset.build(copies, static)
+            )
         except Exception:
             self.metrics.upload_failures.inc()
             logger.exception(f"epoch {epoch_id}: the validated listings could not be written; scores count anyway")
@@ -260,8 +292,7 @@ class Validator:
         ema = update_ema(self.state.ema(), scores, params.ema_alpha)
         target = weights(ema)
         weight_of = dict(zip(*target))
-        documents = [dict(r.as_dict(), ema=ema.get(r.uid, (r.hotkey, 0.0))[1], weight=weight_of.get(r.uid, 0.0))
-                     for r in results]
+        documents = [dict(r.as_dict(), ema=ema.get(r.uid, (r.hotkey, 0.0))[1], weight=weight_of.get(r.uid, 0.0)) for r in results]
         for document in documents:
             said = verdict(document, params)
             document["verdict"] = {"kind": said.kind, "words": said.words}
@@ -303,12 +334,17 @@ class Validator:
         stored = self.state.snapshot(assignment.epoch_id)
         if stored is None:
             pipeline = Pipeline(self.source, concurrency=4, zipcode_attempts=3, retry_pause=5.0, keep_facts=True)
-            outcomes = await pipeline.run([z.zipcode for z in assignment.zipcodes], quiet=True,
-                                          on_done=lambda o: self.heartbeat.beat(f"snapshot {o.zipcode}"))
+            outcomes = await pipeline.run(
+                [z.zipcode for z in assignment.zipcodes],
+                quiet=True,
+                on_done=lambda o: self.heartbeat.beat(f"snapshot {o.zipcode}"),
+            )
             failed = [o.zipcode for o in outcomes if not o.ok]
             if not outcomes or len(failed) > self.config.snapshot_failure_share * len(outcomes):
-                raise SourceError(f"the listing source failed {len(failed)} of {len(outcomes)} zipcodes of the "
-                                  f"snapshot ({outcomes[0].error if failed and outcomes else 'none assigned'})")
+                raise SourceError(
+                    f"the listing source failed {len(failed)} of {len(outcomes)} zipcodes of the "
+                    f"snapshot ({outcomes[0].error if failed and outcomes else 'none assigned'})"
+                )
             facts = {k: v for o in outcomes for k, v in o.facts.items()}
             counts = {o.zipcode: (o.rows.num_rows if o.ok else None) for o in outcomes}
             self.state.save_snapshot(assignment.epoch_id, facts, counts)

@@ -19,8 +19,9 @@ class Refetcher:
     (the source refused that request while it answers a listing it has) or UNANSWERED (the source was down:
     asked again on the next call)."""
 
-    def __init__(self, source: ListingSource, state: ValidatorState, epoch_id: str, snapshot: Snapshot,
-                 concurrency: int, clock: Clock):
+    def __init__(
+        self, source: ListingSource, state: ValidatorState, epoch_id: str, snapshot: Snapshot, concurrency: int, clock: Clock
+    ):
         self.source = source
         self.state = state
         self.epoch_id = epoch_id

@@ -39,9 +39,19 @@ NOTHING_EARNED = "no uid had earned anything"
 
 
 class ResultsPublisher:
-    def __init__(self, api: ResiApiClient, state: ValidatorState, folder: Path, hotkey: str,
-                 params: ValidationParams, queue_size: int = 8, max_attempts: int = 3,
-                 validated: Path | None = None, keep_epochs: int = 0, metrics: ValidatorMetrics | None = None):
+    def __init__(
+        self,
+        api: ResiApiClient,
+        state: ValidatorState,
+        folder: Path,
+        hotkey: str,
+        params: ValidationParams,
+        queue_size: int = 8,
+        max_attempts: int = 3,
+        validated: Path | None = None,
+        keep_epochs: int = 0,
+        metrics: ValidatorMetrics | None = None,
+    ):
         self.api = api
         self.state = state
         self.folder = folder
@@ -68,15 +78,26 @@ class ResultsPublisher:
         sent = record.get("on_chain")
         if sent is not None:
             set_at = record.get("weights_set_at")
-            weights = {"uids": sent["uids"], "weights": sent["weights"], "block": sent["block"],
-                       "set_at": iso_z(datetime.fromtimestamp(set_at, UTC)) if set_at else None}
+            weights = {
+                "uids": sent["uids"],
+                "weights": sent["weights"],
+                "block": sent["block"],
+                "set_at": iso_z(datetime.fromtimestamp(set_at, UTC)) if set_at else None,
+            }
         else:
             earned = bool((record.get("weights") or {}).get("uids"))
-            weights = {"uids": [], "weights": [], "block": None, "set_at": None,
-                       "why": "a later epoch's EMA went on chain first" if earned else NOTHING_EARNED}
+            weights = {
+                "uids": [],
+                "weights": [],
+                "block": None,
+                "set_at": None,
+                "why": "a later epoch's EMA went on chain first" if earned else NOTHING_EARNED,
+            }
         share = dict(zip(weights["uids"], weights["weights"]))
         document = {
-            "epoch_id": record["epoch_id"], "validator": self.hotkey, "block": record["block"],
+            "epoch_id": record["epoch_id"],
+            "validator": self.hotkey,
+            "block": record["block"],
             "block_hash": record["block_hash"],
             "params": {k: v for k, v in self.params.__dict__.items() if k != "limits"},
             "weights": weights,
@@ -93,13 +114,15 @@ class ResultsPublisher:
     def validated_folder(self, epoch_id: str) -> Path:
         return self.validated / epoch_id
 
-    def write_validated(self, epoch_id: str, block: int, block_hash: str, expected: dict[str, int],
-                        listings: pa.Table, observations: pa.Table) -> dict:
+    def write_validated(
+        self, epoch_id: str, block: int, block_hash: str, expected: dict[str, int], listings: pa.Table, observations: pa.Table
+    ) -> dict:
         """Write the epoch's validated listings and their signed manifest (atomically: a folder appears whole or
         not at all; the same verdicts give the same file bytes), then drop folders beyond ``keep_epochs``."""
         files = {LISTINGS_FILE: parquet_bytes(listings), OBSERVATIONS_FILE: parquet_bytes(observations)}
-        signed = sign_manifest(self.api.require_signer(), manifest(epoch_id, block, block_hash, listings, files, __version__,
-                                                          expected))
+        signed = sign_manifest(
+            self.api.require_signer(), manifest(epoch_id, block, block_hash, listings, files, __version__, expected)
+        )
         folder = self.validated_folder(epoch_id)
         tmp = folder.with_name(folder.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -111,8 +134,9 @@ class ResultsPublisher:
         tmp.replace(folder)
         if self.metrics is not None:
             self.metrics.published_rows.inc(listings.num_rows)
-        logger.info(f"epoch {epoch_id}: {listings.num_rows} validated listings in "
-                    f"{len(signed['zipcodes'])} zipcodes written to {folder}")
+        logger.info(
+            f"epoch {epoch_id}: {listings.num_rows} validated listings in {len(signed['zipcodes'])} zipcodes written to {folder}"
+        )
         self._prune()
         return signed
 
@@ -128,13 +152,17 @@ class ResultsPublisher:
         the results last."""
         folder = self.validated_folder(epoch_id)
         names = (LISTINGS_FILE, OBSERVATIONS_FILE, MANIFEST_FILE) if (folder / MANIFEST_FILE).exists() else ()
-        return [(f"{VALIDATED_FOLDER}/{name}", folder / name) for name in names] + \
-            [(c.VALIDATION_RESULTS_FILE, self.path(epoch_id))]
+        return [(f"{VALIDATED_FOLDER}/{name}", folder / name) for name in names] + [
+            (c.VALIDATION_RESULTS_FILE, self.path(epoch_id))
+        ]
 
     def offer(self, epoch_id: str) -> None:
         """Queue an upload unless it is queued, done, given up, or the queue is full (offered again later)."""
-        if epoch_id in self._queued or self._attempts.get(epoch_id, 0) >= self.max_attempts \
-                or time.monotonic() < self._not_before:
+        if (
+            epoch_id in self._queued
+            or self._attempts.get(epoch_id, 0) >= self.max_attempts
+            or time.monotonic() < self._not_before
+        ):
             return
         try:
             self._queue.put_nowait(epoch_id)
@@ -170,8 +198,10 @@ class ResultsPublisher:
             if exc.status == 429:
                 wait = exc.retry_after or 60.0
                 self._not_before = time.monotonic() + wait
-                logger.warning(f"epoch {epoch_id}: results upload waits for the API's limit to reset (in "
-                               f"{wait:.0f} s, after the next epoch is due); offered again then")
+                logger.warning(
+                    f"epoch {epoch_id}: results upload waits for the API's limit to reset (in "
+                    f"{wait:.0f} s, after the next epoch is due); offered again then"
+                )
                 return False
             return self._failed(epoch_id, exc)
         try:
@@ -189,6 +219,8 @@ class ResultsPublisher:
             self.metrics.upload_failures.inc()
         self._attempts[epoch_id] = self._attempts.get(epoch_id, 0) + 1
         left = self.max_attempts - self._attempts[epoch_id]
-        logger.warning(f"epoch {epoch_id}: results not uploaded ({exc}); kept at {self.path(epoch_id)}"
-                       + (f", {left} more attempts" if left > 0 else ", not trying again"))
+        logger.warning(
+            f"epoch {epoch_id}: results not uploaded ({exc}); kept at {self.path(epoch_id)}"
+            + (f", {left} more attempts" if left > 0 else ", not trying again")
+        )
         return False

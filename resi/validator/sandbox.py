@@ -70,9 +70,15 @@ class TruthAnswer(BaseModel):
     sample_rows: dict[str, dict[str, Any]]
 
     def result(self) -> TruthResult:
-        return TruthResult(matched_by_zip=Counter(self.matched_by_zip), bad=Counter(self.bad),
-                           snapshot_bad=self.snapshot_bad, valid=self.valid, pool_by_zip=Counter(self.pool_by_zip),
-                           pooled=Counter(self.pooled), sample_rows=dict(self.sample_rows))
+        return TruthResult(
+            matched_by_zip=Counter(self.matched_by_zip),
+            bad=Counter(self.bad),
+            snapshot_bad=self.snapshot_bad,
+            valid=self.valid,
+            pool_by_zip=Counter(self.pool_by_zip),
+            pooled=Counter(self.pooled),
+            sample_rows=dict(self.sample_rows),
+        )
 
 
 class Answer(BaseModel):
@@ -112,19 +118,36 @@ def _evidence_from_wire(data: bytes) -> pa.Table | None:
 def to_wire(prepared: Prepared) -> tuple[bytes, bytes, bytes]:
     """(the answer as JSON, fingerprint bytes, evidence as Arrow IPC) of a prepared judging."""
     truth = None if prepared.truth is None else TruthAnswer.model_validate(prepared.truth, from_attributes=True)
-    answer = Answer(gate=prepared.gate, gate_detail=prepared.gate_detail[:500], sha256=prepared.sha256,
-                    rows_uploaded=prepared.rows_uploaded, row_reasons=prepared.row_reasons, truth=truth)
-    return (answer.model_dump_json().encode(), np.ascontiguousarray(prepared.prints, np.uint64).tobytes(),
-            _table_to_wire(prepared.evidence))
+    answer = Answer(
+        gate=prepared.gate,
+        gate_detail=prepared.gate_detail[:500],
+        sha256=prepared.sha256,
+        rows_uploaded=prepared.rows_uploaded,
+        row_reasons=prepared.row_reasons,
+        truth=truth,
+    )
+    return (
+        answer.model_dump_json().encode(),
+        np.ascontiguousarray(prepared.prints, np.uint64).tobytes(),
+        _table_to_wire(prepared.evidence),
+    )
 
 
 def from_wire(sub: Submission, body: bytes, prints: bytes, evidence: bytes = b"") -> Prepared:
     """The child's answer about ``sub`` (identity and upload time are the parent's, never the child's)."""
     answer = Answer.model_validate_json(body)
     return Prepared(
-        sub.hotkey, sub.uid, answer.gate, answer.gate_detail, answer.sha256, sub.listings_modified,
-        answer.rows_uploaded, Counter(answer.row_reasons), answer.truth.result() if answer.truth else None,
-        np.frombuffer(prints, np.uint64).copy(), _evidence_from_wire(evidence),
+        sub.hotkey,
+        sub.uid,
+        answer.gate,
+        answer.gate_detail,
+        answer.sha256,
+        sub.listings_modified,
+        answer.rows_uploaded,
+        Counter(answer.row_reasons),
+        answer.truth.result() if answer.truth else None,
+        np.frombuffer(prints, np.uint64).copy(),
+        _evidence_from_wire(evidence),
     )
 
 
@@ -150,8 +173,7 @@ async def _receive(reader: asyncio.StreamReader | None) -> bytes:
 def epoch_message(inputs: EpochInputs) -> bytes:
     """The epoch's inputs as a child takes them (the snapshot indexed once, here)."""
     index = index_of(inputs.snapshot, inputs.ctx)
-    return pickle.dumps(("epoch", inputs.ctx, inputs.params, index, inputs.block_hash),
-                        protocol=pickle.HIGHEST_PROTOCOL)
+    return pickle.dumps(("epoch", inputs.ctx, inputs.params, index, inputs.block_hash), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 class Sandbox:
@@ -174,11 +196,20 @@ class Sandbox:
 
     async def _child(self) -> asyncio.subprocess.Process:
         if self._proc is None or self._proc.returncode is not None:
-            env = dict(os.environ, ARROW_DEFAULT_MEMORY_POOL="system", MALLOC_ARENA_MAX="2",
-                       RESI_SANDBOX_MEMORY_MB=str(self.limits.memory_mb))
+            env = dict(
+                os.environ,
+                ARROW_DEFAULT_MEMORY_POOL="system",
+                MALLOC_ARENA_MAX="2",
+                RESI_SANDBOX_MEMORY_MB=str(self.limits.memory_mb),
+            )
             self._proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "resi.validator.sandbox", stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE, env=env, preexec_fn=_die_with_parent,
+                sys.executable,
+                "-m",
+                "resi.validator.sandbox",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                env=env,
+                preexec_fn=_die_with_parent,
             )
             self.started += 1
             self._sent_epoch = False
@@ -208,8 +239,15 @@ class Sandbox:
             await self._kill()
             logger.warning(f"uid {sub.uid}: judging its files took over {self.limits.seconds:g} s; child stopped")
             return Prepared(sub.hotkey, sub.uid, "judging_timeout", f"over {self.limits.seconds:g} s")
-        except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError, ValueError, KeyError, TypeError,
-                pa.ArrowException) as exc:
+        except (
+            asyncio.IncompleteReadError,
+            ConnectionError,
+            BrokenPipeError,
+            ValueError,
+            KeyError,
+            TypeError,
+            pa.ArrowException,
+        ) as exc:
             code = await self._kill()
             logger.warning(f"uid {sub.uid}: the judging child died (exit {code}, {type(exc).__name__})")
             return Prepared(sub.hotkey, sub.uid, "judging_crashed", f"the judging process ended (exit code {code})")
@@ -310,10 +348,14 @@ def _write_frame(stream, payload: bytes) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """The child: read the epoch, then judge submissions one by one until stdin closes."""
-    argparse.ArgumentParser(prog="python -m resi.validator.sandbox", description=(
-        "The validator's judging child: reads the epoch and then one miner's files at a time as framed messages "
-        "on stdin, answers each verdict on stdout, under the memory limit in $RESI_SANDBOX_MEMORY_MB. The "
-        "validator starts it (--validator.judge_workers of them); it is not run by hand.")).parse_args(argv)
+    argparse.ArgumentParser(
+        prog="python -m resi.validator.sandbox",
+        description=(
+            "The validator's judging child: reads the epoch and then one miner's files at a time as framed messages "
+            "on stdin, answers each verdict on stdout, under the memory limit in $RESI_SANDBOX_MEMORY_MB. The "
+            "validator starts it (--validator.judge_workers of them); it is not run by hand."
+        ),
+    ).parse_args(argv)
     import pyarrow  # noqa: F401 - loaded before the limit is measured: it belongs to the footprint
 
     _limit_memory(int(os.environ.get("RESI_SANDBOX_MEMORY_MB", "1024")))

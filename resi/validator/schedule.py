@@ -27,8 +27,16 @@ class Plan:
     """Seconds until something is due, when there is nothing to validate now."""
 
 
-def plan(now: datetime, current_start: datetime, current_end: datetime, grace: float, lag: float | None,
-         first_run: float, finished: Callable[[str], bool], begun: Callable[[str], bool]) -> Plan:
+def plan(
+    now: datetime,
+    current_start: datetime,
+    current_end: datetime,
+    grace: float,
+    lag: float | None,
+    first_run: float,
+    finished: Callable[[str], bool],
+    begun: Callable[[str], bool],
+) -> Plan:
     """The next step at ``now`` for epochs of ``current_end - current_start`` (the current epoch's bounds, as the
     API says them). An ended epoch is due ``grace`` seconds after its end and may be validated until ``lag``
     seconds after it (default: one epoch length; one already begun is always finished). ``first_run``: when this

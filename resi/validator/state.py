@@ -64,8 +64,7 @@ class ValidatorState:
         """Count an attempt at ``epoch_id`` that has not ended cleanly yet; how many there are in a row. A
         validator that dies while validating (killed, out of memory) leaves the count up."""
         with self._db() as db:
-            db.execute("INSERT INTO attempts VALUES (?, 1) ON CONFLICT(epoch_id) DO UPDATE SET count=count+1",
-                       (epoch_id,))
+            db.execute("INSERT INTO attempts VALUES (?, 1) ON CONFLICT(epoch_id) DO UPDATE SET count=count+1", (epoch_id,))
             return db.execute("SELECT count FROM attempts WHERE epoch_id=?", (epoch_id,)).fetchone()[0]
 
     def end_attempt(self, epoch_id: str) -> None:
@@ -83,41 +82,57 @@ class ValidatorState:
 
     def epoch(self, epoch_id: str) -> dict | None:
         with self._db() as db:
-            row = db.execute("SELECT status, block, block_hash, metagraph, results, weights, weights_set, "
-                             "results_uploaded, detail, (SELECT at FROM weights_set_at w WHERE w.epoch_id=e.epoch_id)"
-                             " FROM epochs e WHERE epoch_id=?", (epoch_id,)).fetchone()
+            row = db.execute(
+                "SELECT status, block, block_hash, metagraph, results, weights, weights_set, "
+                "results_uploaded, detail, (SELECT at FROM weights_set_at w WHERE w.epoch_id=e.epoch_id)"
+                " FROM epochs e WHERE epoch_id=?",
+                (epoch_id,),
+            ).fetchone()
             sent = db.execute("SELECT block, uids, weights FROM weights_sent WHERE epoch_id=?", (epoch_id,)).fetchone()
         if row is None:
             return None
-        return {"epoch_id": epoch_id, "status": row[0], "block": row[1], "block_hash": row[2],
-                "metagraph": json.loads(row[3]) if row[3] else None, "results": json.loads(row[4]) if row[4] else None,
-                "weights": json.loads(row[5]) if row[5] else None, "weights_set": bool(row[6]),
-                "results_uploaded": bool(row[7]), "detail": row[8], "weights_set_at": row[9],
-                "on_chain": None if sent is None else {"block": sent[0], "uids": json.loads(sent[1]),
-                                                       "weights": json.loads(sent[2])}}
+        return {
+            "epoch_id": epoch_id,
+            "status": row[0],
+            "block": row[1],
+            "block_hash": row[2],
+            "metagraph": json.loads(row[3]) if row[3] else None,
+            "results": json.loads(row[4]) if row[4] else None,
+            "weights": json.loads(row[5]) if row[5] else None,
+            "weights_set": bool(row[6]),
+            "results_uploaded": bool(row[7]),
+            "detail": row[8],
+            "weights_set_at": row[9],
+            "on_chain": None if sent is None else {"block": sent[0], "uids": json.loads(sent[1]), "weights": json.loads(sent[2])},
+        }
 
     def begin(self, epoch_id: str, block: int, block_hash: str, metagraph: list[tuple]) -> dict:
         """Fix the epoch's inputs (the first call wins: a restart reuses them). ``metagraph``: (uid, hotkey) or
         (uid, hotkey, holds a validator permit, registered after the epoch began) per neuron."""
         with self._db() as db:
-            db.execute("INSERT OR IGNORE INTO epochs (epoch_id, status, block, block_hash, metagraph, started_at)"
-                       " VALUES (?, ?, ?, ?, ?, ?)",
-                       (epoch_id, PROCESSING, block, block_hash, json.dumps(metagraph), time.time()))
+            db.execute(
+                "INSERT OR IGNORE INTO epochs (epoch_id, status, block, block_hash, metagraph, started_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (epoch_id, PROCESSING, block, block_hash, json.dumps(metagraph), time.time()),
+            )
         return written(self.epoch(epoch_id), f"epoch {epoch_id}", self.path)
 
     def skip(self, epoch_id: str, detail: str) -> None:
         with self._db() as db:
-            db.execute("INSERT INTO epochs (epoch_id, status, detail, started_at, finished_at) VALUES (?, ?, ?, ?, ?)"
-                       " ON CONFLICT(epoch_id) DO UPDATE SET status=excluded.status, detail=excluded.detail,"
-                       " finished_at=excluded.finished_at WHERE epochs.status != 'done'",
-                       (epoch_id, SKIPPED, detail, time.time(), time.time()))
+            db.execute(
+                "INSERT INTO epochs (epoch_id, status, detail, started_at, finished_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT(epoch_id) DO UPDATE SET status=excluded.status, detail=excluded.detail,"
+                " finished_at=excluded.finished_at WHERE epochs.status != 'done'",
+                (epoch_id, SKIPPED, detail, time.time(), time.time()),
+            )
 
     def finished(self, epoch_id: str) -> bool:
         record = self.epoch(epoch_id)
         return record is not None and record["status"] in (DONE, SKIPPED)
 
-    def commit(self, epoch_id: str, results: list[dict], ema: dict[int, tuple[str, float]],
-               weights: tuple[list[int], list[float]]) -> bool:
+    def commit(
+        self, epoch_id: str, results: list[dict], ema: dict[int, tuple[str, float]], weights: tuple[list[int], list[float]]
+    ) -> bool:
         """Mark the epoch done and replace the EMA, atomically; False (and nothing changed) if already done."""
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
@@ -127,19 +142,28 @@ class ValidatorState:
                     db.execute("ROLLBACK")
                     return False
                 db.execute("DELETE FROM ema")
-                db.executemany("INSERT INTO ema VALUES (?, ?, ?, ?)",
-                               [(uid, hk, value, epoch_id) for uid, (hk, value) in ema.items()])
-                db.execute("UPDATE epochs SET status=?, results=?, weights=?, finished_at=? WHERE epoch_id=?",
-                           (DONE, json.dumps(results), json.dumps({"uids": weights[0], "weights": weights[1]}),
-                            time.time(), epoch_id))
+                db.executemany(
+                    "INSERT INTO ema VALUES (?, ?, ?, ?)", [(uid, hk, value, epoch_id) for uid, (hk, value) in ema.items()]
+                )
+                db.execute(
+                    "UPDATE epochs SET status=?, results=?, weights=?, finished_at=? WHERE epoch_id=?",
+                    (DONE, json.dumps(results), json.dumps({"uids": weights[0], "weights": weights[1]}), time.time(), epoch_id),
+                )
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
         return True
 
-    def mark(self, epoch_id: str, *, weights_set: bool | None = None, results_uploaded: bool | None = None,
-             sent: tuple[int | None, list[int], list[float]] | None = None, at: float | None = None) -> None:
+    def mark(
+        self,
+        epoch_id: str,
+        *,
+        weights_set: bool | None = None,
+        results_uploaded: bool | None = None,
+        sent: tuple[int | None, list[int], list[float]] | None = None,
+        at: float | None = None,
+    ) -> None:
         """``sent``: (block, uids, weights) of the vector that went on chain with ``weights_set``, ``at`` that
         moment (Unix time; now when None); the first one after the epoch's EMA is what its results file
         publishes."""
@@ -149,16 +173,17 @@ class ValidatorState:
                 if weights_set:
                     db.execute("INSERT OR IGNORE INTO weights_set_at VALUES (?, ?)", (epoch_id, at or time.time()))
                 if weights_set and sent is not None:
-                    db.execute("INSERT OR IGNORE INTO weights_sent VALUES (?, ?, ?, ?)",
-                               (epoch_id, sent[0], json.dumps(sent[1]), json.dumps(sent[2])))
+                    db.execute(
+                        "INSERT OR IGNORE INTO weights_sent VALUES (?, ?, ?, ?)",
+                        (epoch_id, sent[0], json.dumps(sent[1]), json.dumps(sent[2])),
+                    )
             if results_uploaded is not None:
                 db.execute("UPDATE epochs SET results_uploaded=? WHERE epoch_id=?", (int(results_uploaded), epoch_id))
 
     def unfinished(self) -> list[str]:
         """Epochs begun but not counted (the validator stopped in the middle), oldest first."""
         with self._db() as db:
-            return [r[0] for r in db.execute("SELECT epoch_id FROM epochs WHERE status=? ORDER BY started_at",
-                                             (PROCESSING,))]
+            return [r[0] for r in db.execute("SELECT epoch_id FROM epochs WHERE status=? ORDER BY started_at", (PROCESSING,))]
 
     def latest_done(self) -> dict | None:
         done = self.recent_done(1)
@@ -167,8 +192,9 @@ class ValidatorState:
     def recent_done(self, limit: int) -> list[dict]:
         """The newest ``limit`` counted epochs, newest first."""
         with self._db() as db:
-            rows = db.execute("SELECT epoch_id FROM epochs WHERE status=? ORDER BY finished_at DESC LIMIT ?",
-                              (DONE, limit)).fetchall()
+            rows = db.execute(
+                "SELECT epoch_id FROM epochs WHERE status=? ORDER BY finished_at DESC LIMIT ?", (DONE, limit)
+            ).fetchall()
         return [epoch for (epoch_id,) in rows if (epoch := self.epoch(epoch_id)) is not None]
 
     def ema_epoch(self) -> str | None:
@@ -185,8 +211,10 @@ class ValidatorState:
 
     def save_snapshot(self, epoch_id: str, facts: dict[str, dict], counts: dict[str, int | None]) -> None:
         with self._db() as db:
-            db.execute("INSERT OR REPLACE INTO snapshot_facts VALUES (?, ?, ?)",
-                       (epoch_id, zlib.compress(json.dumps(facts).encode()), json.dumps(counts)))
+            db.execute(
+                "INSERT OR REPLACE INTO snapshot_facts VALUES (?, ?, ?)",
+                (epoch_id, zlib.compress(json.dumps(facts).encode()), json.dumps(counts)),
+            )
 
     def snapshot(self, epoch_id: str) -> tuple[dict[str, dict], dict[str, int | None]] | None:
         with self._db() as db:
@@ -203,14 +231,17 @@ class ValidatorState:
     def save_refetches(self, epoch_id: str, outcomes: dict[str, dict | str | None]) -> None:
         """The source's answers for these ids, in one transaction."""
         with self._db() as db:
-            db.executemany("INSERT OR REPLACE INTO refetch VALUES (?, ?, ?)",
-                           [(epoch_id, listing_id, json.dumps(outcome)) for listing_id, outcome in outcomes.items()])
+            db.executemany(
+                "INSERT OR REPLACE INTO refetch VALUES (?, ?, ?)",
+                [(epoch_id, listing_id, json.dumps(outcome)) for listing_id, outcome in outcomes.items()],
+            )
 
     def prune(self, keep_epochs: int = 50) -> None:
         """Drop snapshots and refetch answers of all but the newest ``keep_epochs`` epochs."""
         with self._db() as db:
-            old = [r[0] for r in db.execute("SELECT epoch_id FROM epochs ORDER BY started_at DESC LIMIT -1 OFFSET ?",
-                                            (keep_epochs,))]
+            old = [
+                r[0] for r in db.execute("SELECT epoch_id FROM epochs ORDER BY started_at DESC LIMIT -1 OFFSET ?", (keep_epochs,))
+            ]
             for epoch_id in old:
                 db.execute("DELETE FROM snapshot_facts WHERE epoch_id=?", (epoch_id,))
                 db.execute("DELETE FROM refetch WHERE epoch_id=?", (epoch_id,))

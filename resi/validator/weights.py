@@ -42,9 +42,17 @@ class WeightSchedule:
 
 
 class WeightKeeper:
-    def __init__(self, chain: Chain, state: ValidatorState, hotkey: str, version_key: int,
-                 schedule: WeightSchedule = WeightSchedule(), wallet_hint: str = "",
-                 metrics: ValidatorMetrics | None = None, clock: Clock | None = None):
+    def __init__(
+        self,
+        chain: Chain,
+        state: ValidatorState,
+        hotkey: str,
+        version_key: int,
+        schedule: WeightSchedule = WeightSchedule(),
+        wallet_hint: str = "",
+        metrics: ValidatorMetrics | None = None,
+        clock: Clock | None = None,
+    ):
         self.chain = chain
         self.clock = clock or SystemClock()
         self.metrics = metrics or ValidatorMetrics()
@@ -95,12 +103,19 @@ class WeightKeeper:
         if problem or me is None:
             self._once("registration", "ERROR", problem or f"hotkey {self.hotkey} is not registered")
         else:
-            self._once("registration", "INFO", f"hotkey {self.hotkey} holds uid {me.uid} "
-                       f"with a validator permit on netuid {graph.netuid}")
+            self._once(
+                "registration",
+                "INFO",
+                f"hotkey {self.hotkey} holds uid {me.uid} with a validator permit on netuid {graph.netuid}",
+            )
         if params.weights_version_key > self.version_key:
-            self._once("version", "WARNING", f"netuid {graph.netuid} requires weights version key "
-                       f"{params.weights_version_key}, this release sends {self.version_key}: the chain refuses "
-                       "these weights; update the validator (git pull && pip install -e .) and restart it")
+            self._once(
+                "version",
+                "WARNING",
+                f"netuid {graph.netuid} requires weights version key "
+                f"{params.weights_version_key}, this release sends {self.version_key}: the chain refuses "
+                "these weights; update the validator (git pull && pip install -e .) and restart it",
+            )
         if self._pending is not None and me is not None and me.last_update >= self._pending:
             logger.info(f"weights: included at block {me.last_update}")
             self._pending = None
@@ -168,6 +183,5 @@ class WeightKeeper:
         self._sent_epoch = epoch
         self._sent_holders = {uid: holders[uid] for uid in uids}
         if epoch is not None:
-            self.state.mark(epoch, weights_set=True, sent=(self._pending, uids, weights),
-                            at=self.clock.now().timestamp())
+            self.state.mark(epoch, weights_set=True, sent=(self._pending, uids, weights), at=self.clock.now().timestamp())
         logger.info(f"weights: submitted for {len(uids)} uids at block {self._pending} (EMA of epoch {epoch})")

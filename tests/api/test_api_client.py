@@ -21,16 +21,35 @@ from resi.epochs import iso_z, utcnow
 from tests.helpers import closed_port, run
 
 ASSIGNMENT = {
-    "success": True, "epochId": "2025-10-01T16-00-00", "epochStart": "2025-10-01T16:00:00.000Z",
-    "epochEnd": "2025-10-01T20:00:00.000Z", "nonce": "376ce532f42cf2a5", "targetListings": 10000,
-    "tolerancePercent": 10, "submissionDeadline": "2025-10-01T20:00:00.000Z",
-    "zipcodes": [{"zipcode": "19103", "expectedListings": 250, "state": "PA", "city": "Philadelphia",
-                  "county": "Philadelphia County", "marketTier": "PREMIUM", "geographicRegion": "Northeast"}],
+    "success": True,
+    "epochId": "2025-10-01T16-00-00",
+    "epochStart": "2025-10-01T16:00:00.000Z",
+    "epochEnd": "2025-10-01T20:00:00.000Z",
+    "nonce": "376ce532f42cf2a5",
+    "targetListings": 10000,
+    "tolerancePercent": 10,
+    "submissionDeadline": "2025-10-01T20:00:00.000Z",
+    "zipcodes": [
+        {
+            "zipcode": "19103",
+            "expectedListings": 250,
+            "state": "PA",
+            "city": "Philadelphia",
+            "county": "Philadelphia County",
+            "marketTier": "PREMIUM",
+            "geographicRegion": "Northeast",
+        }
+    ],
     "metadata": {"totalExpectedListings": 250, "zipcodeCount": 1, "algorithmVersion": "v1.0", "selectionSeed": 1},
 }
 SNAKE_ASSIGNMENT = {
-    "success": True, "epoch_id": "2025-10-01T16-00-00", "epoch_start": "2025-10-01T16:00:00.000Z",
-    "epoch_end": "2025-10-01T20:00:00.000Z", "nonce": "n", "target_listings": 10000, "tolerance_percent": 10,
+    "success": True,
+    "epoch_id": "2025-10-01T16-00-00",
+    "epoch_start": "2025-10-01T16:00:00.000Z",
+    "epoch_end": "2025-10-01T20:00:00.000Z",
+    "nonce": "n",
+    "target_listings": 10000,
+    "tolerance_percent": 10,
     "submission_deadline": "2025-10-01T20:00:00.000Z",
     "zipcodes": [{"zipcode": "08540", "expected_listings": 300, "market_tier": "premium"}],
 }
@@ -86,8 +105,7 @@ def test_5xx_is_retried_with_fresh_signatures(wallets):
 
 def test_connection_errors_give_up_after_the_attempt_budget(wallets):
     async def go():
-        async with ResiApiClient(f"http://127.0.0.1:{closed_port()}", wallets("m"), max_attempts=3,
-                                 backoff_base=0.01) as client:
+        async with ResiApiClient(f"http://127.0.0.1:{closed_port()}", wallets("m"), max_attempts=3, backoff_base=0.01) as client:
             await client.current_assignment()
 
     start = time.monotonic()
@@ -110,8 +128,10 @@ def test_429_waits_for_retry_after(wallets):
 def test_429_waits_for_the_rate_limit_reset_header(wallets):
     async def go():
         reset = str(int(time.time()) + 2)
-        async with scripted((429, {"X-RateLimit-Reset": reset, "X-RateLimit-Remaining": "0"}, {"detail": "slow"}, 0),
-                            ok()) as (url, seen):
+        async with scripted((429, {"X-RateLimit-Reset": reset, "X-RateLimit-Remaining": "0"}, {"detail": "slow"}, 0), ok()) as (
+            url,
+            seen,
+        ):
             async with ResiApiClient(url, wallets("m")) as client:
                 await client.current_assignment()
         return seen
@@ -135,8 +155,14 @@ def test_a_429_too_far_away_is_raised_not_waited(wallets):
     "body,messages",
     [
         ({"detail": "Invalid signature"}, ["Invalid signature"]),
-        ({"statusCode": 400, "message": ["timestamp must not be greater than 2147483647", "hotkey must be a string"],
-          "error": "Bad Request"}, ["timestamp must not be greater than 2147483647", "hotkey must be a string"]),
+        (
+            {
+                "statusCode": 400,
+                "message": ["timestamp must not be greater than 2147483647", "hotkey must be a string"],
+                "error": "Bad Request",
+            },
+            ["timestamp must not be greater than 2147483647", "hotkey must be a string"],
+        ),
         ("plain text failure", ["plain text failure"]),
     ],
 )
@@ -193,8 +219,11 @@ def test_every_call_has_a_timeout(wallets):
 def test_upload_credentials_are_reused_until_shortly_before_expiry(wallets):
     now = [time.time()]
     expires = iso_z(utcnow().fromtimestamp(now[0] + 600, utcnow().tzinfo))
-    answer = {"uploadUrl": "http://s3", "fields": {"key": "data/hotkey=x/${filename}"},
-              "metadata": {"folderPath": "data/hotkey=x/", "expiresAt": expires}}
+    answer = {
+        "uploadUrl": "http://s3",
+        "fields": {"key": "data/hotkey=x/${filename}"},
+        "metadata": {"folderPath": "data/hotkey=x/", "expiresAt": expires},
+    }
 
     async def go():
         async with scripted(ok(answer)) as (url, seen):
@@ -216,6 +245,7 @@ def test_client_paces_itself_under_the_servers_limit(tmp_path, local_s3):
 
     n = Net(tmp_path, local_s3, "--rate-limits", "assignment=3/2")
     try:
+
         async def go():
             async with n.client(n.miners[0], rate_limits={"assignment": RateLimit(3, 2)}) as c:
                 start = time.monotonic()

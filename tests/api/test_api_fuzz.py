@@ -26,9 +26,13 @@ _counter = itertools.count()
 
 @pytest.fixture(scope="module")
 def fuzz_net(tmp_path_factory, local_s3):
-    n = Net(tmp_path_factory.mktemp("fuzz"), local_s3, "--rate-limits",
-            "status=100000/60,folder_access=100000/60,validator_upload=100000/60,validator_access=100000/60,"
-            "assignment=100000/60,epoch_assignment=100000/60,miner_access=100000/60,stats=100000/60")
+    n = Net(
+        tmp_path_factory.mktemp("fuzz"),
+        local_s3,
+        "--rate-limits",
+        "status=100000/60,folder_access=100000/60,validator_upload=100000/60,validator_access=100000/60,"
+        "assignment=100000/60,epoch_assignment=100000/60,miner_access=100000/60,stats=100000/60",
+    )
     yield n
     n.server.stop()
 
@@ -76,9 +80,7 @@ def test_no_input_gives_a_server_error(fuzz_net, mode, signed):
             sign(case, fuzz_net.validators[0])
         response = case.call(base_url=fuzz_net.server.url, timeout=10)
         statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
-        assert response.status_code < 500, (
-            f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}"
-        )
+        assert response.status_code < 500, f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}"
         if response.status_code >= 400:
             body = response.json()
             assert body["statusCode"] == response.status_code and body["message"]

@@ -36,8 +36,9 @@ class Net:
             self.chain.register(m.hotkey, m.coldkey, stake=1)
         for v in self.validators:
             self.chain.register(v.hotkey, v.coldkey, stake=1000, validator=True)
-        self.server = ApiServer(root, root / "chain.db", s3, "--listings-scale", "0.05", "--target-listings", "500",
-                                *server_args).start()
+        self.server = ApiServer(
+            root, root / "chain.db", s3, "--listings-scale", "0.05", "--target-listings", "500", *server_args
+        ).start()
 
     def client(self, signer, **kw) -> ResiApiClient:
         return ResiApiClient(self.server.url, signer, max_attempts=2, backoff_base=0.05, **kw)
@@ -75,8 +76,11 @@ def raw(method: str, url: str, **kw):
 
 def signed_query(signer, commitment_fn, ts=None, sig=None):
     ts = int(time.time()) if ts is None else ts
-    return {"hotkey": signer.hotkey, "timestamp": ts,
-            "signature": sig if sig is not None else signing.sign_commitment(signer, commitment_fn(ts))}
+    return {
+        "hotkey": signer.hotkey,
+        "timestamp": ts,
+        "signature": sig if sig is not None else signing.sign_commitment(signer, commitment_fn(ts)),
+    }
 
 
 # --- happy paths ------------------------------------------------------------------------------------------
@@ -113,10 +117,16 @@ def test_status_update_is_stored_and_checked(net):
     async def go():
         async with net.client(miner) as c:
             a = await c.current_assignment()
-            ok = await c.update_status(a.epoch_id, a.nonce, "COMPLETED", listings_scraped=12,
-                                       zipcodes_completed=[{"zipcode": a.zipcodes[0].zipcode, "listingsScraped": 12,
-                                                            "completedAt": "2025-10-01T17:30:00.000Z"}],
-                                       s3_upload_complete=True)
+            ok = await c.update_status(
+                a.epoch_id,
+                a.nonce,
+                "COMPLETED",
+                listings_scraped=12,
+                zipcodes_completed=[
+                    {"zipcode": a.zipcodes[0].zipcode, "listingsScraped": 12, "completedAt": "2025-10-01T17:30:00.000Z"}
+                ],
+                s3_upload_complete=True,
+            )
             errors = []
             for kwargs in ({"nonce": "0" * 16}, {"epoch_id": "2020-01-01T00-00-00"}):
                 try:
@@ -143,9 +153,11 @@ def test_miner_upload_lands_under_its_epoch_folder_and_nowhere_else(net):
             own = access.folder + "listings.parquet"
             await upload_post(s, access.url, access.fields, own, b"rows" * 10)
             refused = []
-            for key, fields in ((f"data/hotkey={other.hotkey}/epoch={epoch.id}/listings.parquet", access.fields),
-                                (f"data/hotkey={miner.hotkey}/epoch=2025-10-01T16-00-00/listings.parquet", access.fields),
-                                (own, {**access.fields, "Content-Type": "text/html"})):
+            for key, fields in (
+                (f"data/hotkey={other.hotkey}/epoch={epoch.id}/listings.parquet", access.fields),
+                (f"data/hotkey={miner.hotkey}/epoch=2025-10-01T16-00-00/listings.parquet", access.fields),
+                (own, {**access.fields, "Content-Type": "text/html"}),
+            ):
                 try:
                     await upload_post(s, access.url, fields, key, b"x")
                     refused.append(None)
@@ -195,12 +207,18 @@ def test_a_validators_credential_admits_the_epochs_validated_listings_in_its_fol
     sizes they have: up to the upload cap), in the validator's own epoch folder and nowhere else."""
     validator, other = net.validators[1], net.validators[2]
     epoch = epoch_at(utcnow())
-    files = {"validation_results.json": b"{}", "validated/listings.parquet": b"P" * 3_000_000,
-             "validated/observations.parquet": b"P" * 200_000, "validated/manifest.json": b"{}"}
-    elsewhere = [f"validators/{other.hotkey}/{epoch.id}/validated/listings.parquet",
-                 f"validators/{validator.hotkey}/2025-10-01T16-00-00/validated/listings.parquet",
-                 f"validators/{validator.hotkey}/validated/listings.parquet",
-                 f"data/hotkey={validator.hotkey}/epoch={epoch.id}/listings.parquet"]
+    files = {
+        "validation_results.json": b"{}",
+        "validated/listings.parquet": b"P" * 3_000_000,
+        "validated/observations.parquet": b"P" * 200_000,
+        "validated/manifest.json": b"{}",
+    }
+    elsewhere = [
+        f"validators/{other.hotkey}/{epoch.id}/validated/listings.parquet",
+        f"validators/{validator.hotkey}/2025-10-01T16-00-00/validated/listings.parquet",
+        f"validators/{validator.hotkey}/validated/listings.parquet",
+        f"data/hotkey={validator.hotkey}/epoch={epoch.id}/listings.parquet",
+    ]
 
     async def go():
         async with net.client(validator) as c, aiohttp.ClientSession() as s:
@@ -221,7 +239,7 @@ def test_a_validators_credential_admits_the_epochs_validated_listings_in_its_fol
     url = S3Presigner(net.server.s3.settings).list_url(net.server.validator_bucket, upload.folder, 60)
     listing = run(_list(url))
     assert sorted(o.key for o in listing.objects) == sorted(upload.folder + name for name in files)
-    assert {o.key[len(upload.folder):]: o.size for o in listing.objects} == {k: len(v) for k, v in files.items()}
+    assert {o.key[len(upload.folder) :]: o.size for o in listing.objects} == {k: len(v) for k, v in files.items()}
 
 
 async def _list(url: str):
@@ -243,8 +261,7 @@ def test_bad_signature_unregistered_and_non_validator_are_401(net):
     assert status == 401 and "not registered" in body["detail"]
 
     ts = int(time.time())
-    body = {"hotkey": miner.hotkey, "timestamp": ts,
-            "signature": signing.sign_commitment(miner, signing.validator_access(ts))}
+    body = {"hotkey": miner.hotkey, "timestamp": ts, "signature": signing.sign_commitment(miner, signing.validator_access(ts))}
     status, answer, _ = raw("POST", net.server.url + "/get-validator-access", json=body)
     assert status == 401 and answer["detail"] == "You are not validator"
 
@@ -268,8 +285,9 @@ def test_stale_and_future_timestamps_are_400(net, offset):
     ],
 )
 def test_malformed_bodies_are_4xx_in_the_spec_shape(net, payload, expected):
-    status, body, _ = raw("POST", net.server.url + "/get-folder-access", data=payload,
-                          headers={"Content-Type": "application/json"})
+    status, body, _ = raw(
+        "POST", net.server.url + "/get-folder-access", data=payload, headers={"Content-Type": "application/json"}
+    )
     assert status == expected and body["statusCode"] == expected and body["message"]
 
 
@@ -290,15 +308,26 @@ def test_rate_limit_429_with_headers_and_bad_signatures_cost_nothing(net):
     miner, url = net.miners[7], net.server.url + "/api/v1/zipcode-assignments/status"
     ts0 = int(time.time()) - 100
     for i in range(20):  # forged requests in the miner's name
-        body = {"hotkey": miner.hotkey, "signature": "ab" * 64, "timestamp": ts0 + i, "epochId": "e", "nonce": "n",
-                "status": "IN_PROGRESS"}
+        body = {
+            "hotkey": miner.hotkey,
+            "signature": "ab" * 64,
+            "timestamp": ts0 + i,
+            "epochId": "e",
+            "nonce": "n",
+            "status": "IN_PROGRESS",
+        }
         assert raw("POST", url, json=body)[0] == 401
     seen = []
     for i in range(6):
         ts = ts0 + 50 + i
-        body = {"hotkey": miner.hotkey, "timestamp": ts, "epochId": "2020-01-01T00-00-00", "nonce": "n",
-                "status": "IN_PROGRESS",
-                "signature": signing.sign_commitment(miner, signing.miner_status(miner.hotkey, "2020-01-01T00-00-00", ts))}
+        body = {
+            "hotkey": miner.hotkey,
+            "timestamp": ts,
+            "epochId": "2020-01-01T00-00-00",
+            "nonce": "n",
+            "status": "IN_PROGRESS",
+            "signature": signing.sign_commitment(miner, signing.miner_status(miner.hotkey, "2020-01-01T00-00-00", ts)),
+        }
         seen.append(raw("POST", url, json=body))
     statuses = [s for s, _, _ in seen]
     assert statuses[:5] == [400] * 5, statuses  # authorized (then refused for the epoch): the quota was intact
@@ -311,8 +340,12 @@ def test_rate_limit_429_with_headers_and_bad_signatures_cost_nothing(net):
 def test_folder_access_with_someone_elses_coldkey_is_refused(net):
     miner, other = net.miners[0], net.miners[1]
     ts = int(time.time())
-    body = {"hotkey": miner.hotkey, "coldkey": other.coldkey, "timestamp": ts,
-            "signature": signing.sign_commitment(miner, signing.miner_s3_access(other.coldkey, miner.hotkey, ts))}
+    body = {
+        "hotkey": miner.hotkey,
+        "coldkey": other.coldkey,
+        "timestamp": ts,
+        "signature": signing.sign_commitment(miner, signing.miner_s3_access(other.coldkey, miner.hotkey, ts)),
+    }
     status, answer, _ = raw("POST", net.server.url + "/get-folder-access", json=body)
     assert status == 401 and "coldkey" in answer["detail"]
 
@@ -333,6 +366,7 @@ def test_openapi_document_matches_the_server(net):
 def test_restart_keeps_epoch_nonce_and_assignment(tmp_path, local_s3):
     n = Net(tmp_path, local_s3, "--epoch-minutes", "240")
     try:
+
         async def get():
             async with n.client(n.miners[0]) as c:
                 return await c.current_assignment()
@@ -355,8 +389,9 @@ def test_nothing_used_is_forgotten_across_kill_9(tmp_path, local_s3):
         used = signed_query(n.miners[0], signing.assignment_current)
         assert raw("GET", url, params=used)[0] == 200
         now = int(time.time())
-        answers = [raw("GET", url, params=signed_query(n.miners[1], signing.assignment_current, ts=now - 30 + i))[0]
-                   for i in range(10)]  # the whole per-minute quota
+        answers = [
+            raw("GET", url, params=signed_query(n.miners[1], signing.assignment_current, ts=now - 30 + i))[0] for i in range(10)
+        ]  # the whole per-minute quota
         assert answers == [200] * 10
         n.server.restart(kill=True)
         status, body, _ = raw("GET", url, params=used)
@@ -384,17 +419,25 @@ def test_a_second_server_on_the_same_state_refuses_to_start(tmp_path, local_s3):
 
 def _status_body(signer, ts=None, **changes):
     ts = ts or int(time.time())
-    body = {"hotkey": signer.hotkey, "timestamp": ts, "epochId": "2020-01-01T00-00-00", "nonce": "n",
-            "status": "IN_PROGRESS",
-            "signature": signing.sign_commitment(signer, signing.miner_status(signer.hotkey, "2020-01-01T00-00-00", ts))}
+    body = {
+        "hotkey": signer.hotkey,
+        "timestamp": ts,
+        "epochId": "2020-01-01T00-00-00",
+        "nonce": "n",
+        "status": "IN_PROGRESS",
+        "signature": signing.sign_commitment(signer, signing.miner_status(signer.hotkey, "2020-01-01T00-00-00", ts)),
+    }
     body.update(changes)
     return body
 
 
 def test_deeply_nested_json_is_400_with_a_message(net):
     url = net.server.url + "/api/v1/zipcode-assignments/status"
-    for payload in (b"[" * 60_000, b'{"hotkey": ' + b"[" * 30_000 + b"]" * 30_000 + b"}",
-                    b'{"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": {"j": 1}}}}}}}}}}'):
+    for payload in (
+        b"[" * 60_000,
+        b'{"hotkey": ' + b"[" * 30_000 + b"]" * 30_000 + b"}",
+        b'{"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": {"j": 1}}}}}}}}}}',
+    ):
         status, body, _ = raw("POST", url, data=payload, headers={"Content-Type": "application/json"})
         assert status == 400 and "nested deeper" in body["detail"], (status, body)
 
@@ -402,12 +445,19 @@ def test_deeply_nested_json_is_400_with_a_message(net):
 def test_integers_beyond_what_the_store_holds_are_400(net):
     url = net.server.url + "/api/v1/zipcode-assignments/status"
     miner = net.miners[5]
-    for changes in ({"listingsScraped": 2**70}, {"zipcodesCompleted": [{"zipcode": "08540", "listingsScraped": 10**30}]},
-                    {"timestamp": 10**40}, {"listingsScraped": 2**63}):
+    for changes in (
+        {"listingsScraped": 2**70},
+        {"zipcodesCompleted": [{"zipcode": "08540", "listingsScraped": 10**30}]},
+        {"timestamp": 10**40},
+        {"listingsScraped": 2**63},
+    ):
         status, body, _ = raw("POST", url, json=_status_body(miner, **changes))
         assert status == 400 and body["message"], (changes, status, body)
-    status, _, _ = raw("GET", net.server.url + "/api/v1/zipcode-assignments/current",
-                       params={"hotkey": miner.hotkey, "signature": "ab" * 64, "timestamp": "9" * 400})
+    status, _, _ = raw(
+        "GET",
+        net.server.url + "/api/v1/zipcode-assignments/current",
+        params={"hotkey": miner.hotkey, "signature": "ab" * 64, "timestamp": "9" * 400},
+    )
     assert status == 400
 
 
@@ -415,8 +465,10 @@ def test_a_declared_length_over_the_cap_is_413_before_any_body_is_read(net):
     import socket
 
     with socket.create_connection(("127.0.0.1", net.server.port), timeout=5) as sock:
-        sock.sendall(b"POST /api/v1/zipcode-assignments/status HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
-                     b"\r\nContent-Length: 1000000000\r\n\r\n")  # and never a byte of the body
+        sock.sendall(
+            b"POST /api/v1/zipcode-assignments/status HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+            b"\r\nContent-Length: 1000000000\r\n\r\n"
+        )  # and never a byte of the body
         started = time.monotonic()
         answer = sock.recv(4096)
     assert answer.startswith(b"HTTP/1.1 413") and time.monotonic() - started < 3
@@ -489,9 +541,18 @@ def test_a_full_disk_under_the_state_is_unhealthy_and_never_500(tmp_path, local_
     n = Net.__new__(Net)
     Net.__init__(n, tmp_path, local_s3)  # the chain and keys; the server below replaces the default one
     n.server.stop()
-    n.server = ApiServer(tmp_path / "full", tmp_path / "chain.db", local_s3, "--listings-scale", "0.05",
-                         "--target-listings", "500", "--rate-limits", "assignment=100000/60",
-                         prefix=("prlimit", f"--fsize={256 * 1024}")).start()
+    n.server = ApiServer(
+        tmp_path / "full",
+        tmp_path / "chain.db",
+        local_s3,
+        "--listings-scale",
+        "0.05",
+        "--target-listings",
+        "500",
+        "--rate-limits",
+        "assignment=100000/60",
+        prefix=("prlimit", f"--fsize={256 * 1024}"),
+    ).start()
     try:
         url = n.server.url
         assert raw("GET", url + "/healthcheck")[0] == 200
@@ -499,8 +560,13 @@ def test_a_full_disk_under_the_state_is_unhealthy_and_never_500(tmp_path, local_
         oldest = int(time.time()) - 250
         for i in range(3000):  # each accepted request is logged (seen, counted) until a write fails
             miner = n.miners[i % len(n.miners)]
-            statuses.append(raw("GET", url + "/api/v1/zipcode-assignments/current",
-                                params=signed_query(miner, signing.assignment_current, ts=oldest + i // len(n.miners)))[0])
+            statuses.append(
+                raw(
+                    "GET",
+                    url + "/api/v1/zipcode-assignments/current",
+                    params=signed_query(miner, signing.assignment_current, ts=oldest + i // len(n.miners)),
+                )[0]
+            )
             if statuses[-1] == 503:
                 health = raw("GET", url + "/healthcheck")
                 break
@@ -518,6 +584,7 @@ def test_a_client_seven_minutes_off_signs_with_the_apis_time_and_says_so_once(ne
     lines = []
     sink = logger.add(lines.append, level="WARNING", format="{message}")
     try:
+
         async def go():
             async with ResiApiClient(net.server.url, net.miners[2], clock=lambda: time.time() - 420) as c:
                 first = await c.current_assignment()  # refused as "Invalid timestamp", then signed right
@@ -536,8 +603,7 @@ def test_two_clients_of_one_hotkey_in_the_same_second_are_both_served(net):
     frozen = time.time()  # both clocks read the same second: the second signature is a replay at first
 
     async def go():
-        async with net.client(net.miners[3], clock=lambda: frozen) as a, \
-                net.client(net.miners[3], clock=lambda: frozen) as b:
+        async with net.client(net.miners[3], clock=lambda: frozen) as a, net.client(net.miners[3], clock=lambda: frozen) as b:
             first = await a.current_assignment()
             second = await b.current_assignment()
             return first, second, a._last_ts, b._last_ts

@@ -23,17 +23,30 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 def test_another_process_registers_and_this_one_sees_it(tmp_path, wallets):
     chain_file = tmp_path / "chain.db"
     miner, validator = wallets("miner"), wallets("validator")
-    out = _cli("register", "--chain", str(chain_file), "--hotkey", miner.hotkey, "--coldkey", miner.coldkey,
-               "--block-seconds", "0.2")
+    out = _cli(
+        "register", "--chain", str(chain_file), "--hotkey", miner.hotkey, "--coldkey", miner.coldkey, "--block-seconds", "0.2"
+    )
     assert out.returncode == 0, out.stderr
-    out = _cli("register", "--chain", f"sim:{chain_file}", "--hotkey", validator.hotkey, "--coldkey",
-               validator.coldkey, "--stake", "1000", "--validator")
+    out = _cli(
+        "register",
+        "--chain",
+        f"sim:{chain_file}",
+        "--hotkey",
+        validator.hotkey,
+        "--coldkey",
+        validator.coldkey,
+        "--stake",
+        "1000",
+        "--validator",
+    )
     assert out.returncode == 0, out.stderr
 
     chain = open_chain(str(chain_file), 46)
     graph = run(chain.metagraph())
     assert [(n.uid, n.hotkey, n.validator_permit) for n in graph.neurons] == [
-        (0, miner.hotkey, False), (1, validator.hotkey, True)]
+        (0, miner.hotkey, False),
+        (1, validator.hotkey, True),
+    ]
     assert graph.by_hotkey(validator.hotkey).stake == 1000
     assert run(chain.is_registered(miner.hotkey)) and not run(chain.is_registered(wallets("x").hotkey))
 
@@ -56,8 +69,21 @@ def test_weights_refused_without_permit_and_recorded_with_it(tmp_path, wallets):
     chain_file = tmp_path / "chain.db"
     miner, validator = wallets("miner"), wallets("validator")
     assert _cli("register", "--chain", str(chain_file), "--hotkey", miner.hotkey, "--coldkey", miner.coldkey).returncode == 0
-    assert _cli("register", "--chain", str(chain_file), "--hotkey", validator.hotkey, "--coldkey",
-                validator.coldkey, "--validator", "--stake", "500").returncode == 0
+    assert (
+        _cli(
+            "register",
+            "--chain",
+            str(chain_file),
+            "--hotkey",
+            validator.hotkey,
+            "--coldkey",
+            validator.coldkey,
+            "--validator",
+            "--stake",
+            "500",
+        ).returncode
+        == 0
+    )
 
     as_miner = open_chain(str(chain_file), 46, hotkey=miner.hotkey)
     with pytest.raises(WeightsRefused) as refused:

@@ -44,12 +44,23 @@ def people(node, wallets):
     """A fresh validator (permit), two miners and an unregistered hotkey on the node's chain, with the
     default rules reset."""
     _, store = node
-    store.set_params(46, weights_rate_limit=4, weights_version_key=0, min_allowed_weights=1, max_weights_limit=1.0,
-                     commit_reveal=False, tempo=9, reveal_period_epochs=1)
+    store.set_params(
+        46,
+        weights_rate_limit=4,
+        weights_version_key=0,
+        min_allowed_weights=1,
+        max_weights_limit=1.0,
+        commit_reveal=False,
+        tempo=9,
+        reveal_period_epochs=1,
+    )
     made = {name: wallets(name) for name in ("validator", "miner1", "miner2", "stranger")}
-    uids = {name: store.register(made[name].hotkey, made[name].coldkey, stake=4000 if name == "validator" else 25,
-                                 validator=name == "validator")
-            for name in ("validator", "miner1", "miner2")}
+    uids = {
+        name: store.register(
+            made[name].hotkey, made[name].coldkey, stake=4000 if name == "validator" else 25, validator=name == "validator"
+        )
+        for name in ("validator", "miner1", "miner2")
+    }
     handles = {name: Wallet(name=name, hotkey="default", path=str(wallets.path)) for name in made}
     return made, uids, handles
 
@@ -80,7 +91,12 @@ def test_metagraph_has_the_chains_neurons_in_its_units(node, people):
     for n in graph.neurons:
         want = expected[n.uid]
         assert (n.hotkey, n.coldkey, n.validator_permit, n.last_update, n.registered_at) == (
-            want.hotkey, want.coldkey, want.validator_permit, want.last_update, want.registered_at)
+            want.hotkey,
+            want.coldkey,
+            want.validator_permit,
+            want.last_update,
+            want.registered_at,
+        )
         assert n.stake == pytest.approx(want.stake)  # alpha, in the subnet's own unit (never .tao)
         assert n.incentive == pytest.approx(want.incentive, abs=2e-5)  # u16 fixed point on the wire
     me = graph.by_hotkey(made["validator"].hotkey)
@@ -160,8 +176,9 @@ def test_max_weight_limit_conformed_by_the_adapter_and_enforced_by_the_node(node
     params = store.params(46)
     assert (targets, values) == tuple(conform(targets, [0.9, 0.1], params, uids["validator"]))
 
-    raw = bittensor.calls.SubtensorModule.set_mechanism_weights(netuid=46, mecid=0, dests=targets,
-                                                                weights=[65535, 1000], version_key=1000)
+    raw = bittensor.calls.SubtensorModule.set_mechanism_weights(
+        netuid=46, mecid=0, dests=targets, weights=[65535, 1000], version_key=1000
+    )
     wait_for(lambda: store.block() - result.block > 5, 30, what="the rate limit to pass")
 
     async def submit(c: BittensorChain):
@@ -176,8 +193,7 @@ def test_timelocked_commit_when_commit_reveal_is_on(node, people):
     _, store = node
     made, uids, wallets = people
     store.set_params(46, commit_reveal=True)
-    result = run(_chain(node, wallets["validator"]),
-                 lambda c: c.set_weights([uids["miner1"], uids["miner2"]], [0.5, 0.5], 1000))
+    result = run(_chain(node, wallets["validator"]), lambda c: c.set_weights([uids["miner1"], uids["miner2"]], [0.5, 0.5], 1000))
     commits = [c for c in store.commits(46) if c["hotkey"] == made["validator"].hotkey]
     assert result.success and len(commits) == 1
     assert commits[0]["kind"] == "timelocked" and commits[0]["reveal_round"] > 0 and not commits[0]["revealed"]
@@ -205,8 +221,7 @@ def test_hash_commit_then_reveal_in_the_next_epoch(node, people):
         commit = bittensor.calls.SubtensorModule.commit_mechanism_weights(netuid=46, mecid=0, commit_hash=digest)
         while (await c.block() + 47) % (tempo + 1) > tempo - 4:  # noqa: ASYNC110 - commit early in an epoch
             await asyncio.sleep(BLOCK_SECONDS / 2)
-        committed = await client.submit_call(commit, wallets["validator"], signer="hotkey",
-                                             wait_for_finalization=False)
+        committed = await client.submit_call(commit, wallets["validator"], signer="hotkey", wait_for_finalization=False)
         reveal = bittensor.RevealWeights(netuid=46, uids=targets, weights=[1.0, 0.5], salt=salt, version_key=version)
         early = await client.execute(reveal, wallets["validator"], wait_for_finalization=False)
         commit_block = next(x["block"] for x in store.commits(46) if x["commit_hash"] == digest)
@@ -233,13 +248,14 @@ def test_the_commit_hash_is_subtensors(node, people):
     _, store = node
     made, _, wallets = people
     info = load()
-    codec = RuntimeCodec(info.metadata, spec_version=info.spec_version,
-                         transaction_version=info.transaction_version, ss58_format=info.ss58_format)
-    data = codec.encode("(AccountId, u16, Vec<u16>, Vec<u16>, Vec<u16>, u64)",
-                        [made["validator"].hotkey, 46, [1, 2], [65535, 7], [9, 9], 1000])
+    codec = RuntimeCodec(
+        info.metadata, spec_version=info.spec_version, transaction_version=info.transaction_version, ss58_format=info.ss58_format
+    )
+    data = codec.encode(
+        "(AccountId, u16, Vec<u16>, Vec<u16>, Vec<u16>, u64)", [made["validator"].hotkey, 46, [1, 2], [65535, 7], [9, 9], 1000]
+    )
     pub = bytes(wallets["validator"].hotkey.public_key)
-    assert reveal_hash(pub, 46, [1, 2], [65535, 7], [9, 9], 1000) == \
-        "0x" + hashlib.blake2b(data, digest_size=32).hexdigest()
+    assert reveal_hash(pub, 46, [1, 2], [65535, 7], [9, 9], 1000) == "0x" + hashlib.blake2b(data, digest_size=32).hexdigest()
 
 
 def test_the_adapter_connects_again_after_the_node_restarts(node, people):
@@ -299,8 +315,10 @@ def modern_node(tmp_path_factory):
 def test_with_epoch_consensus_the_sdks_own_set_weights_runs_and_its_refusals_carry_the_reason(modern_node, wallets):
     server, store = modern_node
     made = {name: wallets(name) for name in ("validator", "miner1", "miner2", "stranger")}
-    uids = [store.register(made[n].hotkey, made[n].coldkey, stake=4000 if n == "validator" else 0,
-                           validator=n == "validator") for n in ("validator", "miner1", "miner2")]
+    uids = [
+        store.register(made[n].hotkey, made[n].coldkey, stake=4000 if n == "validator" else 0, validator=n == "validator")
+        for n in ("validator", "miner1", "miner2")
+    ]
     handle = {n: Wallet(name=n, hotkey="default", path=str(wallets.path)) for n in made}
     targets = uids[1:]
 
@@ -329,10 +347,24 @@ def test_status_reads_the_uid_and_the_weights_it_was_given_from_the_node(node, p
     made, uids, wallets = people
     run(_chain(node, wallets["validator"]), lambda c: c.set_weights([uids["miner1"], uids["miner2"]], [0.75, 0.25], 0))
     out = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve().parents[2] / "neurons" / "miner.py"), "status", "--json",
-         "--wallet.name", "miner1",
-         "--wallet.path", str(wallets["miner1"].path), "--subtensor.chain_endpoint", server.url,
-         "--miner.data_dir", str(tmp_path / "none")], capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            str(Path(__file__).resolve().parents[2] / "neurons" / "miner.py"),
+            "status",
+            "--json",
+            "--wallet.name",
+            "miner1",
+            "--wallet.path",
+            str(wallets["miner1"].path),
+            "--subtensor.chain_endpoint",
+            server.url,
+            "--miner.data_dir",
+            str(tmp_path / "none"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     report = json.loads(out.stdout)
     chain = report["chain"]

@@ -75,8 +75,7 @@ def synced(world):
     truncated.write_bytes(truncated.read_bytes()[:-100])
     (broken / "validators" / v2.hotkey / epochs[6].epoch_id / "validated" / OBSERVATIONS_FILE).unlink()
     mirror = root / "mirror"
-    out = data("--mirror", str(mirror), "sync", "--from", str(broken), "--subtensor.chain_endpoint",
-               f"sim:{root / 'chain.db'}")
+    out = data("--mirror", str(mirror), "sync", "--from", str(broken), "--subtensor.chain_endpoint", f"sim:{root / 'chain.db'}")
     return mirror, out, epochs, (v1, v2, stranger)
 
 
@@ -85,8 +84,8 @@ def test_sync_mirrors_what_verifies_and_names_each_refusal(synced):
     assert out.returncode == 0, out.stderr
     manifests = Mirror(mirror).manifests()
     assert sorted((m["epoch_id"], m["validator"]) for m in manifests) == sorted(
-        [(e.epoch_id, v1.hotkey) for e in epochs] +
-        [(e.epoch_id, v2.hotkey) for i, e in enumerate(epochs) if i not in (3, 5, 6)])
+        [(e.epoch_id, v1.hotkey) for e in epochs] + [(e.epoch_id, v2.hotkey) for i, e in enumerate(epochs) if i not in (3, 5, 6)]
+    )
     rejected = json.loads((mirror / "rejected.json").read_text())
     assert len(rejected) == EPOCHS + 3
     reasons = list(rejected.values())
@@ -95,8 +94,9 @@ def test_sync_mirrors_what_verifies_and_names_each_refusal(synced):
     assert any("observations.parquet has" in r and "(truncated)" in r for r in reasons)
     assert any(r.startswith("observations.parquet could not be read (FileNotFoundError") for r in reasons)
     assert f"{EPOCHS + 3} rejected" in out.stderr and "[sync] rejected" in out.stderr
-    again = data("--mirror", str(mirror), "sync", "--from", str(mirror.parent / "broken"), "--validators",
-                 f"{v1.hotkey},{v2.hotkey}")
+    again = data(
+        "--mirror", str(mirror), "sync", "--from", str(mirror.parent / "broken"), "--validators", f"{v1.hotkey},{v2.hotkey}"
+    )
     assert again.returncode == 0 and "0 new published epochs" in again.stderr  # incremental
 
 
@@ -107,8 +107,11 @@ def test_a_killed_sync_resumes_and_leaves_nothing_half_written(world, tmp_path):
     for epoch in Market(listings=300, zipcodes=2, seed=3).epochs(150):
         publish(epoch, v1, many)
     mirror = tmp_path / "mirror"
-    proc = subprocess.Popen([PYTHON, "-m", "resi.data", "--mirror", str(mirror), "sync", "--from", str(many),
-                             "--validators", v1.hotkey], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "resi.data", "--mirror", str(mirror), "sync", "--from", str(many), "--validators", v1.hotkey],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while len(list(mirror.glob("manifests/*/*/manifest.json"))) < 5 and proc.poll() is None:
         assert time.monotonic() < deadline
@@ -124,8 +127,10 @@ def test_a_killed_sync_resumes_and_leaves_nothing_half_written(world, tmp_path):
     assert not list(mirror.rglob("*.partial")) and not list(mirror.rglob("*.tmp"))
     assert len(list(mirror.glob("listings/*/*/*.parquet"))) == len(list(mirror.glob("observations/*/*/*.parquet"))) == 150
     rows = sum(m["rows"]["listings"] for m in Mirror(mirror).manifests())
-    assert connect(Mirror(mirror)).execute("SELECT count(DISTINCT epoch_id), count(*) FROM listings").fetchone() == \
-        (150, rows) and rows >= 150 * 300
+    assert (
+        connect(Mirror(mirror)).execute("SELECT count(DISTINCT epoch_id), count(*) FROM listings").fetchone() == (150, rows)
+        and rows >= 150 * 300
+    )
 
 
 def _truth_changes(epochs) -> list[tuple[str, str, str]]:
@@ -151,8 +156,13 @@ def _truth_changes(epochs) -> list[tuple[str, str, str]]:
 def _only(epoch, zipcodes: list[str]):
     """The epoch as published by validators whose assignment covered only ``zipcodes``."""
     keep = np.isin(epoch.zipcode, zipcodes)
-    return dataclasses.replace(epoch, **{name: getattr(epoch, name)[keep] for name in (
-        "ids", "zipcode", "status", "price", "listed_day", "changed", "before_status", "before_price")})
+    return dataclasses.replace(
+        epoch,
+        **{
+            name: getattr(epoch, name)[keep]
+            for name in ("ids", "zipcode", "status", "price", "listed_day", "changed", "before_status", "before_price")
+        },
+    )
 
 
 def test_a_zipcode_not_assigned_for_a_while_is_compared_with_the_last_time_it_was(world, tmp_path):
@@ -168,15 +178,20 @@ def test_a_zipcode_not_assigned_for_a_while_is_compared_with_the_last_time_it_wa
         covered.append(shown)
     mirror = Mirror(tmp_path / "mirror")
     mirror.sync(FolderSource(bucket), trust_list([v1.hotkey]))
-    got = sorted(connect(mirror).execute("SELECT epoch_id, listing_id, change FROM changes WHERE zipcode = '19101'")
-                 .fetchall())
+    got = sorted(connect(mirror).execute("SELECT epoch_id, listing_id, change FROM changes WHERE zipcode = '19101'").fetchall())
     sequence = [e for e in covered if "19101" in e.zipcode]  # epochs 0, 1, 4, 5 for this zipcode
     want = [c for c in _truth_changes([_only(e, ["19101"]) for e in sequence])]
     assert got == want and {e for e, _, _ in got} == {epochs[1].epoch_id, epochs[4].epoch_id, epochs[5].epoch_id}
     back = [c for e, _, c in got if e == epochs[4].epoch_id]
     assert Counter(back)["new"] < 0.1 * len(sequence[2].ids)  # not the whole zipcode reborn after its absence
-    assert connect(mirror, min_validators=1).execute(  # the query-time definition agrees
-        "SELECT epoch_id, listing_id, change FROM changes WHERE zipcode = '19101' ORDER BY ALL").fetchall() == got
+    assert (
+        connect(mirror, min_validators=1)
+        .execute(  # the query-time definition agrees
+            "SELECT epoch_id, listing_id, change FROM changes WHERE zipcode = '19101' ORDER BY ALL"
+        )
+        .fetchall()
+        == got
+    )
 
 
 def test_changes_market_history_and_coverage_are_the_markets(synced):
@@ -188,10 +203,14 @@ def test_changes_market_history_and_coverage_are_the_markets(synced):
     computed = connect(Mirror(mirror), min_validators=1).execute("SELECT * FROM changes").fetchall()
     assert sorted(computed) == sorted(con.execute("SELECT * FROM changes").fetchall())
     zipcode = "19101"
-    rows = con.execute("SELECT epoch_id, inventory, median_price, q1_price, q3_price, median_days_on_market, new, "
-                       "sold FROM market WHERE zipcode = ? ORDER BY epoch_id", [zipcode]).fetchall()
-    changes = Counter((e, c) for e, i, c in _truth_changes(epochs)
-                      if i in {str(x) for ep in epochs for x in ep.ids[ep.zipcode == zipcode]})
+    rows = con.execute(
+        "SELECT epoch_id, inventory, median_price, q1_price, q3_price, median_days_on_market, new, "
+        "sold FROM market WHERE zipcode = ? ORDER BY epoch_id",
+        [zipcode],
+    ).fetchall()
+    changes = Counter(
+        (e, c) for e, i, c in _truth_changes(epochs) if i in {str(x) for ep in epochs for x in ep.ids[ep.zipcode == zipcode]}
+    )
     for row, epoch in zip(rows, epochs, strict=True):
         here = (epoch.zipcode == zipcode) & (epoch.status < 2)
         prices = epoch.price[here]
@@ -201,18 +220,24 @@ def test_changes_market_history_and_coverage_are_the_markets(synced):
         assert row[5] == pytest.approx(np.median(days))
         assert row[6:] == (changes[(epoch.epoch_id, "new")], changes[(epoch.epoch_id, "sold")])
     moved = next(i for i, changed in zip(epochs[2].ids, epochs[2].changed) if changed)
-    history = con.execute("SELECT epoch_id, listing_status, price, validators FROM listings WHERE listing_id = ? "
-                          "ORDER BY epoch_id", [str(moved)]).fetchall()
-    truth = [(e.epoch_id, STATUSES[e.status[e.ids == moved][0]], float(e.price[e.ids == moved][0]))
-             for e in epochs if moved in e.ids]
+    history = con.execute(
+        "SELECT epoch_id, listing_status, price, validators FROM listings WHERE listing_id = ? ORDER BY epoch_id", [str(moved)]
+    ).fetchall()
+    truth = [
+        (e.epoch_id, STATUSES[e.status[e.ids == moved][0]], float(e.price[e.ids == moved][0])) for e in epochs if moved in e.ids
+    ]
     assert [h[:3] for h in history] == truth
     once = (epochs[3].epoch_id, epochs[5].epoch_id, epochs[6].epoch_id)
     assert [h[3] for h in history] == [1 if e in once else 2 for e, *_ in truth]
-    log = con.execute("SELECT count(*) FROM observations WHERE listing_id = ? AND epoch_id = ?",
-                      [str(moved), epochs[2].epoch_id]).fetchone()[0]
+    log = con.execute(
+        "SELECT count(*) FROM observations WHERE listing_id = ? AND epoch_id = ?", [str(moved), epochs[2].epoch_id]
+    ).fetchone()[0]
     assert log == 2  # before and after its change, during the epoch
-    coverage = con.execute("SELECT epoch_id, zipcode, expected, proven, validators_published, validators_agreeing "
-                           "FROM coverage WHERE zipcode = ? ORDER BY epoch_id", [zipcode]).fetchall()
+    coverage = con.execute(
+        "SELECT epoch_id, zipcode, expected, proven, validators_published, validators_agreeing "
+        "FROM coverage WHERE zipcode = ? ORDER BY epoch_id",
+        [zipcode],
+    ).fetchall()
     for (epoch_id, _, expected, proven, published, agreeing), epoch in zip(coverage, epochs, strict=True):
         assert epoch_id == epoch.epoch_id
         assert expected == proven == (epoch.zipcode == zipcode).sum()
@@ -232,12 +257,19 @@ def test_consensus_needs_a_majority_of_the_validators_that_published(world, tmp_
     mirror = Mirror(tmp_path / "mirror")
     mirror.sync(FolderSource(lying), trust_list([v1.hotkey, v2.hotkey]))
     listing = str(epoch.ids[0])
-    strict = connect(mirror).execute("SELECT count(*) FROM listings WHERE listing_id = ? AND epoch_id = ?",
-                                     [listing, epoch.epoch_id]).fetchone()[0]
+    strict = (
+        connect(mirror)
+        .execute("SELECT count(*) FROM listings WHERE listing_id = ? AND epoch_id = ?", [listing, epoch.epoch_id])
+        .fetchone()[0]
+    )
     assert strict == 0  # one validator each: no majority of two
-    lenient = connect(mirror, min_validators=1).execute(
-        "SELECT count(*), max(validators) FROM listings WHERE listing_id = ? AND epoch_id = ?",
-        [listing, epoch.epoch_id]).fetchone()
+    lenient = (
+        connect(mirror, min_validators=1)
+        .execute(
+            "SELECT count(*), max(validators) FROM listings WHERE listing_id = ? AND epoch_id = ?", [listing, epoch.epoch_id]
+        )
+        .fetchone()
+    )
     assert lenient == (1, 1)
 
 
@@ -298,8 +330,11 @@ def test_the_report_page_in_chromium(synced, tmp_path):
     assert visit.requests and all(url.startswith(("file://", "data:", "about:")) for url in visit.requests)
 
 
-SPARK_VALUES = ", ".join(f.name for f in LISTINGS_SCHEMA if f.name not in (
-    "proof", "miners_proving", "miners_delivering", "first_proven_at", "last_proven_at"))
+SPARK_VALUES = ", ".join(
+    f.name
+    for f in LISTINGS_SCHEMA
+    if f.name not in ("proof", "miners_proving", "miners_delivering", "first_proven_at", "last_proven_at")
+)
 SPARK_SQL = f"""
 CREATE OR REPLACE TEMP VIEW epochs AS
     SELECT epoch_id, count(DISTINCT validator) AS validators, row_number() OVER (ORDER BY epoch_id) AS n
@@ -338,27 +373,41 @@ def test_spark_reads_the_mirror_and_agrees_with_duckdb(synced, monkeypatch):
     pyspark = pytest.importorskip("pyspark.sql")
     mirror, _, _, _ = synced
     monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
-    spark = (pyspark.SparkSession.builder.master("local[1]").appName("resi-data-test")
-             .config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
-             .config("spark.driver.bindAddress", "127.0.0.1").config("spark.sql.session.timeZone", "UTC")
-             .config("spark.sql.shuffle.partitions", "4").getOrCreate())
+    spark = (
+        pyspark.SparkSession.builder.master("local[1]")
+        .appName("resi-data-test")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "4")
+        .getOrCreate()
+    )
     try:
-        spark.read.option("basePath", str(mirror / "listings")).parquet(str(mirror / "listings")) \
-            .createOrReplaceTempView("published")
+        spark.read.option("basePath", str(mirror / "listings")).parquet(str(mirror / "listings")).createOrReplaceTempView(
+            "published"
+        )
         for statement in SPARK_SQL.split(";"):
             spark.sql(statement)
-        market = [tuple(r) for r in spark.sql(
-            "SELECT epoch_id, count(*), percentile(price, 0.5), percentile(price, 0.25), percentile(price, 0.75) "
-            "FROM counted WHERE zipcode = '19101' AND listing_status IN ('active', 'pending') "
-            "GROUP BY epoch_id ORDER BY epoch_id").collect()]
+        market = [
+            tuple(r)
+            for r in spark.sql(
+                "SELECT epoch_id, count(*), percentile(price, 0.5), percentile(price, 0.25), percentile(price, 0.75) "
+                "FROM counted WHERE zipcode = '19101' AND listing_status IN ('active', 'pending') "
+                "GROUP BY epoch_id ORDER BY epoch_id"
+            ).collect()
+        ]
         changes = sorted(tuple(r) for r in spark.sql("SELECT epoch_id, listing_id, change FROM changes").collect())
         partitions = {r[0] for r in spark.sql("SELECT DISTINCT validator FROM published").collect()}
     finally:
         spark.stop()
     con = connect(Mirror(mirror))
-    assert market == [tuple(r) for r in con.execute(
-        "SELECT epoch_id, inventory, median_price, q1_price, q3_price FROM market WHERE zipcode = '19101' "
-        "ORDER BY epoch_id").fetchall()]
+    assert market == [
+        tuple(r)
+        for r in con.execute(
+            "SELECT epoch_id, inventory, median_price, q1_price, q3_price FROM market WHERE zipcode = '19101' ORDER BY epoch_id"
+        ).fetchall()
+    ]
     assert changes == sorted(con.execute("SELECT epoch_id, listing_id, change FROM changes").fetchall())
     assert len(changes) > 100 and len(partitions) == 2  # Hive partitions read as columns
 
@@ -371,8 +420,9 @@ def test_hostile_manifests_are_refused_before_anything_is_written(world, tmp_pat
     cases = {
         "epoch": {"epoch_id": "../../../etc"},
         "validator": {"validator": "../../" + v1.hotkey},
-        "size": {"files": {LISTINGS_FILE: {"bytes": 1 << 40, "sha256": "0" * 64},
-                           OBSERVATIONS_FILE: {"bytes": 10, "sha256": "0" * 64}}},
+        "size": {
+            "files": {LISTINGS_FILE: {"bytes": 1 << 40, "sha256": "0" * 64}, OBSERVATIONS_FILE: {"bytes": 10, "sha256": "0" * 64}}
+        },
         "counts": {"expected": {"19101": "many"}},
     }
     hostile = tmp_path / "hostile"

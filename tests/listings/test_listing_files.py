@@ -29,11 +29,24 @@ _ARROW = {str: pa.string(), int: pa.int64(), float: pa.float64()}
 
 def good_row(**changes) -> dict:
     row = {
-        "address": "12 Oak St, Princeton, NJ 08540", "zipcode": "08540", "price": 550000.0, "bedrooms": 3,
-        "bathrooms": 2.5, "sqft": 1800, "listing_date": "2025-09-01", "property_type": "house",
-        "listing_status": "active", "days_on_market": 30, "mls_id": "NJ123", "source_url": "https://x/y_M1",
-        "scraped_timestamp": "2025-10-01T17:00:00.000Z", "listing_id": "1000001", "city": "Princeton", "state": "NJ",
-        "latitude": 40.35, "longitude": -74.66,
+        "address": "12 Oak St, Princeton, NJ 08540",
+        "zipcode": "08540",
+        "price": 550000.0,
+        "bedrooms": 3,
+        "bathrooms": 2.5,
+        "sqft": 1800,
+        "listing_date": "2025-09-01",
+        "property_type": "house",
+        "listing_status": "active",
+        "days_on_market": 30,
+        "mls_id": "NJ123",
+        "source_url": "https://x/y_M1",
+        "scraped_timestamp": "2025-10-01T17:00:00.000Z",
+        "listing_id": "1000001",
+        "city": "Princeton",
+        "state": "NJ",
+        "latitude": 40.35,
+        "longitude": -74.66,
     }
     row.update(changes)
     return row
@@ -41,9 +54,21 @@ def good_row(**changes) -> dict:
 
 def test_arrow_schema_and_row_model_agree():
     assert tuple(ListingRow.model_fields) == COLUMNS == tuple(LISTING_SCHEMA.names)
-    assert REQUIRED_FIELDS == ("address", "zipcode", "price", "bedrooms", "bathrooms", "sqft", "listing_date",
-                               "property_type", "listing_status", "days_on_market", "mls_id", "source_url",
-                               "scraped_timestamp")
+    assert REQUIRED_FIELDS == (
+        "address",
+        "zipcode",
+        "price",
+        "bedrooms",
+        "bathrooms",
+        "sqft",
+        "listing_date",
+        "property_type",
+        "listing_status",
+        "days_on_market",
+        "mls_id",
+        "source_url",
+        "scraped_timestamp",
+    )
     for field in LISTING_SCHEMA:
         annotation = ListingRow.model_fields[field.name].annotation
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
@@ -57,28 +82,54 @@ def test_arrow_schema_and_row_model_agree():
 
 def test_plausibility_rules():
     assert row_problem(good_row()) is None
-    assert row_problem(good_row(bedrooms=None, bathrooms=None, sqft=None, listing_date=None, days_on_market=None,
-                                mls_id=None, latitude=None, longitude=None)) is None
+    assert (
+        row_problem(
+            good_row(
+                bedrooms=None,
+                bathrooms=None,
+                sqft=None,
+                listing_date=None,
+                days_on_market=None,
+                mls_id=None,
+                latitude=None,
+                longitude=None,
+            )
+        )
+        is None
+    )
     cases = {
-        "null:price": good_row(price=None), "range:price": good_row(price=5.0), "type:bedrooms": good_row(bedrooms=2.5),
-        "format:zipcode": good_row(zipcode="8540x"), "vocabulary:property_type": good_row(property_type="castle"),
-        "vocabulary:listing_status": good_row(listing_status="for_sale"), "format:source_url": good_row(source_url="ftp://x"),
-        "range:listing_date": good_row(listing_date="2025-10-05"), "format:listing_date": good_row(listing_date="Sep 1"),
-        "range:sqft": good_row(sqft=5), "format:scraped_timestamp": good_row(scraped_timestamp="yesterday"),
-        "range:latitude": good_row(latitude=123.0), "range:longitude": good_row(longitude=-200.0),
+        "null:price": good_row(price=None),
+        "range:price": good_row(price=5.0),
+        "type:bedrooms": good_row(bedrooms=2.5),
+        "format:zipcode": good_row(zipcode="8540x"),
+        "vocabulary:property_type": good_row(property_type="castle"),
+        "vocabulary:listing_status": good_row(listing_status="for_sale"),
+        "format:source_url": good_row(source_url="ftp://x"),
+        "range:listing_date": good_row(listing_date="2025-10-05"),
+        "format:listing_date": good_row(listing_date="Sep 1"),
+        "range:sqft": good_row(sqft=5),
+        "format:scraped_timestamp": good_row(scraped_timestamp="yesterday"),
+        "range:latitude": good_row(latitude=123.0),
+        "range:longitude": good_row(longitude=-200.0),
         "missing_column:city": {k: v for k, v in good_row().items() if k != "city"},
-        "type:bathrooms": good_row(bathrooms=True), "empty:address": good_row(address="  "),
+        "type:bathrooms": good_row(bathrooms=True),
+        "empty:address": good_row(address="  "),
         "range:bedrooms": good_row(bedrooms=-1),
     }
-    more = [("format:listing_date", good_row(listing_date="2025-13-01")),
-            ("format:listing_date", good_row(listing_date="2025-02-31")),
-            ("format:scraped_timestamp", good_row(scraped_timestamp="2025-10-01T17:00:99.000Z")),
-            ("range:price", good_row(price=float("nan"))), ("range:price", good_row(price=float("inf"))),
-            ("range:latitude", good_row(latitude=float("nan")))]
-    more += [("format:listing_id", good_row(listing_id=bad)) for bad in ("  ", "0123456", "12a456", "123", "1" * 21,
-                                                                         "١٢٣٤٥")]
-    more += [("length:listing_id", good_row(listing_id="9" * 300_000)), ("length:address", good_row(address="x" * 513)),
-             ("length:city", good_row(city="y" * 257))]
+    more = [
+        ("format:listing_date", good_row(listing_date="2025-13-01")),
+        ("format:listing_date", good_row(listing_date="2025-02-31")),
+        ("format:scraped_timestamp", good_row(scraped_timestamp="2025-10-01T17:00:99.000Z")),
+        ("range:price", good_row(price=float("nan"))),
+        ("range:price", good_row(price=float("inf"))),
+        ("range:latitude", good_row(latitude=float("nan"))),
+    ]
+    more += [("format:listing_id", good_row(listing_id=bad)) for bad in ("  ", "0123456", "12a456", "123", "1" * 21, "١٢٣٤٥")]
+    more += [
+        ("length:listing_id", good_row(listing_id="9" * 300_000)),
+        ("length:address", good_row(address="x" * 513)),
+        ("length:city", good_row(city="y" * 257)),
+    ]
     for reason, row in [*cases.items(), *more]:
         assert row_problem(row) == reason, (reason, row_problem(row))
     # The vectorized form gives each row its own first problem.
@@ -99,9 +150,16 @@ def test_epoch_files_round_trip():
     rows = [good_row(listing_id=str(1000 + i), zipcode=z) for i, z in enumerate(["08540", "08540", "19103"])]
     from datetime import datetime
 
-    files = build_epoch_files(table_from_rows(rows), hotkey="hk", epoch_id="2025-10-01T16-00-00", nonce="n",
-                              scraper_name="s", scraper_version="1", started_at=datetime(2025, 10, 1, 16, tzinfo=UTC),
-                              finished_at=datetime(2025, 10, 1, 17, tzinfo=UTC))
+    files = build_epoch_files(
+        table_from_rows(rows),
+        hotkey="hk",
+        epoch_id="2025-10-01T16-00-00",
+        nonce="n",
+        scraper_name="s",
+        scraper_version="1",
+        started_at=datetime(2025, 10, 1, 16, tzinfo=UTC),
+        finished_at=datetime(2025, 10, 1, 17, tzinfo=UTC),
+    )
     meta = read_metadata(files.metadata_json)
     assert meta.parquet_sha256 == sha256_hex(files.parquet) and meta.row_count == 3
     assert meta.zipcode_counts == {"08540": 2, "19103": 1} and meta.epoch_id == "2025-10-01T16-00-00"
@@ -147,8 +205,7 @@ def test_file_over_the_byte_cap_is_refused():
 
 
 def test_schema_mismatch_is_refused_with_a_clear_reason():
-    table = table_from_rows([good_row()]).drop_columns(["mls_id"]).set_column(
-        2, "price", pa.array(["550000"], pa.string()))
+    table = table_from_rows([good_row()]).drop_columns(["mls_id"]).set_column(2, "price", pa.array(["550000"], pa.string()))
     sink = pa.BufferOutputStream()
     pq.write_table(table.append_column("secret_sauce", pa.array([1])), sink)
     with pytest.raises(FileRejected) as err:
@@ -168,8 +225,11 @@ def test_garbage_is_unreadable_not_a_crash(data):
 @pytest.mark.parametrize(
     "data,reason",
     [
-        (b"{", "metadata_unreadable"), (b"[]", "metadata_unreadable"), (b"\xff", "metadata_unreadable"),
-        (json.dumps({"hotkey": "h"}).encode(), "metadata_invalid"), (b" " * (2 * 1024 * 1024), "metadata_too_large"),
+        (b"{", "metadata_unreadable"),
+        (b"[]", "metadata_unreadable"),
+        (b"\xff", "metadata_unreadable"),
+        (json.dumps({"hotkey": "h"}).encode(), "metadata_invalid"),
+        (b" " * (2 * 1024 * 1024), "metadata_too_large"),
     ],
 )
 def test_bad_metadata_is_rejected_with_a_reason(data, reason):

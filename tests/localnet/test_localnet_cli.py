@@ -36,15 +36,31 @@ def test_localnet_starts_every_link_answers_and_ctrl_c_stops_everything(tmp_path
     """Every address the start-up output gives answers (none 404); Ctrl-C in the first seconds says why every
     process stopped, in words, and that no epoch was counted."""
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen([PYTHON, "-m", "resi.localnet", "--run-dir", str(run_dir), "--miners", "1",
-                             "--validators", "1", "--epoch-minutes", "1", "--scale", "0.02"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "resi.localnet",
+            "--run-dir",
+            str(run_dir),
+            "--miners",
+            "1",
+            "--validators",
+            "1",
+            "--epoch-minutes",
+            "1",
+            "--scale",
+            "0.02",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
     reader.start()
     try:
-        wait_for(lambda: any("Ctrl-C stops everything" in line for line in lines), 120,
-                 what="the network to come up")
+        wait_for(lambda: any("Ctrl-C stops everything" in line for line in lines), 120, what="the network to come up")
         description = json.loads((run_dir / "network.json").read_text())
         assert {p["role"] for p in description["participants"]} == {"miner", "validator"}
         links = sorted({u.rstrip(".") for u in re.findall(r"http://127\.0\.0\.1:\d+[^\s,;)]*", "".join(lines))})

@@ -69,9 +69,28 @@ EXPECTED = {  # cheater -> the reason (or reasons) its results must show, and it
 def localnet(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("localnet")
     out = subprocess.run(
-        [PYTHON, "-m", "resi.localnet", "--run-dir", str(run_dir), "--epoch-minutes", "0.5", "--epochs", "3",
-         "--cheaters", "all", "--scale", "0.02", "--block-seconds", "1", "--replace-after", "1"],
-        capture_output=True, text=True, timeout=900,
+        [
+            PYTHON,
+            "-m",
+            "resi.localnet",
+            "--run-dir",
+            str(run_dir),
+            "--epoch-minutes",
+            "0.5",
+            "--epochs",
+            "3",
+            "--cheaters",
+            "all",
+            "--scale",
+            "0.02",
+            "--block-seconds",
+            "1",
+            "--replace-after",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     return run_dir, out
 
@@ -175,8 +194,7 @@ def _published(run_dir: Path) -> dict[tuple[str, str], dict[str, bytes]]:
     on the run's data after the run, read as a consumer reads it: boto3 with the store's keys)."""
     s3 = LocalS3(run_dir / "s3").start(buckets=[VALIDATOR_BUCKET])
     try:
-        reader = BucketReader(BucketSettings(VALIDATOR_BUCKET, s3.endpoint, access_key=s3.access_key,
-                                             secret_key=s3.secret_key))
+        reader = BucketReader(BucketSettings(VALIDATOR_BUCKET, s3.endpoint, access_key=s3.access_key, secret_key=s3.secret_key))
         deadline = time.monotonic() + 60
         while True:  # a SeaweedFS just started may answer 500 until its volumes are loaded
             try:
@@ -228,8 +246,9 @@ def test_validators_publish_the_same_validated_listings_the_honest_miners_proved
             assert r["miners_proving"] >= 1 and r["miners_delivering"] >= r["miners_proving"]
         cheat = miners / "cheat-zip_sqft" / "epochs" / epoch_id / "listings.parquet"
         if cheat.exists():
-            false = {(r["listing_id"], r["sqft"]) for r in pq.read_table(cheat).to_pylist()} - \
-                {(i, r["sqft"]) for i, r in honest.items()}
+            false = {(r["listing_id"], r["sqft"]) for r in pq.read_table(cheat).to_pylist()} - {
+                (i, r["sqft"]) for i, r in honest.items()
+            }
             assert false and not false & {(r["listing_id"], r["sqft"]) for r in listings}
 
 
@@ -248,11 +267,14 @@ def test_the_resi_data_command_it_prints_works_on_what_it_published(localnet):
     mirrored = {(m["epoch_id"], m["validator"]) for m in Mirror(mirror).manifests()}
     assert all((e["epoch_id"], v["hotkey"]) in mirrored for e in summary["epochs"] for v in e["validators"])
     epoch = summary["epochs"][-1]
-    published = pq.read_table(run_dir / "validators" / "validator1" / "validated" / epoch["epoch_id"] /
-                              LISTINGS_FILE).to_pylist()
+    published = pq.read_table(run_dir / "validators" / "validator1" / "validated" / epoch["epoch_id"] / LISTINGS_FILE).to_pylist()
     zipcode = Counter(r["zipcode"] for r in published).most_common(1)[0][0]
-    market = subprocess.run([PYTHON, "-m", "resi.data", "--mirror", str(mirror), "market", "--zip", zipcode,
-                             "--format", "json"], capture_output=True, text=True, timeout=120)
+    market = subprocess.run(
+        [PYTHON, "-m", "resi.data", "--mirror", str(mirror), "market", "--zip", zipcode, "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     row = next(r for r in json.loads(market.stdout) if r["epoch_id"] == epoch["epoch_id"])
     current = [r["price"] for r in published if r["zipcode"] == zipcode and r["listing_status"] != "sold"]
     assert row["inventory"] == len(current) and row["median_price"] == pytest.approx(statistics.median(current))
@@ -275,13 +297,30 @@ def test_resi_data_refuses_a_tampered_a_truncated_and_an_unpermitted_publication
     forged = copy / "miner1" / "validated" / first[0].name
     shutil.copytree(first[0], forged)
     (forged / MANIFEST_FILE).write_text(json.dumps(sign_manifest(miner, json.loads((forged / MANIFEST_FILE).read_text()))))
-    out = subprocess.run([PYTHON, "-m", "resi.data", "--mirror", str(tmp_path / "mirror"), "sync", "--from", str(copy),
-                          "--subtensor.chain_endpoint", f"sim:{run_dir / 'chain.db'}"], capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "resi.data",
+            "--mirror",
+            str(tmp_path / "mirror"),
+            "sync",
+            "--from",
+            str(copy),
+            "--subtensor.chain_endpoint",
+            f"sim:{run_dir / 'chain.db'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     why = json.loads((tmp_path / "mirror" / "rejected.json").read_text())
-    assert why == {str(first[-1]): f"{LISTINGS_FILE} is not the file the manifest names (sha256 differs)",
-                   str(second[-1]): why[str(second[-1])], str(forged): why[str(forged)]}
+    assert why == {
+        str(first[-1]): f"{LISTINGS_FILE} is not the file the manifest names (sha256 differs)",
+        str(second[-1]): why[str(second[-1])],
+        str(forged): why[str(forged)],
+    }
     assert why[str(second[-1])].startswith(f"{OBSERVATIONS_FILE} has") and why[str(second[-1])].endswith("(truncated)")
     assert why[str(forged)].startswith(f"signed by {miner.hotkey}, which is not a trusted validator")
     mirrored = len(Mirror(tmp_path / "mirror").manifests())
@@ -291,10 +330,24 @@ def test_resi_data_refuses_a_tampered_a_truncated_and_an_unpermitted_publication
 def _status(run_dir, script: str, name: str, folder: str) -> dict:
     flag = "--miner.data_dir" if script == "miner.py" else "--validator.data_dir"
     out = subprocess.run(
-        [PYTHON, str(ROOT / "neurons" / script), "status", "--wallet.name", name, "--wallet.path",
-         str(run_dir / "wallets"), "--subtensor.chain_endpoint", f"sim:{run_dir / 'chain.db'}", flag,
-         str(run_dir / folder / name), "--json"],
-        capture_output=True, text=True, timeout=120)
+        [
+            PYTHON,
+            str(ROOT / "neurons" / script),
+            "status",
+            "--wallet.name",
+            name,
+            "--wallet.path",
+            str(run_dir / "wallets"),
+            "--subtensor.chain_endpoint",
+            f"sim:{run_dir / 'chain.db'}",
+            flag,
+            str(run_dir / folder / name),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout)
 
@@ -306,8 +359,7 @@ def test_status_says_what_each_neuron_did_and_what_the_chain_says(localnet):
     assert chain["registered"] and chain["incentive"] > 0 and chain["last_update"] == 0
     assert len(chain["weights_from_validators"]) == 2 and all(w > 0 for w in chain["weights_from_validators"].values())
     done = [e for e in miner["epochs"] if e["reported"] == "COMPLETED"]
-    assert len(done) >= 3 and all(e["rows"] > 0 and e["zipcodes_done"] == e["zipcodes"] and e["upload_verified"]
-                                  for e in done)
+    assert len(done) >= 3 and all(e["rows"] > 0 and e["zipcodes_done"] == e["zipcodes"] and e["upload_verified"] for e in done)
     validator = _status(run_dir, "validator.py", "validator1", "validators")
     assert validator["chain"]["validator_permit"] and validator["chain"]["blocks_since_update"] is not None
     counted = validator["epochs"][:3]  # newest first; an older partial epoch (the network started in it) set none
@@ -324,10 +376,23 @@ def test_status_says_what_each_neuron_did_and_what_the_chain_says(localnet):
     assert published["epoch_id"] == validator["epochs"][0]["epoch_id"] and published["rows"] > 0
     assert published["uploaded"] is True and len(published["listings_sha256"]) == 64
     text = subprocess.run(
-        [PYTHON, str(ROOT / "neurons" / "validator.py"), "status", "--wallet.name", "validator1", "--wallet.path",
-         str(run_dir / "wallets"), "--subtensor.chain_endpoint", f"sim:{run_dir / 'chain.db'}",
-         "--validator.data_dir", str(run_dir / "validators" / "validator1")],
-        capture_output=True, text=True, timeout=120).stdout
+        [
+            PYTHON,
+            str(ROOT / "neurons" / "validator.py"),
+            "status",
+            "--wallet.name",
+            "validator1",
+            "--wallet.path",
+            str(run_dir / "wallets"),
+            "--subtensor.chain_endpoint",
+            f"sim:{run_dir / 'chain.db'}",
+            "--validator.data_dir",
+            str(run_dir / "validators" / "validator1"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     assert "miners judged" in text and "copy of " in text and "EMA leaders" in text
     assert "validators (they validate; not judged as miners): uid " in text
     assert f"validated listings: epoch {published['epoch_id']}, {published['rows']} listings" in text
@@ -343,8 +408,10 @@ def test_the_run_ends_with_a_verdict_line_and_summary_txt(localnet):
         joined = [m["name"] for m in epoch["miners"] if m["verdict"] == "joined"]
         table = text.split(f"epoch {epoch['epoch_id']}\n", 1)[1].split("\n\n", 1)[0]
         line = table.strip().splitlines()[-1].strip()
-        assert line.startswith(f"verdict: honest miners {honest}/{honest} paid, ") and \
-            f"cheaters {len(STRATEGIES)}/{len(STRATEGIES)} at 0 (" in line, line
+        assert (
+            line.startswith(f"verdict: honest miners {honest}/{honest} paid, ")
+            and f"cheaters {len(STRATEGIES)}/{len(STRATEGIES)} at 0 (" in line
+        ), line
         assert ("registered during the epoch: " + ", ".join(joined) in line) if joined else "registered" not in line
     run_line = text.strip().splitlines()[-1]
     assert run_line.startswith("run verdict: 3 epochs counted; honest miners paid in every epoch")

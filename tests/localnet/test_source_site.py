@@ -100,8 +100,11 @@ def test_withdrawn_and_sold_listings_stay_reachable_with_their_dates():
     sold = [h for h in ended if h.status == "sold"]
     assert withdrawn and sold and all(h.status in ("sold", "off_market") for h in ended)
     for h in withdrawn:
-        assert h.history[-1].name == "Listing Removed" and h.sold_date is None and h.last_status_change <= \
-            datetime.fromtimestamp(now, timezone.utc)
+        assert (
+            h.history[-1].name == "Listing Removed"
+            and h.sold_date is None
+            and h.last_status_change <= datetime.fromtimestamp(now, timezone.utc)
+        )
     with SiteThread(config) as site:
         source = RealtorSource(site.url, max_rps=0)
         facts = realtor_facts(run(source.fetch(withdrawn[0].property_id)), datetime.now(timezone.utc))
@@ -123,8 +126,7 @@ def test_world_is_deterministic_stable_and_drifts():
     first = {h.property_id: h for h in a.current("19103", now)}
     assert list(first.values()) == b.current("19103", now)  # any process computes the same world
     minutes = {h.property_id: h for h in a.current("19103", now + 120)}
-    same = sum(p in minutes and minutes[p].price == h.price and minutes[p].static == h.static
-               for p, h in first.items())
+    same = sum(p in minutes and minutes[p].price == h.price and minutes[p].static == h.static for p, h in first.items())
     assert same >= 0.98 * len(first)  # fetched twice within minutes, a listing agrees with itself
     later = {h.property_id: h for h in a.current("19103", now + 3600)}
     kept = set(first) & set(later)
@@ -136,8 +138,7 @@ def test_world_is_deterministic_stable_and_drifts():
         assert later[p].property_id == p
 
 
-FAULTS = Faults(rate_limit=0.12, server_error=0.12, slow=0.05, malformed=0.08, truncated=0.12, slow_seconds=1.5,
-                retry_after=0.2)
+FAULTS = Faults(rate_limit=0.12, server_error=0.12, slow=0.05, malformed=0.08, truncated=0.12, slow_seconds=1.5, retry_after=0.2)
 
 
 def test_pipeline_finishes_through_faults_without_duplicates_or_strangers():
@@ -188,8 +189,23 @@ def test_403_is_a_blocked_source():
 
 def test_scraping_command_writes_both_files(tmp_path):
     with SiteThread(WorldConfig(seed="t5", scale=0.05)) as site:
-        out = subprocess.run([PYTHON, "-m", "resi.scraping", "--zipcodes", "19103,08540", "--out", str(tmp_path),
-                              "--source.url", site.url, "--quiet"], capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [
+                PYTHON,
+                "-m",
+                "resi.scraping",
+                "--zipcodes",
+                "19103,08540",
+                "--out",
+                str(tmp_path),
+                "--source.url",
+                site.url,
+                "--quiet",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         expected = len(site.truth("19103")) + len(site.truth("08540"))
     assert out.returncode == 0, out.stderr
     meta = json.loads((tmp_path / "metadata.json").read_text())
@@ -199,6 +215,7 @@ def test_scraping_command_writes_both_files(tmp_path):
 
 @pytest.mark.parametrize("bad", ["1910", "abcde", ""])
 def test_scraping_command_refuses_bad_zipcodes(tmp_path, bad):
-    out = subprocess.run([PYTHON, "-m", "resi.scraping", "--zipcodes", bad, "--out", str(tmp_path)],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [PYTHON, "-m", "resi.scraping", "--zipcodes", bad, "--out", str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 2

@@ -23,12 +23,14 @@ EPOCH_MINUTES = 1.0
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory, local_s3):
-    network = LocalNetwork(NetworkConfig(run_dir=tmp_path_factory.mktemp("minernet"), epoch_minutes=EPOCH_MINUTES,
-                                         listings_scale=0.02, block_seconds=1), s3=local_s3)
+    network = LocalNetwork(
+        NetworkConfig(
+            run_dir=tmp_path_factory.mktemp("minernet"), epoch_minutes=EPOCH_MINUTES, listings_scale=0.02, block_seconds=1
+        ),
+        s3=local_s3,
+    )
     network.start_infrastructure()
-    network.participants_for_test = {
-        name: network.register(name) for name in ("honest", "killed", "stopped")
-    }
+    network.participants_for_test = {name: network.register(name) for name in ("honest", "killed", "stopped")}
     network.start_api()
     yield network
     network.stop()
@@ -54,8 +56,11 @@ def test_miner_completes_an_epoch(net):
     for row in rows:
         counts[row["zipcode"]] = counts.get(row["zipcode"], 0) + 1
     assert meta.zipcode_counts == counts and meta.hotkey == miner.signer.hotkey and meta.epoch_id == epoch_id
-    assignment = json.loads(sqlite3.connect(net.run_dir / "api" / "state.db").execute(
-        "SELECT assignment FROM epochs WHERE epoch_id=?", (epoch_id,)).fetchone()[0])
+    assignment = json.loads(
+        sqlite3.connect(net.run_dir / "api" / "state.db")
+        .execute("SELECT assignment FROM epochs WHERE epoch_id=?", (epoch_id,))
+        .fetchone()[0]
+    )
     assert meta.nonce == assignment["nonce"]
     assigned = {z["zipcode"] for z in assignment["zipcodes"]}
     assert set(counts) == assigned  # every zipcode delivered, nothing else
@@ -93,8 +98,11 @@ def test_sigkill_mid_epoch_resumes_without_fetching_finished_zipcodes_again(net)
     ids = read_listings(parquet)["listing_id"].to_pylist()
     assert len(ids) == len(set(ids))  # no duplicate rows
     log = [json.loads(line) for line in (net.run_dir / "site-requests.jsonl").read_text().splitlines()]
-    refetched = [e for e in log if e.get("op") in ("GetHomeSearch", "Search_suggestions")
-                 and e["t"] >= restarted_at and e.get("zipcode") in done_before]
+    refetched = [
+        e
+        for e in log
+        if e.get("op") in ("GetHomeSearch", "Search_suggestions") and e["t"] >= restarted_at and e.get("zipcode") in done_before
+    ]
     assert done_before and not refetched, refetched
     after = {e.get("zipcode") for e in log if e.get("op") == "GetHomeSearch" and e["t"] >= restarted_at}
     assert after and not after & set(done_before)  # the restart fetched only what was left

@@ -35,8 +35,12 @@ EPOCH_MINUTES = 1.0
 
 
 def make_net(tmp_path, s3, *api_args, names=("m1", "m2", "m3", "m4")):
-    net = LocalNetwork(NetworkConfig(run_dir=tmp_path, epoch_minutes=EPOCH_MINUTES, listings_scale=0.02,
-                                     block_seconds=1, api_args=list(api_args)), s3=s3)
+    net = LocalNetwork(
+        NetworkConfig(
+            run_dir=tmp_path, epoch_minutes=EPOCH_MINUTES, listings_scale=0.02, block_seconds=1, api_args=list(api_args)
+        ),
+        s3=s3,
+    )
     net.start_infrastructure()
     net.people = {n: net.register(n) for n in names}
     net.start_api()
@@ -58,8 +62,16 @@ def set_site_faults(net, **faults):
 def files_for(signer, epoch_id: str):
     rows = [good_row(listing_id=str(1000 + i), address=f"{i} Oak St, Princeton, NJ 08540") for i in range(50)]
     now = utcnow()
-    return build_epoch_files(table_from_rows(rows), hotkey=signer.hotkey, epoch_id=epoch_id, nonce="n",
-                             scraper_name="test", scraper_version="1", started_at=now, finished_at=now)
+    return build_epoch_files(
+        table_from_rows(rows),
+        hotkey=signer.hotkey,
+        epoch_id=epoch_id,
+        nonce="n",
+        scraper_name="test",
+        scraper_version="1",
+        started_at=now,
+        finished_at=now,
+    )
 
 
 def current_epoch():
@@ -68,8 +80,16 @@ def current_epoch():
 
 def test_upload_waits_out_an_s3_outage(tmp_path, local_s3):
     proxy = TcpProxy(int(local_s3.endpoint.rsplit(":", 1)[1]))
-    n = LocalNetwork(NetworkConfig(run_dir=tmp_path, epoch_minutes=10, listings_scale=0.02, block_seconds=1,
-                                   api_args=["--s3-endpoint", f"http://127.0.0.1:{proxy.port}"]), s3=local_s3)
+    n = LocalNetwork(
+        NetworkConfig(
+            run_dir=tmp_path,
+            epoch_minutes=10,
+            listings_scale=0.02,
+            block_seconds=1,
+            api_args=["--s3-endpoint", f"http://127.0.0.1:{proxy.port}"],
+        ),
+        s3=local_s3,
+    )
     try:
         n.start_infrastructure()
         miner = n.register("outage")
@@ -84,7 +104,8 @@ def test_upload_waits_out_an_s3_outage(tmp_path, local_s3):
             async with ResiApiClient(n.api_url, miner.signer) as api:
                 started = time.monotonic()
                 verified = await Uploader(api, miner.signer.hotkey, backoff_cap=1.5).upload(
-                    files, epoch_id, utcnow() + timedelta(seconds=60))
+                    files, epoch_id, utcnow() + timedelta(seconds=60)
+                )
                 return verified, time.monotonic() - started
 
         verified, elapsed = run(go())
@@ -123,17 +144,26 @@ def make_miner(net, name: str, api_url: str, **config) -> tuple[Miner, ResiApiCl
     api = ResiApiClient(api_url, signer, backoff_base=0.2, backoff_cap=2)
     source = RealtorSource(net.site_url, max_rps=0, timeout=3, max_attempts=3, backoff_cap=0.2)
     data = net.run_dir / "inproc" / name
-    cfg = MinerConfig(data_dir=data, concurrency=config.pop("concurrency", 4),
-                      upload_margin=config.pop("upload_margin", 8), poll_interval=1, zipcode_retry_pause=0.5)
+    cfg = MinerConfig(
+        data_dir=data,
+        concurrency=config.pop("concurrency", 4),
+        upload_margin=config.pop("upload_margin", 8),
+        poll_interval=1,
+        zipcode_retry_pause=0.5,
+    )
     return Miner(signer.hotkey, api, source, Checkpoint(data / "checkpoint.db"), Uploader(api, signer.hotkey), cfg), api, source
 
 
 def test_bursts_of_api_429_and_5xx_are_waited_out(net):
     proxy = FaultyHttpProxy(net.api_url)
-    proxy.faults = [("/current", 503, '{"detail":"down"}'), ("/current", 429, '{"detail":"slow down"}'),
-                    ("/status", 502, "bad gateway"), ("/status", 429, '{"detail":"slow down"}'),
-                    ("/get-folder-access", 503, '{"statusCode":503,"message":["busy"],"error":"x"}'),
-                    ("/get-folder-access", 500, "")]
+    proxy.faults = [
+        ("/current", 503, '{"detail":"down"}'),
+        ("/current", 429, '{"detail":"slow down"}'),
+        ("/status", 502, "bad gateway"),
+        ("/status", 429, '{"detail":"slow down"}'),
+        ("/get-folder-access", 503, '{"statusCode":503,"message":["busy"],"error":"x"}'),
+        ("/get-folder-access", 500, ""),
+    ]
     try:
         wait_epoch_with(EPOCH_MINUTES, min_remaining=30)
         miner, api, _ = make_miner(net, "m1", proxy.url)

@@ -13,11 +13,18 @@ from resi.miner.checkpoint import UPLOADED, Checkpoint
 from resi.miner.loop import Miner, MinerConfig, too_late
 from tests.listings.test_listing_files import good_row
 
-ASSIGNMENT = Assignment.model_validate({
-    "epochId": "2025-10-01T16-00-00", "epochStart": "2025-10-01T16:00:00.000Z", "epochEnd": "2025-10-01T20:00:00.000Z",
-    "nonce": "n1", "targetListings": 100, "tolerancePercent": 10, "submissionDeadline": "2025-10-01T20:00:00.000Z",
-    "zipcodes": [{"zipcode": "08540", "expectedListings": 50}, {"zipcode": "19103", "expectedListings": 50}],
-})
+ASSIGNMENT = Assignment.model_validate(
+    {
+        "epochId": "2025-10-01T16-00-00",
+        "epochStart": "2025-10-01T16:00:00.000Z",
+        "epochEnd": "2025-10-01T20:00:00.000Z",
+        "nonce": "n1",
+        "targetListings": 100,
+        "tolerancePercent": 10,
+        "submissionDeadline": "2025-10-01T20:00:00.000Z",
+        "zipcodes": [{"zipcode": "08540", "expectedListings": 50}, {"zipcode": "19103", "expectedListings": 50}],
+    }
+)
 
 
 def test_checkpoint_keeps_assignment_and_rows(tmp_path):
@@ -55,8 +62,7 @@ def test_a_miner_started_after_the_upload_time_says_when_the_next_epoch_starts()
     deadline = ASSIGNMENT.submission_deadline
     assert too_late(ASSIGNMENT, deadline - timedelta(minutes=16), 900) is None
     line = too_late(ASSIGNMENT, deadline - timedelta(minutes=14), 900)
-    assert line == ("too late for epoch 2025-10-01T16-00-00: its upload time 19:45 UTC has passed; next epoch at "
-                    "20:00 UTC")
+    assert line == ("too late for epoch 2025-10-01T16-00-00: its upload time 19:45 UTC has passed; next epoch at 20:00 UTC")
 
 
 def test_the_checkpoint_tells_what_each_epoch_came_to(tmp_path):

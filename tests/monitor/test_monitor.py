@@ -41,16 +41,27 @@ def get(url: str) -> tuple[int, str, str]:
 
 def samples(text: str) -> dict[tuple[str, tuple], float]:
     """Every sample of a Prometheus text page: (name, sorted labels) -> value."""
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def test_label_values_are_the_codes_names_and_bounded():
     bound = LabelBound(limit=3)
     assert bound("stale") == "stale" and bound("mismatch:price") == "mismatch:price"
     # what a stranger could choose is never a label value
-    for hostile in ("5F3sa2TJAWMqDhXG6jhV4N8ko9SxwGy8TpaNS1repo5EYjQX", "x" * 100, "a b", "<script>", "", None,
-                    "Mismatch:price", "range:price:extra"):
+    for hostile in (
+        "5F3sa2TJAWMqDhXG6jhV4N8ko9SxwGy8TpaNS1repo5EYjQX",
+        "x" * 100,
+        "a b",
+        "<script>",
+        "",
+        None,
+        "Mismatch:price",
+        "range:price:extra",
+    ):
         assert bound(hostile) == "other"
     assert bound("one_more") == "one_more"
     assert bound("past_the_limit") == "other" and bound("stale") == "stale"  # seen ones still count as themselves
@@ -59,11 +70,13 @@ def test_label_values_are_the_codes_names_and_bounded():
 
 def test_an_epochs_results_become_scores_emas_and_reasons():
     m = ValidatorMetrics()
-    results = [MinerResult(0, "hk0", score=0.9, reasons={"mismatch:price": 3}),
-               MinerResult(1, "hk1", score=0.0, gate="no_upload", reasons={"no_upload": 1}),
-               MinerResult(2, "hk2", score=0.0, reasons={"not_found_at_source": 40, "5Fhostile key": 2}),
-               MinerResult(3, "vali", score=0.0, gate="no_upload", reasons={"no_upload": 1}, role="validator"),
-               MinerResult(4, "new", score=0.0, gate="no_upload", reasons={"no_upload": 1}, joined=True)]
+    results = [
+        MinerResult(0, "hk0", score=0.9, reasons={"mismatch:price": 3}),
+        MinerResult(1, "hk1", score=0.0, gate="no_upload", reasons={"no_upload": 1}),
+        MinerResult(2, "hk2", score=0.0, reasons={"not_found_at_source": 40, "5Fhostile key": 2}),
+        MinerResult(3, "vali", score=0.0, gate="no_upload", reasons={"no_upload": 1}, role="validator"),
+        MinerResult(4, "new", score=0.0, gate="no_upload", reasons={"no_upload": 1}, joined=True),
+    ]
     m.judged([r.as_dict() for r in results], {0: ("hk0", 0.5), 1: ("hk1", 0.0), 2: ("hk2", 0.1), 3: ("vali", 0.0)})
     value = m.registry.get_sample_value
     assert value("resi_validator_epochs_validated_total") == 1
@@ -77,9 +90,10 @@ def test_an_epochs_results_become_scores_emas_and_reasons():
     for uid in ("3", "4"):
         assert value("resi_validator_miner_score", {"uid": uid}) is None
         assert value("resi_validator_miner_ema", {"uid": uid}) is None
-    assert {k: value("resi_validator_epoch_verdicts", {"verdict": k})
-            for k in ("paid", "no_upload", "false_rows", "validator", "joined")} == \
-        {"paid": 1, "no_upload": 1, "false_rows": 1, "validator": 1, "joined": 1}
+    assert {
+        k: value("resi_validator_epoch_verdicts", {"verdict": k})
+        for k in ("paid", "no_upload", "false_rows", "validator", "joined")
+    } == {"paid": 1, "no_upload": 1, "false_rows": 1, "validator": 1, "joined": 1}
     # the next epoch replaces the per-uid gauges: a uid gone from the subnet leaves no stale series
     m.judged([MinerResult(0, "hk0", score=1.0).as_dict()], {0: ("hk0", 0.75)})
     assert value("resi_validator_miner_score", {"uid": "2"}) is None
@@ -97,8 +111,9 @@ def test_the_endpoint_serves_metrics_health_and_survives_a_failing_page():
     def broken() -> str:
         raise RuntimeError("a page that fails")
 
-    server = MonitorServer("127.0.0.1", 0, metrics.registry, watchdog.health,
-                           {"/": lambda: "<p>hello</p>", "/broken": broken}).start()
+    server = MonitorServer(
+        "127.0.0.1", 0, metrics.registry, watchdog.health, {"/": lambda: "<p>hello</p>", "/broken": broken}
+    ).start()
     try:
         status, kind, body = get(server.url + "/metrics")
         assert status == 200 and kind.startswith("text/plain")
@@ -134,10 +149,27 @@ def test_the_watchdog_ends_the_process_only_after_the_exit_limit():
 def test_the_status_page_escapes_what_miners_and_the_chain_control(tmp_path):
     state = ValidatorState(tmp_path / "state.db")
     state.begin("2026-03-02T16-00-00", 10, "0xab", [(0, "<b>hk0</b>"), (1, "hk1")])
-    results = [{"uid": 0, "hotkey": "<b>hk0</b>", "score": 0.0, "gate": "metadata_unreadable",
-                "gate_detail": "<script>alert(1)</script>", "ema": 0.0, "weight": 0.0},
-               {"uid": 1, "hotkey": "hk1", "score": 0.8, "completeness": 0.9, "quality": 1.0, "truth_factor": 0.9,
-                "ema": 0.4, "weight": 1.0}]
+    results = [
+        {
+            "uid": 0,
+            "hotkey": "<b>hk0</b>",
+            "score": 0.0,
+            "gate": "metadata_unreadable",
+            "gate_detail": "<script>alert(1)</script>",
+            "ema": 0.0,
+            "weight": 0.0,
+        },
+        {
+            "uid": 1,
+            "hotkey": "hk1",
+            "score": 0.8,
+            "completeness": 0.9,
+            "quality": 1.0,
+            "truth_factor": 0.9,
+            "ema": 0.4,
+            "weight": 1.0,
+        },
+    ]
     state.commit("2026-03-02T16-00-00", results, {0: ("<b>hk0</b>", 0.0), 1: ("hk1", 0.4)}, ([1], [1.0]))
     state.close()
     html = validator_section(tmp_path / "state.db")
@@ -153,15 +185,19 @@ def test_the_api_server_counts_routes_signatures_and_rate_limits(tmp_path, local
     stranger = create_wallet(tmp_path / "w", "stranger")
     chain.register(miner.hotkey, miner.coldkey, stake=1)
     port = free_port()
-    server = ApiServer(tmp_path, tmp_path / "chain.db", local_s3, "--metrics.port", str(port),
-                       "--rate-limits", "assignment=3/60").start()
+    server = ApiServer(
+        tmp_path, tmp_path / "chain.db", local_s3, "--metrics.port", str(port), "--rate-limits", "assignment=3/60"
+    ).start()
     try:
         url = server.url + "/api/v1/zipcode-assignments/current"
 
         def query(signer, sig=None):
             ts = int(time.time())
-            return {"hotkey": signer.hotkey, "timestamp": str(ts),
-                    "signature": sig or signing.sign_commitment(signer, signing.assignment_current(ts))}
+            return {
+                "hotkey": signer.hotkey,
+                "timestamp": str(ts),
+                "signature": sig or signing.sign_commitment(signer, signing.assignment_current(ts)),
+            }
 
         def call(params=None, path=url):
             query_string = "?" + urllib.parse.urlencode(params) if params else ""

@@ -37,8 +37,10 @@ def total(series: dict, name: str, **labels) -> float:
 def network(tmp_path_factory, local_s3):
     """Two honest miners, a fabricating one, a validator; up until the validator counted two epochs, one of them
     with an upload from every miner and its weights set."""
-    net = LocalNetwork(NetworkConfig(run_dir=tmp_path_factory.mktemp("watched"), epoch_minutes=0.5,
-                                     listings_scale=0.02, block_seconds=1), s3=local_s3)
+    net = LocalNetwork(
+        NetworkConfig(run_dir=tmp_path_factory.mktemp("watched"), epoch_minutes=0.5, listings_scale=0.02, block_seconds=1),
+        s3=local_s3,
+    )
     try:
         net.start_infrastructure()
         honest = [net.register(f"miner{i}") for i in (1, 2)]
@@ -58,8 +60,7 @@ def network(tmp_path_factory, local_s3):
             for epoch_id, results, weights_set in done:
                 by_uid = {r["uid"]: r for r in json.loads(results)}
                 uploaded = cheat.uid in by_uid and by_uid[cheat.uid].get("gate") is None
-                if len(done) >= 2 and weights_set and uploaded and \
-                        all(by_uid.get(p.uid, {}).get("score", 0) > 0 for p in honest):
+                if len(done) >= 2 and weights_set and uploaded and all(by_uid.get(p.uid, {}).get("score", 0) > 0 for p in honest):
                     return epoch_id
             return None
 
@@ -73,8 +74,9 @@ def test_metrics_of_a_validator_a_miner_and_the_api_after_an_epoch(network):
     net, validator, honest, cheat, miners, _ = network
     v = scrape(validator.monitor_url)
     assert total(v, "resi_validator_epochs_validated_total") >= 1
-    assert total(v, "resi_validator_epochs_seen_total") >= \
-        total(v, "resi_validator_epochs_validated_total") + total(v, "resi_validator_epochs_skipped_total")
+    assert total(v, "resi_validator_epochs_seen_total") >= total(v, "resi_validator_epochs_validated_total") + total(
+        v, "resi_validator_epochs_skipped_total"
+    )
     scores = {int(labels["uid"]): value for labels, value in v["resi_validator_miner_score"]}
     assert set(miners) <= set(scores)  # a score per miner
     assert all(scores[p.uid] > 0 for p in honest) and scores[cheat.uid] == 0

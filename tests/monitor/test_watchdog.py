@@ -54,22 +54,46 @@ def health(url: str) -> tuple[int | None, dict]:
 
 @pytest.mark.parametrize("role", ["miner", "validator"])
 def test_a_blocked_loop_turns_healthz_503_and_exits_3(world, role, tmp_path):
-    module, cls, cli = (("resi.miner.loop", "Miner", "resi.miner.cli") if role == "miner"
-                        else ("resi.validator.loop", "Validator", "resi.validator.cli"))
+    module, cls, cli = (
+        ("resi.miner.loop", "Miner", "resi.miner.cli")
+        if role == "miner"
+        else ("resi.validator.loop", "Validator", "resi.validator.cli")
+    )
     port = free_port()
     wallet = "miner" if role == "miner" else "validator"
     log = tmp_path / "neuron.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-c", BLOCKED.format(module=module, cls=cls, cli=cli), "--wallet.name", wallet,
-             "--wallet.path", str(world.wallets), "--subtensor.chain_endpoint", f"sim:{world.chain.path}",
-             "--api.url", world.server.url, f"--{role}.data_dir", str(tmp_path / "data"),
-             "--metrics.port", str(port), "--watchdog.stall_seconds", "2", "--watchdog.exit_seconds", "8"],
-            stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+            [
+                sys.executable,
+                "-c",
+                BLOCKED.format(module=module, cls=cls, cli=cli),
+                "--wallet.name",
+                wallet,
+                "--wallet.path",
+                str(world.wallets),
+                "--subtensor.chain_endpoint",
+                f"sim:{world.chain.path}",
+                "--api.url",
+                world.server.url,
+                f"--{role}.data_dir",
+                str(tmp_path / "data"),
+                "--metrics.port",
+                str(port),
+                "--watchdog.stall_seconds",
+                "2",
+                "--watchdog.exit_seconds",
+                "8",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
     try:
         url = f"http://127.0.0.1:{port}/healthz"
-        wait_for(lambda: health(url)[0] is not None or proc.poll() is not None, 120, interval=0.2,
-                 what="the monitoring port to answer")
+        wait_for(
+            lambda: health(url)[0] is not None or proc.poll() is not None, 120, interval=0.2, what="the monitoring port to answer"
+        )
         assert proc.poll() is None, log.read_text()[-3000:]
         wait_for(lambda: health(url)[0] == 503, 30, interval=0.2, what="/healthz to report the stall")
         with urllib.request.urlopen(url.replace("/healthz", "/metrics"), timeout=2) as resp:

@@ -122,8 +122,10 @@ def test_facts_read_the_property_history_with_its_precision():
     facts = realtor_facts(record, SCRAPED)
     day = 86_400.0
     start = datetime(2025, 9, 12, tzinfo=timezone.utc).timestamp()
-    assert facts["events"] == [[start, start + day, "listed", 1_250_000.0],
-                               [start + 18 * day, start + 19 * day, "price", 1_190_000.0]]
+    assert facts["events"] == [
+        [start, start + day, "listed", 1_250_000.0],
+        [start + 18 * day, start + 19 * day, "price", 1_190_000.0],
+    ]
 
 
 def test_time_strings_carry_their_precision():
@@ -167,7 +169,7 @@ def test_clean_and_dedupe_count_every_reason():
 
 def test_numbers_no_column_can_hold_are_none_and_bad_answer_times_are_drops():
     record = json.loads(json.dumps(RECORDS["single_family_half_baths"]))
-    record["description"].update(beds=10**30, sqft=2**53, baths_full=-2**53)
+    record["description"].update(beds=10**30, sqft=2**53, baths_full=-(2**53))
     row = normalize_realtor(record, SCRAPED)
     assert row["bedrooms"] is None and row["sqft"] is None and row["bathrooms"] == 0.5
     assert clean_records([record], normalize_realtor, SCRAPED, None, Counter()).num_rows == 1  # no overflow

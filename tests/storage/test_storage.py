@@ -197,8 +197,10 @@ def test_seaweedfs_dies_with_a_killed_parent(tmp_path):
 
     from tests.helpers import PYTHON
 
-    code = ("import sys, time; from pathlib import Path; from resi.storage.seaweed import LocalS3; "
-            f"s3 = LocalS3(Path({str(tmp_path)!r})).start(); print(s3.process.pid, flush=True); time.sleep(600)")
+    code = (
+        "import sys, time; from pathlib import Path; from resi.storage.seaweed import LocalS3; "
+        f"s3 = LocalS3(Path({str(tmp_path)!r})).start(); print(s3.process.pid, flush=True); time.sleep(600)"
+    )
     parent = subprocess.Popen([PYTHON, "-c", code], stdout=subprocess.PIPE, text=True)
     weed_pid = int(parent.stdout.readline())
     os.kill(weed_pid, 0)  # running

@@ -41,10 +41,15 @@ REAL = [row(i) for i in range(40)] + [row(100 + i, "19103") for i in range(40)]
 CUT = T + H  # listing 1005's price is cut an hour after the first scrapes
 HISTORY = [[LISTED, LISTED + 1, "listed", 500_005.0], [CUT, CUT + 1, "price", 480_000.0]]
 # the snapshot lacks 1030-1039 (sold since the scrape: the source still has them, by id)
-SNAPSHOT = Snapshot({r["listing_id"]: facts(r, price=480_000.0, events=HISTORY) if r["listing_id"] == "1005"
-                     else facts(r) for r in REAL if not 1030 <= int(r["listing_id"]) < 1040}, {"08540": 30, "19103": 40})
-SOURCE = {r["listing_id"]: facts(r, price=480_000.0, events=HISTORY) if r["listing_id"] == "1005" else facts(r)
-          for r in REAL}
+SNAPSHOT = Snapshot(
+    {
+        r["listing_id"]: facts(r, price=480_000.0, events=HISTORY) if r["listing_id"] == "1005" else facts(r)
+        for r in REAL
+        if not 1030 <= int(r["listing_id"]) < 1040
+    },
+    {"08540": 30, "19103": 40},
+)
+SOURCE = {r["listing_id"]: facts(r, price=480_000.0, events=HISTORY) if r["listing_id"] == "1005" else facts(r) for r in REAL}
 
 
 def scraped(minutes: int, ms: int) -> str:
@@ -58,11 +63,12 @@ def miner(ids: range, minutes: int, ms: int) -> list[dict]:
 MINERS = {
     # A scrapes before the cut, B after it (listing 1005 at its new price: proven, and in the change log)
     "A": miner(range(1000, 1040), 30, 111),
-    "B": miner(range(1020, 1040), 150, 222) + miner(range(1100, 1140), 150, 222) +
-         [dict(row(5), scraped_timestamp=scraped(150, 222), price=480_000.0, days_on_market=30)],
+    "B": miner(range(1020, 1040), 150, 222)
+    + miner(range(1100, 1140), 150, 222)
+    + [dict(row(5), scraped_timestamp=scraped(150, 222), price=480_000.0, days_on_market=30)],
     # C: one false size (proven false), an invented listing (not found), the rest true
-    "C": [dict(r, sqft=9999) if r["listing_id"] == "1100" else r for r in miner(range(1100, 1110), 60, 333)] +
-         [dict(row(900), scraped_timestamp=scraped(60, 333))],
+    "C": [dict(r, sqft=9999) if r["listing_id"] == "1100" else r for r in miner(range(1100, 1110), 60, 333)]
+    + [dict(row(900), scraped_timestamp=scraped(60, 333))],
 }
 MINERS["D"] = MINERS["A"]  # a copy of A's file, later: never counted as proving or delivering
 
@@ -86,8 +92,7 @@ def judge(order: list[str], sample_size: int = P.sample_size, batch_rows: int = 
         return {i: SOURCE.get(i) for i in ids}
 
     dataset = EpochDataset(CTX.epoch_id, batch_rows)
-    judged = asyncio.run(judge_all(subs(), Inline(), refetch, EpochInputs(CTX, params, SNAPSHOT, "0xblock"), 2, None,
-                                   dataset))
+    judged = asyncio.run(judge_all(subs(), Inline(), refetch, EpochInputs(CTX, params, SNAPSHOT, "0xblock"), 2, None, dataset))
     copies = find_copies(judged.uploads, params.copy_overlap)
     return judged.results, copies, dataset
 
@@ -139,7 +144,9 @@ def test_the_change_log_holds_each_distinct_proven_observation_and_the_latest_st
     listings, observations = dataset.build(copies, static)
     log = [r for r in observations.to_pylist() if r["listing_id"] == "1005"]
     assert [(iso_z(r["scraped_at"]), r["listing_status"], r["price"]) for r in log] == [
-        (scraped(30, 111), "active", 500_005.0), (scraped(150, 222), "active", 480_000.0)]
+        (scraped(30, 111), "active", 500_005.0),
+        (scraped(150, 222), "active", 480_000.0),
+    ]
     latest = next(r for r in listings.to_pylist() if r["listing_id"] == "1005")
     assert latest["price"] == 480_000.0 and iso_z(latest["last_proven_at"]) == scraped(150, 222)
     one = [r for r in observations.to_pylist() if r["listing_id"] == "1025"]
@@ -208,8 +215,15 @@ def test_the_data_folder_keeps_the_newest_epochs_whole(published, tmp_path):
     files and a manifest that names them and verifies."""
     signer, _, files, listings = published
     observations = pq.read_table(pa.BufferReader(files[OBSERVATIONS_FILE]))
-    publisher = ResultsPublisher(ResiApiClient("http://127.0.0.1:9", signer), None, tmp_path / "results",
-                                 signer.hotkey, P, validated=tmp_path / "validated", keep_epochs=2)
+    publisher = ResultsPublisher(
+        ResiApiClient("http://127.0.0.1:9", signer),
+        None,
+        tmp_path / "results",
+        signer.hotkey,
+        P,
+        validated=tmp_path / "validated",
+        keep_epochs=2,
+    )
     epochs = ["2025-10-01T08-00-00", "2025-10-01T12-00-00", "2025-10-01T16-00-00"]
     for epoch_id in epochs:
         publisher.write_validated(epoch_id, 7, "0xseed", CTX.expected, listings, observations)
@@ -243,6 +257,7 @@ def test_a_dataset_that_fails_costs_the_scores_nothing():
     async def refetch(ids):
         return {i: SOURCE.get(i) for i in ids}
 
-    judged = asyncio.run(judge_all(subs(), Inline(), refetch, EpochInputs(CTX, params, SNAPSHOT, "0xblock"), 2, None,
-                                   Broken("e")))
+    judged = asyncio.run(
+        judge_all(subs(), Inline(), refetch, EpochInputs(CTX, params, SNAPSHOT, "0xblock"), 2, None, Broken("e"))
+    )
     assert sorted((r.hotkey, r.score) for r in judged.results) == sorted((r.hotkey, r.score) for r in results)

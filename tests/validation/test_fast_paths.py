@@ -67,19 +67,26 @@ def _tampered(epoch, index: int) -> pa.Table:
         elif pick == 3:
             row["listing_date"], row["days_on_market"] = None, None
         elif pick == 4:
-            name = rng.choice(("bedrooms", "bathrooms", "sqft", "mls_id", "latitude", "longitude", "city", "state",
-                               "property_type", "address"))
+            name = rng.choice(
+                ("bedrooms", "bathrooms", "sqft", "mls_id", "latitude", "longitude", "city", "state", "property_type", "address")
+            )
             value = row[name]
             nullable = name not in ("city", "state", "property_type", "address")
-            row[name] = (None if nullable and (value is None or rng.random() < 0.3) else
-                         value + 1 if isinstance(value, (int, float)) else value + "x")
+            row[name] = (
+                None
+                if nullable and (value is None or rng.random() < 0.3)
+                else value + 1
+                if isinstance(value, (int, float))
+                else value + "x"
+            )
         elif pick == 5:
             row["scraped_timestamp"] = iso_z(moment).replace("Z", "+00:00")
         elif pick == 6:  # fractions of every length: some read by the kernels, the others by parse_iso
             digits = rng.randrange(0, 7)
             stamp = moment.strftime("%Y-%m-%dT%H:%M:%S")
-            row["scraped_timestamp"] = stamp + (("." + "".join(rng.choice("0123456789") for _ in range(digits)))
-                                                if digits else "") + "Z"
+            row["scraped_timestamp"] = (
+                stamp + (("." + "".join(rng.choice("0123456789") for _ in range(digits))) if digits else "") + "Z"
+            )
         elif pick == 7:
             row["scraped_timestamp"] = iso_z(moment)  # any time in the epoch: listings that change during it
         elif pick == 8:
@@ -88,11 +95,16 @@ def _tampered(epoch, index: int) -> pa.Table:
             row["listing_date"] = row["listing_date"][:8] + "01"
         elif pick == 10:  # the page in another spelling (query string, slash, newline), or another page
             page, ref = row["source_url"].rsplit("/", 1)
-            tail = ref[ref.index("_" + row["zipcode"] + "_M"):]
-            row["source_url"] = rng.choice((
-                row["source_url"] + rng.choice(("?from=search", "?x=1\n_19103_M1234-5678", "/?", "_M999", "\n", "/")),
-                f"{page}/1-Other-Way_Elsewhere_ST{tail}",  # another listing's slug, this listing's id
-                f"{page}/../../x{tail}", f"{page}/x/y{tail}", f"{page}/x\u00a0y{tail}"))
+            tail = ref[ref.index("_" + row["zipcode"] + "_M") :]
+            row["source_url"] = rng.choice(
+                (
+                    row["source_url"] + rng.choice(("?from=search", "?x=1\n_19103_M1234-5678", "/?", "_M999", "\n", "/")),
+                    f"{page}/1-Other-Way_Elsewhere_ST{tail}",  # another listing's slug, this listing's id
+                    f"{page}/../../x{tail}",
+                    f"{page}/x/y{tail}",
+                    f"{page}/x\u00a0y{tail}",
+                )
+            )
     return pa.Table.from_pylist(rows, schema=table.schema)
 
 
@@ -118,8 +130,7 @@ def _odd_snapshot(epoch) -> Snapshot:
             fact["events"] = []
             fact["status"] = "sold"
         elif pick == 5:
-            fact["events"].append([epoch.ctx.start.timestamp() - 86400, epoch.ctx.start.timestamp() - 86000,
-                                   "status", "sold"])
+            fact["events"].append([epoch.ctx.start.timestamp() - 86400, epoch.ctx.start.timestamp() - 86000, "status", "sold"])
         elif pick == 6:
             fact["static"]["bedrooms"] = True
         facts[listing_id] = fact
@@ -130,9 +141,16 @@ def _tables(epoch):
     for i in range(MINERS):
         yield f"miner {i} ({kind_of(i)})", submission(epoch, i)
     for i in range(3):
-        files = build_epoch_files(_tampered(epoch, i), hotkey=f"hotkey-{MINERS + i:04d}", epoch_id=epoch.ctx.epoch_id,
-                                  nonce=epoch.ctx.nonce, scraper_name="t", scraper_version="1",
-                                  started_at=epoch.ctx.start, finished_at=epoch.scraped)
+        files = build_epoch_files(
+            _tampered(epoch, i),
+            hotkey=f"hotkey-{MINERS + i:04d}",
+            epoch_id=epoch.ctx.epoch_id,
+            nonce=epoch.ctx.nonce,
+            scraper_name="t",
+            scraper_version="1",
+            started_at=epoch.ctx.start,
+            finished_at=epoch.scraped,
+        )
         yield f"tampered {i}", submission_from_files(epoch, MINERS + i, files.parquet, files.metadata_json)
 
 
@@ -166,8 +184,9 @@ def test_every_reason_and_every_score_is_the_definitions(epoch, odd):
         assert verdicts.reasons == reference.check_rows(table, epoch.ctx, sub.listings_modified), name
         valid = table.filter(verdicts.valid_mask)
         truth, pool, proven = compare(valid, index)
-        want, want_pool, want_proven = reference.split_by_snapshot({r["listing_id"]: r for r in valid.to_pylist()},
-                                                                   snapshot, epoch.ctx.start_ts)
+        want, want_pool, want_proven = reference.split_by_snapshot(
+            {r["listing_id"]: r for r in valid.to_pylist()}, snapshot, epoch.ctx.start_ts
+        )
         assert truth == want and pool == want_pool, name
         assert valid["listing_id"].filter(pa.array(proven)).to_pylist() == want_proven, name  # what gets published
         pooled.update(truth.pooled)
@@ -218,9 +237,12 @@ def test_copy_verdicts_are_the_definitions_on_random_crowds(epoch):
 
 
 def test_fingerprints_are_distinct_sorted_and_follow_id_and_time():
-    table = pa.table({"listing_id": ["1001", "1001", "1002", "1001"],
-                      "scraped_timestamp": ["2026-03-02T16:00:00Z", "2026-03-02T16:00:00Z",
-                                            "2026-03-02T16:00:00Z", "2026-03-02T16:00:01Z"]})
+    table = pa.table(
+        {
+            "listing_id": ["1001", "1001", "1002", "1001"],
+            "scraped_timestamp": ["2026-03-02T16:00:00Z", "2026-03-02T16:00:00Z", "2026-03-02T16:00:00Z", "2026-03-02T16:00:01Z"],
+        }
+    )
     prints = fingerprints(table)
     assert prints.dtype == np.uint64 and len(prints) == 3 and (np.diff(prints.astype(np.float64)) > 0).all()
     assert set(fingerprints(table.slice(0, 1))) < set(prints)
@@ -232,8 +254,9 @@ def test_an_index_never_judges_what_its_window_does_not_cover(epoch):
     index = index_of(epoch.snapshot, ctx)
     table = _with(epoch.rows, "scraped_timestamp", [iso_z(epoch.scraped)] * epoch.rows.num_rows)
     truth, pool, proven = compare(table, index)
-    want, want_pool, want_proven = reference.split_by_snapshot({r["listing_id"]: r for r in table.to_pylist()},
-                                                               epoch.snapshot, ctx.start_ts)
+    want, want_pool, want_proven = reference.split_by_snapshot(
+        {r["listing_id"]: r for r in table.to_pylist()}, epoch.snapshot, ctx.start_ts
+    )
     assert truth == want and pool == want_pool and truth.proven > 0
     assert table["listing_id"].filter(pa.array(proven)).to_pylist() == want_proven
     assert epoch.scraped.timestamp() > index.window[1] and truth.proven > 1000
@@ -283,8 +306,9 @@ def test_scrape_moments_are_parse_iso_where_readable():
     stamps = []
     for _ in range(20_000):
         year = rng.choice((rng.randrange(1, 10000), rng.randrange(1900, 2200)))
-        moment = datetime(year, rng.randrange(1, 13), rng.randrange(1, 29), rng.randrange(24),
-                          rng.randrange(60), rng.randrange(60))
+        moment = datetime(
+            year, rng.randrange(1, 13), rng.randrange(1, 29), rng.randrange(24), rng.randrange(60), rng.randrange(60)
+        )
         digits = rng.randrange(0, 7)
         fraction = ("." + "".join(rng.choice("0123456789") for _ in range(digits))) if digits else ""
         stamps.append(moment.strftime("%Y-%m-%dT%H:%M:%S").rjust(19, "0") + fraction + rng.choice(("Z", "+00:00")))
@@ -309,7 +333,7 @@ def _moment_text(rng: random.Random) -> str:
         text += rng.choice(("", "Z", "Z", "+00:00", "+00:00", "z", "+01:00", "-00:00", "+0000"))
     if rng.random() < 0.05:
         at = rng.randrange(len(text))
-        text = text[:at] + rng.choice((" ", "٣", "x", "/", "")) + text[at + 1:]
+        text = text[:at] + rng.choice((" ", "٣", "x", "/", "")) + text[at + 1 :]
     return text
 
 

@@ -23,8 +23,12 @@ from tests.helpers import PYTHON
 from tests.hostile import MODIFIED, corpus, honest_table, metadata_for, parquet_of, submission_of
 from tests.validation.test_validation import CTX, SNAP, P
 
-SCORED = {"footer that lies about row counts", "addresses as large strings (allowed)", "an honest file (control)",
-          "honest rows with a listing the snapshot lacks (control)"}
+SCORED = {
+    "footer that lies about row counts",
+    "addresses as large strings (allowed)",
+    "an honest file (control)",
+    "honest rows with a listing the snapshot lacks (control)",
+}
 """Cases that are not hostile in effect: they earn exactly what they show (controls, and a footer that claims
 fewer rows than the file has: only those are read)."""
 BOUND_MB = 1.5 * 1024
@@ -44,8 +48,7 @@ def write_corpus(folder, only=None):
 
 
 def judge_corpus(folder, *args):
-    out = subprocess.run([PYTHON, "-m", "tests.judge_corpus", str(folder), *args], capture_output=True, text=True,
-                         timeout=600)
+    out = subprocess.run([PYTHON, "-m", "tests.judge_corpus", str(folder), *args], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     return {line["name"]: line for line in lines[:-1]}, lines[-1]
@@ -70,8 +73,13 @@ def test_a_programs_peak_memory_is_its_own_not_its_starters():
     """The memory bound is measured by the judging program itself; started from a large process (as pytest is by
     then), it must not report its starter's peak (``ru_maxrss`` does, through vfork and exec)."""
     ballast = b"x" * (800 * 1024 * 1024)  # this process, the starter, now holds 800 MB
-    out = subprocess.run([PYTHON, "-c", "from resi.processes import peak_rss_mb; print(peak_rss_mb())"],
-                         capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [PYTHON, "-c", "from resi.processes import peak_rss_mb; print(peak_rss_mb())"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     del ballast
     assert 5 < float(out.stdout) < 300
 
@@ -125,8 +133,7 @@ def _judge(listings: bytes, metadata: bytes):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.integers(0, len(GOOD) - 1), st.integers(0, 255)), min_size=1, max_size=8),
-       st.booleans())
+@given(st.lists(st.tuples(st.integers(0, len(GOOD) - 1), st.integers(0, 255)), min_size=1, max_size=8), st.booleans())
 def test_random_corruption_of_a_real_file_never_escapes(flips, fix_sha):
     data = bytearray(GOOD)
     for position, value in flips:
@@ -137,9 +144,13 @@ def test_random_corruption_of_a_real_file_never_escapes(flips, fix_sha):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=20),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
-                    max_leaves=40))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=20),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+        max_leaves=40,
+    )
+)
 def test_random_metadata_never_escapes(document):
     result = _judge(GOOD, json.dumps({"hotkey": "hk1", "junk": document}, allow_nan=True).encode())
     assert result.gate in ("metadata_invalid", "metadata_unreadable")
@@ -167,8 +178,14 @@ def test_the_childs_answer_is_a_declared_value_and_anything_else_is_refused():
     assert (back.prints == prepared.prints).all() and back.evidence.equals(prepared.evidence)
     assert finish(back, {}, CTX, SNAP.counts, P).as_dict() == finish(prepared, {}, CTX, SNAP.counts, P).as_dict()
     document = json.loads(body)
-    for forged in ({**document, "extra": 1}, {**document, "rows_uploaded": "many"}, {**document, "rows_uploaded": -1},
-                   {**document, "gate_detail": "x" * 501}, {**document, "truth": {"valid": 1}},
-                   {**document, "gate": "g" * 65}, {**document, "sha256": "not a digest"}):
+    for forged in (
+        {**document, "extra": 1},
+        {**document, "rows_uploaded": "many"},
+        {**document, "rows_uploaded": -1},
+        {**document, "gate_detail": "x" * 501},
+        {**document, "truth": {"valid": 1}},
+        {**document, "gate": "g" * 65},
+        {**document, "sha256": "not a digest"},
+    ):
         with pytest.raises(ValueError):
             from_wire(sub, json.dumps(forged).encode(), prints, evidence)

@@ -32,8 +32,16 @@ power = sys.modules.setdefault("scoring_power", importlib.util.module_from_spec(
 _spec.loader.exec_module(power)
 
 
-def epoch(rng: random.Random, n: int, false_share: float, kind: str, drift: float, lost: float,
-          unanswered: float = 0.0, corrected: float = 0.0):
+def epoch(
+    rng: random.Random,
+    n: int,
+    false_share: float,
+    kind: str,
+    drift: float,
+    lost: float,
+    unanswered: float = 0.0,
+    corrected: float = 0.0,
+):
     """One epoch of a miner with ``n`` rows: its truth result and its rows. ``corrected``: share of the honest
     rows whose sqft the source corrected after the miner's scrape (the snapshot has the new value)."""
     false = round(n * false_share)
@@ -100,8 +108,7 @@ def test_an_honest_miner_under_modelled_drift_is_rarely_zeroed_and_loses_at_most
 def test_the_penalty_is_the_largest_multiple_that_keeps_honest_miners_within_one_percent():
     best = power.largest_penalty(10_000, P.sample_size, P.fabrication_threshold, P.min_answered_share)
     assert P.false_penalty == best >= 1
-    worst = max(power.honest_loss(10_000, d, w, P.sample_size, P.fabrication_threshold, best + 1)
-                for d, w in power.NORMAL_DRIFT)
+    worst = max(power.honest_loss(10_000, d, w, P.sample_size, P.fabrication_threshold, best + 1) for d, w in power.NORMAL_DRIFT)
     assert worst > 0.01  # one more and an honest miner would lose more than allowed
 
 

@@ -40,12 +40,24 @@ SCRAPED = iso_z(START + timedelta(hours=1))
 
 def row(i: int, zipcode: str = "08540", **changes) -> dict:
     base = {
-        "address": f"{i} Oak St, Princeton, NJ {zipcode}", "zipcode": zipcode, "price": 500_000.0 + i, "bedrooms": 3,
-        "bathrooms": 2.5, "sqft": 1800, "listing_date": "2025-09-01", "property_type": "house",
-        "listing_status": "active", "days_on_market": 30, "mls_id": f"NJ{i}",
+        "address": f"{i} Oak St, Princeton, NJ {zipcode}",
+        "zipcode": zipcode,
+        "price": 500_000.0 + i,
+        "bedrooms": 3,
+        "bathrooms": 2.5,
+        "sqft": 1800,
+        "listing_date": "2025-09-01",
+        "property_type": "house",
+        "listing_status": "active",
+        "days_on_market": 30,
+        "mls_id": f"NJ{i}",
         "source_url": f"{ORIGIN}/realestateandhomes-detail/{i}-Oak-St_Princeton_NJ_{zipcode}_M{1000 + i}",
-        "scraped_timestamp": SCRAPED, "listing_id": str(1000 + i), "city": "Princeton", "state": "NJ",
-        "latitude": 40.35, "longitude": -74.66,
+        "scraped_timestamp": SCRAPED,
+        "listing_id": str(1000 + i),
+        "city": "Princeton",
+        "state": "NJ",
+        "latitude": 40.35,
+        "longitude": -74.66,
     }
     base.update(changes)
     return base
@@ -55,11 +67,19 @@ def honest_rows(n_per_zip: int = 5) -> list[dict]:
     return [row(i) for i in range(n_per_zip)] + [row(100 + i, "19103") for i in range(n_per_zip)]
 
 
-def submission(rows: list[dict], hotkey="hk1", nonce="nonce1", epoch="2025-10-01T16-00-00", modified=None,
-               tamper=None, meta_hotkey=None) -> Submission:
-    files = build_epoch_files(table_from_rows(rows), hotkey=meta_hotkey or hotkey, epoch_id=epoch, nonce=nonce,
-                              scraper_name="t",
-                              scraper_version="1", started_at=START, finished_at=START)
+def submission(
+    rows: list[dict], hotkey="hk1", nonce="nonce1", epoch="2025-10-01T16-00-00", modified=None, tamper=None, meta_hotkey=None
+) -> Submission:
+    files = build_epoch_files(
+        table_from_rows(rows),
+        hotkey=meta_hotkey or hotkey,
+        epoch_id=epoch,
+        nonce=nonce,
+        scraper_name="t",
+        scraper_version="1",
+        started_at=START,
+        finished_at=START,
+    )
     parquet, meta = files.parquet, files.metadata_json
     if tamper:
         parquet, meta = tamper(parquet, meta)
@@ -78,8 +98,10 @@ def test_gate_passes_an_honest_upload():
 
 def test_no_row_may_be_scraped_after_its_file_landed():
     uploaded = START + timedelta(hours=1, seconds=30)
-    rows = [row(1, scraped_timestamp=iso_z(uploaded + timedelta(milliseconds=900))),  # same second: fine
-            row(2, scraped_timestamp=iso_z(uploaded + timedelta(seconds=1)))]
+    rows = [
+        row(1, scraped_timestamp=iso_z(uploaded + timedelta(milliseconds=900))),  # same second: fine
+        row(2, scraped_timestamp=iso_z(uploaded + timedelta(seconds=1))),
+    ]
     assert check_rows(table_from_rows(rows), CTX, uploaded).reasons == [None, "scraped_outside_epoch"]
 
 
@@ -88,6 +110,7 @@ def _meta_edit(**changes):
         body = json.loads(meta)
         body.update(changes)
         return parquet, json.dumps(body).encode()
+
     return tamper
 
 
@@ -148,8 +171,15 @@ def test_row_checks_pass_honest_rows():
     "bad,reason",
     [
         (row(7, price=3.0), "range:price"),
-        (row(7, zipcode="10001", address="7 Oak St, New York, NY 10001",
-             source_url=f"{ORIGIN}/realestateandhomes-detail/7_New-York_NY_10001_M1007"), "unassigned_zipcode"),
+        (
+            row(
+                7,
+                zipcode="10001",
+                address="7 Oak St, New York, NY 10001",
+                source_url=f"{ORIGIN}/realestateandhomes-detail/7_New-York_NY_10001_M1007",
+            ),
+            "unassigned_zipcode",
+        ),
         (row(7, scraped_timestamp=iso_z(START - timedelta(hours=5))), "scraped_outside_epoch"),
         (row(7, scraped_timestamp=iso_z(DEADLINE + timedelta(minutes=1))), "scraped_outside_epoch"),
         (row(7, scraped_timestamp="2025-10-01T17:00:00.000+02:00"), "scraped_timestamp_not_utc"),
@@ -182,9 +212,14 @@ H = 3600.0
 
 def facts(r: dict, *, status=None, price=None, events=None, observed=AFTER) -> dict:
     """What the source says about ``r``'s listing (by default: it agrees, listed on Sep 1 at ``r``'s price)."""
-    return {"listing_id": r["listing_id"], "observed_at": observed, "static": {k: r[k] for k in STATIC_FIELDS},
-            "status": status or r["listing_status"], "price": r["price"] if price is None else price,
-            "events": [[LISTED, LISTED + 1, "listed", r["price"]]] if events is None else events}
+    return {
+        "listing_id": r["listing_id"],
+        "observed_at": observed,
+        "static": {k: r[k] for k in STATIC_FIELDS},
+        "status": status or r["listing_status"],
+        "price": r["price"] if price is None else price,
+        "events": [[LISTED, LISTED + 1, "listed", r["price"]]] if events is None else events,
+    }
 
 
 def snap(rows, **overrides) -> Snapshot:
@@ -196,20 +231,31 @@ SNAP = snap(honest_rows())
 
 def test_a_row_agreeing_with_the_source_is_proven_and_each_static_difference_is_not():
     assert judge_claim(row(1), facts(row(1)), START.timestamp()) is None
-    for field, value in [("bedrooms", 5), ("bathrooms", 1.0), ("sqft", 1818), ("property_type", "condo"),
-                         ("mls_id", "X1"), ("latitude", 40.3501), ("city", "Trenton"), ("zipcode", "19103"),
-                         ("address", "1 OAK STREET, Princeton, NJ 08540"), ("latitude", float("nan"))]:
+    for field, value in [
+        ("bedrooms", 5),
+        ("bathrooms", 1.0),
+        ("sqft", 1818),
+        ("property_type", "condo"),
+        ("mls_id", "X1"),
+        ("latitude", 40.3501),
+        ("city", "Trenton"),
+        ("zipcode", "19103"),
+        ("address", "1 OAK STREET, Princeton, NJ 08540"),
+        ("latitude", float("nan")),
+    ]:
         assert judge_claim(row(1, **{field: value}), facts(row(1)), START.timestamp()) == (BAD, f"mismatch:{field}")
 
 
 def test_a_status_that_changed_during_the_epoch_is_credited():
     pending_at = T + 2 * H  # went pending after the miner's scrape
-    source = facts(row(1), status="pending",
-                   events=[[LISTED, LISTED + 1, "listed", None], [pending_at, pending_at + 1, "status", "pending"]])
+    source = facts(
+        row(1), status="pending", events=[[LISTED, LISTED + 1, "listed", None], [pending_at, pending_at + 1, "status", "pending"]]
+    )
     assert judge_claim(row(1), source, START.timestamp()) is None  # active at its scrape time
     assert judge_claim(row(1, listing_status="pending"), source, START.timestamp()) == (UNPROVEN, "listing_status")
-    already = facts(row(1), status="pending",
-                    events=[[LISTED, LISTED + 1, "listed", None], [T - H, T - H + 1, "status", "pending"]])
+    already = facts(
+        row(1), status="pending", events=[[LISTED, LISTED + 1, "listed", None], [T - H, T - H + 1, "status", "pending"]]
+    )
     assert judge_claim(row(1), already, START.timestamp()) == (UNPROVEN, "listing_status")  # relabelled active
 
 
@@ -250,10 +296,14 @@ def test_a_listing_sold_before_the_epoch_is_stale_one_sold_during_it_is_not():
     withdrawn = [[LISTED, LISTED + 1, "listed", 500_001.0], [sold_before, sold_before + 1, "status", "off_market"]]
     assert refetch_verdict(row(1), facts(row(1), status="off_market", events=withdrawn), START.timestamp()) == "stale"
     sold_after = T + H  # sold during the epoch, after the miner's scrape: the row was right when scraped
-    history = [[LISTED, LISTED + 1, "listed", 500_001.0], [T - H, T - H + 1, "status", "pending"],
-               [sold_after, sold_after + 1, "status", "sold"]]
-    assert refetch_verdict(row(1, listing_status="pending"), facts(row(1), status="sold", events=history),
-                           START.timestamp()) is None
+    history = [
+        [LISTED, LISTED + 1, "listed", 500_001.0],
+        [T - H, T - H + 1, "status", "pending"],
+        [sold_after, sold_after + 1, "status", "sold"],
+    ]
+    assert (
+        refetch_verdict(row(1, listing_status="pending"), facts(row(1), status="sold", events=history), START.timestamp()) is None
+    )
     relisted = withdrawn + [[START.timestamp() + 60, START.timestamp() + 61, "listed", 500_001.0]]
     late = row(1, days_on_market=0, listing_date="2025-10-01")
     assert refetch_verdict(late, facts(row(1), events=relisted), START.timestamp()) is None  # listed again in time
@@ -265,10 +315,15 @@ def test_history_branches_where_the_source_is_imprecise():
     assert {s.status for s in states_at(events, T)} == {"active", "pending"}  # pending "on Oct 1": maybe not yet
     assert {s.status for s in states_at(events, day + 86_400)} == {"pending"}
     assert {s.status for s in states_at(events, LISTED - 1)} == {None}
-    unexplained = timeline({"events": [[LISTED, LISTED + 1, "listed", 100.0]], "observed_at": AFTER,
-                            "status": "pending", "price": 90.0})
-    assert {(s.status, s.price) for s in states_at(unexplained, T)} == {("active", 100.0), ("active", 90.0),
-                                                                        ("pending", 100.0), ("pending", 90.0)}
+    unexplained = timeline(
+        {"events": [[LISTED, LISTED + 1, "listed", 100.0]], "observed_at": AFTER, "status": "pending", "price": 90.0}
+    )
+    assert {(s.status, s.price) for s in states_at(unexplained, T)} == {
+        ("active", 100.0),
+        ("active", 90.0),
+        ("pending", 100.0),
+        ("pending", 90.0),
+    }
 
 
 def test_sample_is_committed_to_block_hotkey_and_file():
@@ -413,9 +468,15 @@ def test_evaluate_an_honest_miner_and_a_copy():
 
 
 def test_evaluate_a_padder_and_a_gated_miner():
-    padded = honest_rows() + [row(i, address=f"{i} oak street, Princeton, NJ 08540", listing_id=str(5000 + i),
-                                  source_url=f"{ORIGIN}/realestateandhomes-detail/x_08540_M{5000 + i}")
-                              for i in range(3)]
+    padded = honest_rows() + [
+        row(
+            i,
+            address=f"{i} oak street, Princeton, NJ 08540",
+            listing_id=str(5000 + i),
+            source_url=f"{ORIGIN}/realestateandhomes-detail/x_08540_M{5000 + i}",
+        )
+        for i in range(3)
+    ]
     result = finish(prepare(submission(padded), CTX, P, SNAP, "0x1"), {}, CTX, SNAP.counts, P)
     assert result.reasons == {"duplicate_address": 3} and result.quality == 0.0 and result.score == 0.0
     gated = finish(prepare(submission(honest_rows(), nonce="x"), CTX, P, SNAP, "0x1"), {}, CTX, SNAP.counts, P)

@@ -10,25 +10,43 @@ from resi.validation.verdict import JOINED, PAID, VALIDATOR, stored_verdict, ver
 
 
 def test_a_paid_result_says_what_it_delivered_and_what_was_checked():
-    said = verdict({"score": 0.93, "completeness": 0.95, "rows_uploaded": 210, "rows_valid": 205,
-                    "estimated_fabrication": 0.012, "sample_size": 12, "sample_confirmed": 11})
+    said = verdict(
+        {
+            "score": 0.93,
+            "completeness": 0.95,
+            "rows_uploaded": 210,
+            "rows_valid": 205,
+            "estimated_fabrication": 0.012,
+            "sample_size": 12,
+            "sample_confirmed": 11,
+        }
+    )
     assert said.kind == PAID and said.paid
-    assert said.words == ("paid: 95% of the expected listings, 5 of 210 rows invalid, 1.2% false or unproven, "
-                          "11 of 12 refetched rows confirmed")
-    assert verdict({"score": 1.0, "completeness": 1.0, "rows_uploaded": 9, "rows_valid": 9}).words == \
-        "paid: 100% of the expected listings, every row matched the validator's snapshot"
+    assert said.words == (
+        "paid: 95% of the expected listings, 5 of 210 rows invalid, 1.2% false or unproven, 11 of 12 refetched rows confirmed"
+    )
+    assert (
+        verdict({"score": 1.0, "completeness": 1.0, "rows_uploaded": 9, "rows_valid": 9}).words
+        == "paid: 100% of the expected listings, every row matched the validator's snapshot"
+    )
 
 
 def test_each_zero_names_its_rule_and_figure_under_the_validators_rules():
     false = {"score": 0.0, "truth_factor": 0.0, "estimated_fabrication": 0.092, "sample_size": 22, "sample_bad": 21}
-    assert verdict(false).words == \
-        "9.2% of the rows false or unproven, more than the 5% allowed (21 of 22 refetched rows false)"
+    assert verdict(false).words == "9.2% of the rows false or unproven, more than the 5% allowed (21 of 22 refetched rows false)"
     assert "more than the 3% allowed" in verdict(false, ValidationParams(fabrication_threshold=0.03)).words
-    invalid = {"score": 0.0, "truth_factor": 1.0, "quality": 0.0, "rows_uploaded": 207, "rows_valid": 0,
-               "reasons": {"unassigned_zipcode": 200, "range:price": 7}}
+    invalid = {
+        "score": 0.0,
+        "truth_factor": 1.0,
+        "quality": 0.0,
+        "rows_uploaded": 207,
+        "rows_valid": 0,
+        "reasons": {"unassigned_zipcode": 200, "range:price": 7},
+    }
     assert verdict(invalid).kind == "invalid_rows"
-    assert verdict(invalid).words == ("207 of 207 rows invalid, more than the 10% allowed; most: 200 in zipcodes "
-                                      "not assigned this epoch")
+    assert verdict(invalid).words == (
+        "207 of 207 rows invalid, more than the 10% allowed; most: 200 in zipcodes not assigned this epoch"
+    )
     assert "more than the 20% allowed" in verdict(invalid, ValidationParams(invalid_penalty=5)).words
     gate = {"score": 0.0, "gate": "no_upload", "gate_detail": "nothing under the epoch folder"}
     assert verdict(gate).kind == "no_upload"
@@ -45,8 +63,12 @@ def test_copies_are_said_with_names_where_the_reader_knows_them():
 
 
 def test_validators_and_newcomers_are_not_failing_miners():
-    results = [MinerResult(0, "v", gate="no_upload"), MinerResult(1, "new", gate="no_upload"),
-               MinerResult(2, "m", gate="no_upload"), MinerResult(3, "permit-miner", score=0.5)]
+    results = [
+        MinerResult(0, "v", gate="no_upload"),
+        MinerResult(1, "new", gate="no_upload"),
+        MinerResult(2, "m", gate="no_upload"),
+        MinerResult(3, "permit-miner", score=0.5),
+    ]
     take_roles(results, {0: (True, False), 1: (False, True), 2: (False, False), 3: (True, False)})
     kinds = [verdict(r.as_dict()).kind for r in results]
     assert kinds == [VALIDATOR, JOINED, "no_upload", PAID]  # a permit holder that uploads is judged as a miner
@@ -54,8 +76,11 @@ def test_validators_and_newcomers_are_not_failing_miners():
 
 
 def test_a_stored_verdict_is_said_as_stored_with_names():
-    doc = {"score": 0.0, "copy": "copy_of:5Fvictim",
-           "verdict": {"kind": "copy_of", "words": "copy of 5Fvictim's upload, which landed first"}}
+    doc = {
+        "score": 0.0,
+        "copy": "copy_of:5Fvictim",
+        "verdict": {"kind": "copy_of", "words": "copy of 5Fvictim's upload, which landed first"},
+    }
     assert stored_verdict(doc, {"5Fvictim": "miner1"}).words == "copy of miner1's upload, which landed first"
     doc["verdict"] = {"kind": "false_rows", "words": "as the validator said it"}  # its rules, not the defaults
     assert stored_verdict(doc).words == "as the validator said it"

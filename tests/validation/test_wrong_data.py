@@ -30,8 +30,7 @@ SNAPSHOT = Snapshot({r["listing_id"]: facts(r) for r in HONEST}, {"08540": PER_Z
 TRUE_BY_ID = {r["listing_id"]: r for r in HONEST}
 
 
-def judged(rows: list[dict], answer=lambda listing_id: facts(TRUE_BY_ID[listing_id]) if listing_id in TRUE_BY_ID
-           else None):
+def judged(rows: list[dict], answer=lambda listing_id: facts(TRUE_BY_ID[listing_id]) if listing_id in TRUE_BY_ID else None):
     """The miner's epoch result for ``rows``; ``answer``: the source's answer to a refetch by id."""
     prepared = prepare(submission(rows), CTX, P, SNAPSHOT, "0xblock")
     assert prepared.passed, prepared.gate_detail
@@ -89,17 +88,23 @@ def test_a_source_url_that_is_not_the_listings_page_is_not_paid():
 
 
 def test_a_file_that_respells_another_files_timestamps_is_a_copy():
-    original = [dict(r, scraped_timestamp=iso_z(START + timedelta(hours=1, milliseconds=i * 37 + 500)))
-                for i, r in enumerate(HONEST)]
-    respelled = [dict(r, scraped_timestamp=r["scraped_timestamp"][:-1] + ("000+00:00" if i % 2 else "+00:00"))
-                 for i, r in enumerate(original)]  # ...17:00:00.537Z -> ...17:00:00.537000+00:00 / .537+00:00
+    original = [
+        dict(r, scraped_timestamp=iso_z(START + timedelta(hours=1, milliseconds=i * 37 + 500))) for i, r in enumerate(HONEST)
+    ]
+    respelled = [
+        dict(r, scraped_timestamp=r["scraped_timestamp"][:-1] + ("000+00:00" if i % 2 else "+00:00"))
+        for i, r in enumerate(original)
+    ]  # ...17:00:00.537Z -> ...17:00:00.537000+00:00 / .537+00:00
     assert all(a["scraped_timestamp"] != b["scraped_timestamp"] for a, b in zip(original, respelled))
-    uploads = [Upload("first", START + timedelta(hours=1), "a", fingerprints(table_from_rows(original))),
-               Upload("second", START + timedelta(hours=2), "b", fingerprints(table_from_rows(respelled)))]
+    uploads = [
+        Upload("first", START + timedelta(hours=1), "a", fingerprints(table_from_rows(original))),
+        Upload("second", START + timedelta(hours=2), "b", fingerprints(table_from_rows(respelled))),
+    ]
     for find_copies in (fast_copies, reference_copies):
         assert find_copies(uploads, P.copy_overlap) == {"second": "copy_of:first"}
-    honest = [dict(r, scraped_timestamp=iso_z(START + timedelta(hours=1, milliseconds=i * 37 + 501)))
-              for i, r in enumerate(HONEST)]  # another scrape: a millisecond apart is another instant
+    honest = [
+        dict(r, scraped_timestamp=iso_z(START + timedelta(hours=1, milliseconds=i * 37 + 501))) for i, r in enumerate(HONEST)
+    ]  # another scrape: a millisecond apart is another instant
     uploads[1] = Upload("second", START + timedelta(hours=2), "b", fingerprints(table_from_rows(honest)))
     assert fast_copies(uploads, P.copy_overlap) == {}
 
@@ -110,8 +115,14 @@ def test_every_column_is_proven_derived_or_a_checked_statement():
     market derived from them), or the miner's statement that the others are proven at (the scrape time)."""
     ruled = STATIC_FIELDS + TIMED_FIELDS + STATEMENT_FIELDS
     assert len(set(ruled)) == len(ruled) and set(ruled) == set(COLUMNS)
-    changed = {"listing_id": "1099", "zipcode": "19103", "listing_status": "pending", "listing_date": "2025-09-02",
-               "property_type": "condo", "source_url": _page(row(1), "1-Oak-St_Trenton_NJ")}
+    changed = {
+        "listing_id": "1099",
+        "zipcode": "19103",
+        "listing_status": "pending",
+        "listing_date": "2025-09-02",
+        "property_type": "condo",
+        "source_url": _page(row(1), "1-Oak-St_Trenton_NJ"),
+    }
     for name in STATIC_FIELDS + TIMED_FIELDS:  # any other value of a proven column is not proven
         value = row(1)[name]
         other = changed.get(name, value + 1 if isinstance(value, (int, float)) else f"{value}x")
@@ -121,5 +132,4 @@ def test_every_column_is_proven_derived_or_a_checked_statement():
     assert check_rows(table_from_rows([row(1, scraped_timestamp=late)]), CTX).reasons == ["scraped_outside_epoch"]
     cut = [[LISTED, LISTED + 1, "listed", row(1)["price"]], [T + H, T + H + 1, "price", 480_000.0]]
     after_the_cut = row(1, scraped_timestamp=iso_z(START + timedelta(hours=3)))
-    assert judge_claim(after_the_cut, facts(row(1), price=480_000.0, events=cut), START.timestamp()) == \
-        (UNPROVEN, "price")
+    assert judge_claim(after_the_cut, facts(row(1), price=480_000.0, events=cut), START.timestamp()) == (UNPROVEN, "price")

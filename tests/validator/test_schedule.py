@@ -35,8 +35,16 @@ class Validator:
     def step(self) -> float:
         now = self.clock.now()
         current = epoch_at(now, HOURS4)
-        p = plan(now, current.start, current.end, GRACE, self.lag, self.first_run, self.done,
-                 lambda e: e in self.finished or e in self.skipped)
+        p = plan(
+            now,
+            current.start,
+            current.end,
+            GRACE,
+            self.lag,
+            self.first_run,
+            self.done,
+            lambda e: e in self.finished or e in self.skipped,
+        )
         for epoch_id, why in p.skip:
             assert epoch_id not in self.skipped and epoch_id not in self.finished  # once
             self.skipped[epoch_id] = (why, self.clock())
@@ -91,7 +99,7 @@ def test_after_a_downtime_old_epochs_are_skipped_as_too_old():
     v.run_for(3 * HOURS4.total_seconds())
     validated = set(v.finished)
     v.clock.advance(5 * HOURS4.total_seconds())  # down for five epochs: those more than a lag and an epoch old
-    v.run_for(2 * HOURS4.total_seconds())        # are not looked at again
+    v.run_for(2 * HOURS4.total_seconds())  # are not looked at again
     v.check()
     too_old = [e for e, (why, _) in v.skipped.items() if why == TOO_OLD]
     assert len(too_old) == 1 and validated < set(v.finished)
@@ -122,10 +130,18 @@ def test_a_long_lag_reaches_back_before_the_first_run_and_validates_what_it_allo
 def test_the_miners_upload_time():
     clock = FakeClock(1_750_000_000)
     epoch = epoch_at(clock.now(), HOURS4)
-    assignment = Assignment.model_validate({
-        "epochId": epoch.id, "nonce": "n", "zipcodes": [], "targetListings": 1, "tolerancePercent": 10,
-        "epochStart": epoch.start.isoformat(), "epochEnd": epoch.end.isoformat(),
-        "submissionDeadline": epoch.end.isoformat()})
+    assignment = Assignment.model_validate(
+        {
+            "epochId": epoch.id,
+            "nonce": "n",
+            "zipcodes": [],
+            "targetListings": 1,
+            "tolerancePercent": 10,
+            "epochStart": epoch.start.isoformat(),
+            "epochEnd": epoch.end.isoformat(),
+            "submissionDeadline": epoch.end.isoformat(),
+        }
+    )
     margin = 900.0
     clock.t = epoch.end.timestamp() - margin - 1
     assert too_late(assignment, clock.now(), margin) is None

@@ -29,8 +29,12 @@ class FakeApi:
     async def miner_access(self, hotkey, epoch_id=None, continuation_token=None):
         prefix = f"data/hotkey={hotkey}/epoch={epoch_id}/"
         return MinerSpecificAccess(
-            miner_hotkey=hotkey, miner_url=f"{self.base}/list/{hotkey}", prefix=f"data/hotkey={hotkey}/",
-            epoch_id=epoch_id, epoch_prefix=prefix, epoch_list_url=f"{self.base}/list/{hotkey}",
+            miner_hotkey=hotkey,
+            miner_url=f"{self.base}/list/{hotkey}",
+            prefix=f"data/hotkey={hotkey}/",
+            epoch_id=epoch_id,
+            epoch_prefix=prefix,
+            epoch_list_url=f"{self.base}/list/{hotkey}",
             files={"listings.parquet": f"{self.base}/get/{hotkey}/l", "metadata.json": f"{self.base}/get/{hotkey}/m"},
         )
 
@@ -99,8 +103,14 @@ def test_a_failure_while_storage_is_unreachable_is_an_outage_not_the_miners_faul
         seen = []
         try:
             with pytest.raises(Outage, match="unreachable"):
-                async for sub in submissions(FakeApi(base), [(0, "m0"), (1, "slow"), (2, "m2")], "E",
-                                             DownloadLimits(per_miner_timeout=1.0), concurrency=3, reachable=cut_off):
+                async for sub in submissions(
+                    FakeApi(base),
+                    [(0, "m0"), (1, "slow"), (2, "m2")],
+                    "E",
+                    DownloadLimits(per_miner_timeout=1.0),
+                    concurrency=3,
+                    reachable=cut_off,
+                ):
                     seen.append(sub.hotkey)
         finally:
             await runner.cleanup()

@@ -19,8 +19,9 @@ pytestmark = pytest.mark.slow
 
 
 def test_killed_validator_sets_the_same_weights(tmp_path, local_s3):
-    net = LocalNetwork(NetworkConfig(run_dir=tmp_path, epoch_minutes=0.5, listings_scale=0.02, block_seconds=1,
-                                     chain="node"), s3=local_s3)
+    net = LocalNetwork(
+        NetworkConfig(run_dir=tmp_path, epoch_minutes=0.5, listings_scale=0.02, block_seconds=1, chain="node"), s3=local_s3
+    )
     try:
         net.start_infrastructure()
         miners = [net.register(f"m{i}") for i in range(2)]
@@ -32,8 +33,12 @@ def test_killed_validator_sets_the_same_weights(tmp_path, local_s3):
         slow = ("--source.max_rps", "2")  # its snapshot takes seconds: time to kill it in the middle
         net.start_validator(killed, *slow)
         state = net.validator_dir(killed) / "state.db"
-        in_progress = wait_for(lambda: db_rows(state, "SELECT epoch_id FROM epochs WHERE status='processing'"),
-                               180, interval=0.05, what="the validator to begin an epoch")
+        in_progress = wait_for(
+            lambda: db_rows(state, "SELECT epoch_id FROM epochs WHERE status='processing'"),
+            180,
+            interval=0.05,
+            what="the validator to begin an epoch",
+        )
         killed.process.signal(signal.SIGKILL)
         killed.process.proc.wait(10)
         epoch_id = in_progress[0][0]
@@ -42,9 +47,13 @@ def test_killed_validator_sets_the_same_weights(tmp_path, local_s3):
         net.start_validator(killed, *slow)
 
         def both_done():
-            done = [db_rows(net.validator_dir(v) / "state.db",
-                          "SELECT epoch_id, weights_set FROM epochs WHERE status='done' ORDER BY epoch_id")
-                    for v in (steady, killed)]
+            done = [
+                db_rows(
+                    net.validator_dir(v) / "state.db",
+                    "SELECT epoch_id, weights_set FROM epochs WHERE status='done' ORDER BY epoch_id",
+                )
+                for v in (steady, killed)
+            ]
             common = {e for e, _ in done[0]} & {e for e, _ in done[1]}
             set_by_both = {e for e, s in done[0] if s} & {e for e, s in done[1] if s}
             return epoch_id in common and len(common) >= 2 and set_by_both and (sorted(common), set_by_both)
@@ -53,12 +62,13 @@ def test_killed_validator_sets_the_same_weights(tmp_path, local_s3):
         common = [(e,) for e in common]
         store = SimulatedChainStore(net.chain_path)
         records = store.weights(46)
-        on_chain = {v.signer.hotkey: [(r["uids"], r["weights"]) for r in records if r["hotkey"] == v.signer.hotkey]
-                    for v in (steady, killed)}
+        on_chain = {
+            v.signer.hotkey: [(r["uids"], r["weights"]) for r in records if r["hotkey"] == v.signer.hotkey]
+            for v in (steady, killed)
+        }
         params = store.params(46)
         query = "SELECT epoch_id, results, weights FROM epochs WHERE status='done'"
-        done_rows = [{e: (res, w) for e, res, w in db_rows(net.validator_dir(v) / "state.db", query)}
-                     for v in (steady, killed)]
+        done_rows = [{e: (res, w) for e, res, w in db_rows(net.validator_dir(v) / "state.db", query)} for v in (steady, killed)]
         for (epoch,) in common:  # each epoch counted once by each: the same scores, EMA and weights after it
             a, b = (json.loads(r[epoch][0]) for r in done_rows)
             wa, wb = (json.loads(r[epoch][1]) for r in done_rows)

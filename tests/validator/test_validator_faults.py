@@ -29,8 +29,9 @@ EPOCH = timedelta(seconds=30)
 
 
 def done_epochs(net, validator) -> dict[str, dict]:
-    rows = db_rows(net.validator_dir(validator) / "state.db",
-                   "SELECT epoch_id, results, finished_at FROM epochs WHERE status='done'")
+    rows = db_rows(
+        net.validator_dir(validator) / "state.db", "SELECT epoch_id, results, finished_at FROM epochs WHERE status='done'"
+    )
     return {e: {"miners": json.loads(r), "finished_at": f} for e, r, f in rows}
 
 
@@ -40,6 +41,7 @@ def uploaded_by_all(net, miners, epoch_id: str) -> bool:
 
 def next_epoch_all_uploaded(net, miners, after: float, timeout: float) -> str:
     """The first epoch starting after ``after`` (unix time) for which every miner reported its upload."""
+
     def ready():
         for s in reversed(statuses(net.run_dir)):
             start = epoch_from_id(s["epoch_id"], EPOCH).start.timestamp()
@@ -63,10 +65,16 @@ def honest_scores(record: dict, miners) -> list[float]:
 @pytest.fixture(scope="module")
 def faulty(tmp_path_factory, local_s3):
     proxy = TcpProxy(int(local_s3.endpoint.rsplit(":", 1)[1]))
-    net = LocalNetwork(NetworkConfig(run_dir=tmp_path_factory.mktemp("faults"), epoch_minutes=0.5,
-                                     listings_scale=0.02, block_seconds=1,
-                                     api_args=["--s3-endpoint", f"http://127.0.0.1:{proxy.port}",
-                                               "--rate-limits", "validator_upload=1/3600"]), s3=local_s3)
+    net = LocalNetwork(
+        NetworkConfig(
+            run_dir=tmp_path_factory.mktemp("faults"),
+            epoch_minutes=0.5,
+            listings_scale=0.02,
+            block_seconds=1,
+            api_args=["--s3-endpoint", f"http://127.0.0.1:{proxy.port}", "--rate-limits", "validator_upload=1/3600"],
+        ),
+        s3=local_s3,
+    )
     try:
         net.start_infrastructure()
         miners = [net.register(f"m{i}") for i in range(2)]
@@ -125,8 +133,7 @@ def test_the_source_down_during_validation_delays_the_epoch_not_the_miners(fault
     net = faulty
 
     def site_faults(**values):
-        request = urllib.request.Request(net.site_url + "/_admin/faults", data=json.dumps(values).encode(),
-                                         method="POST")
+        request = urllib.request.Request(net.site_url + "/_admin/faults", data=json.dumps(values).encode(), method="POST")
         urllib.request.urlopen(request, timeout=10).read()
 
     epoch_id = next_epoch_all_uploaded(net, net.miners, time.time(), 120)

@@ -88,8 +88,9 @@ def setup(tmp_path, wallets):
     store.set_params(46, weights_rate_limit=10, min_allowed_weights=1)
     state = ValidatorState(tmp_path / "state.db")
     chain = CountingChain(LocalChain(store, hotkey=people["v"].hotkey))
-    keeper = WeightKeeper(chain, state, people["v"].hotkey, 1000,
-                          WeightSchedule(resync_blocks=5, margin_blocks=5, retry_blocks=3))
+    keeper = WeightKeeper(
+        chain, state, people["v"].hotkey, 1000, WeightSchedule(resync_blocks=5, margin_blocks=5, retry_blocks=3)
+    )
     lines: list[str] = []
     sink = logger.add(lambda m: lines.append(m.record["message"]), level="INFO")
     yield clock, store, state, chain, keeper, people, lines
@@ -163,8 +164,9 @@ def test_a_newer_version_key_on_chain_is_said_once_and_refusals_are_not_retried_
     store.set_params(46, weights_version_key=2000)
     _count(state, "E1", {1: (p["m1"].hotkey, 1.0)})
     _walk(clock, keeper, range(0, 12))
-    assert [line for line in lines if "requires weights version key 2000" in line][:1] and \
-        len([line for line in lines if "requires weights version key 2000" in line]) == 1
+    assert [line for line in lines if "requires weights version key 2000" in line][:1] and len(
+        [line for line in lines if "requires weights version key 2000" in line]
+    ) == 1
     refused = [line for line in lines if "IncorrectWeightVersionKey" in line]
     assert len(refused) == 1 and store.weights(46) == []
 
@@ -174,9 +176,24 @@ def test_a_newer_version_key_on_chain_is_said_once_and_refusals_are_not_retried_
 
 def _neuron(script: str, chain_file, wallets, name: str, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(ROOT / "neurons" / script), "--wallet.name", name, "--wallet.path", str(wallets.path),
-         "--subtensor.chain_endpoint", f"sim:{chain_file}", "--api.url", "http://127.0.0.1:9", *extra],
-        capture_output=True, text=True, timeout=120, cwd=ROOT)
+        [
+            sys.executable,
+            str(ROOT / "neurons" / script),
+            "--wallet.name",
+            name,
+            "--wallet.path",
+            str(wallets.path),
+            "--subtensor.chain_endpoint",
+            f"sim:{chain_file}",
+            "--api.url",
+            "http://127.0.0.1:9",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
 
 
 def test_neurons_refuse_to_start_unregistered_with_one_line_that_says_what_to_do(tmp_path, wallets):

@@ -40,37 +40,70 @@ def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m resi.api.server", description=__doc__)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=3000, help="port to listen on")
-    p.add_argument("--state-dir", type=Path, required=True, help="folder for the SQLite state, the server secret "
-                   "and (with --local) the SeaweedFS data")
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        required=True,
+        help="folder for the SQLite state, the server secret and (with --local) the SeaweedFS data",
+    )
     p.add_argument("--chain", required=True, help="simulated chain file (sim:PATH or a path) or finney/test/ws://...")
     p.add_argument("--netuid", type=int, default=c.NETUID, help="subnet whose hotkeys may call")
-    p.add_argument("--epoch-minutes", type=float, default=c.EPOCH_LENGTH.total_seconds() / 60,
-                   help="epoch length (240 in production; a few minutes for local networks)")
+    p.add_argument(
+        "--epoch-minutes",
+        type=float,
+        default=c.EPOCH_LENGTH.total_seconds() / 60,
+        help="epoch length (240 in production; a few minutes for local networks)",
+    )
     p.add_argument("--target-listings", type=int, default=c.TARGET_LISTINGS, help="expected listings per epoch")
     p.add_argument("--tolerance-percent", type=float, default=c.TOLERANCE_PERCENT, help="± around the target")
-    p.add_argument("--listings-scale", type=float, default=1.0,
-                   help="multiplies every zipcode's expected count (production range 200..3000); the local "
-                   "listing site must use the same value")
-    p.add_argument("--cooldown-hours", type=float, default=c.ZIPCODE_COOLDOWN.total_seconds() / 3600,
-                   help="a zipcode rests this long after being assigned")
-    p.add_argument("--states", default=env("RESI_STATES"), help="comma-separated states to draw zipcodes from "
-                   "(default every state) [env RESI_STATES]")
+    p.add_argument(
+        "--listings-scale",
+        type=float,
+        default=1.0,
+        help="multiplies every zipcode's expected count (production range 200..3000); the local "
+        "listing site must use the same value",
+    )
+    p.add_argument(
+        "--cooldown-hours",
+        type=float,
+        default=c.ZIPCODE_COOLDOWN.total_seconds() / 3600,
+        help="a zipcode rests this long after being assigned",
+    )
+    p.add_argument(
+        "--states",
+        default=env("RESI_STATES"),
+        help="comma-separated states to draw zipcodes from (default every state) [env RESI_STATES]",
+    )
     p.add_argument("--local", action="store_true", help="start and own a SeaweedFS S3 on loopback")
-    p.add_argument("--s3-endpoint", default=env("RESI_S3_ENDPOINT"), help="S3 endpoint URL (default AWS) "
-                   "[env RESI_S3_ENDPOINT]")
+    p.add_argument("--s3-endpoint", default=env("RESI_S3_ENDPOINT"), help="S3 endpoint URL (default AWS) [env RESI_S3_ENDPOINT]")
     p.add_argument("--s3-region", default=env("RESI_S3_REGION", default="us-east-1"), help="[env RESI_S3_REGION]")
     p.add_argument("--data-bucket", default="resi-sn46-data", help="bucket of miners' uploads")
     p.add_argument("--validator-bucket", default="resi-sn46-validated", help="bucket of validators' results")
-    p.add_argument("--rate-limits", default="", help="overrides, e.g. 'status=5/60,assignment=10/60' "
-                   f"(endpoints: {', '.join(DEFAULT_LIMITS)})")
+    p.add_argument(
+        "--rate-limits",
+        default="",
+        help=f"overrides, e.g. 'status=5/60,assignment=10/60' (endpoints: {', '.join(DEFAULT_LIMITS)})",
+    )
     p.add_argument("--metagraph-ttl", type=float, default=60.0, help="seconds between metagraph refreshes")
-    p.add_argument("--clock-offset", type=float, default=0.0,
-                   help="seconds to shift this server's clock by, to rehearse clients against a skewed clock (its "
-                   "Date header and timestamp check)")
-    p.add_argument("--header-timeout", type=float, default=10.0,
-                   help="seconds a connection has to send a complete request head; slower ones are closed")
-    p.add_argument("--upload-ttl-seconds", type=float, default=None,
-                   help="lifetime of upload credentials (default: two epochs, at most four hours)")
+    p.add_argument(
+        "--clock-offset",
+        type=float,
+        default=0.0,
+        help="seconds to shift this server's clock by, to rehearse clients against a skewed clock (its "
+        "Date header and timestamp check)",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a connection has to send a complete request head; slower ones are closed",
+    )
+    p.add_argument(
+        "--upload-ttl-seconds",
+        type=float,
+        default=None,
+        help="lifetime of upload credentials (default: two epochs, at most four hours)",
+    )
     p.add_argument("--logging.debug", dest="debug", action="store_true", help="log at DEBUG level")
     p.add_argument("--log-file", type=Path, default=None, help="also log to this file")
     add_monitor_args(p, watchdog=False)
@@ -93,8 +126,9 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         data_bucket=args.data_bucket,
         validator_bucket=args.validator_bucket,
         region=args.s3_region,
-        upload_ttl=(timedelta(seconds=args.upload_ttl_seconds) if args.upload_ttl_seconds
-                    else min(c.EPOCH_LENGTH, epoch_length * 2)),
+        upload_ttl=(
+            timedelta(seconds=args.upload_ttl_seconds) if args.upload_ttl_seconds else min(c.EPOCH_LENGTH, epoch_length * 2)
+        ),
         status_grace=min(timedelta(minutes=30), epoch_length / 2),
         rate_limits=limits,
         metagraph_ttl=args.metagraph_ttl,
@@ -122,9 +156,7 @@ async def serve(args: argparse.Namespace) -> int:
     local_s3: LocalS3 | None = None
     monitor: MonitorServer | None = None
     if args.local:
-        local_s3 = await asyncio.to_thread(
-            LocalS3(config.state_dir / "s3").start, [config.data_bucket, config.validator_bucket]
-        )
+        local_s3 = await asyncio.to_thread(LocalS3(config.state_dir / "s3").start, [config.data_bucket, config.validator_bucket])
         settings = local_s3.settings
         logger.info(f"local S3 (SeaweedFS) at {settings.endpoint_url}")
     else:
@@ -157,8 +189,10 @@ async def serve(args: argparse.Namespace) -> int:
         await runner.setup()
         site = web.TCPSite(runner, args.host, args.port)
         await site.start()
-        logger.info(f"Resi API reference server listening on http://{args.host}:{args.port} "
-                    f"(epochs of {config.epoch_length}, chain {args.chain})")
+        logger.info(
+            f"Resi API reference server listening on http://{args.host}:{args.port} "
+            f"(epochs of {config.epoch_length}, chain {args.chain})"
+        )
         monitor = start_monitoring(args, metrics.registry)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

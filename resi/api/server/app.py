@@ -52,8 +52,9 @@ async def errors(request: web.Request, handler) -> web.StreamResponse:
     except web.HTTPException as exc:  # aiohttp's own: 404, 405, 413 ...
         if exc.status < 400:
             raise
-        response = error_response(exc.status, [exc.reason or "error"], {k: v for k, v in exc.headers.items()
-                                                                       if k.lower() == "allow"})
+        response = error_response(
+            exc.status, [exc.reason or "error"], {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+        )
     except (sqlite3.Error, LedgerError) as exc:  # the state cannot be read or written (a full disk...): not the client's fault
         ctx.store_failed_at = time.monotonic()
         logger.error(f"state store error on {request.method} {request.path}: {exc}")
@@ -87,6 +88,7 @@ def build_app(ctx: ServerContext) -> web.Application:
     app.router.add_get("/docs", public.docs)
     app.router.add_get("/", root)
     if ctx.config.clock_offset:
+
         async def skewed_date(request: web.Request, response: web.StreamResponse) -> None:
             response.headers["Date"] = formatdate(ctx.now(), usegmt=True)
 

@@ -73,9 +73,7 @@ def select_zipcodes(seed: int, params: SelectionParams, excluded: set[str]) -> l
     return chosen
 
 
-def build_assignment(
-    epoch: Epoch, nonce: str, seed: int, zips: list[market.ZipcodeInfo], params: SelectionParams
-) -> dict:
+def build_assignment(epoch: Epoch, nonce: str, seed: int, zips: list[market.ZipcodeInfo], params: SelectionParams) -> dict:
     """The assignment in the spec's wire shape (camelCase)."""
     rows = [
         {

@@ -91,8 +91,15 @@ class MetagraphCache:
 
 
 class ServerContext:
-    def __init__(self, config: ServerConfig, store: StateStore, chain: Chain, presigner: S3Presigner, secret: bytes,
-                 metrics: ApiMetrics | None = None):
+    def __init__(
+        self,
+        config: ServerConfig,
+        store: StateStore,
+        chain: Chain,
+        presigner: S3Presigner,
+        secret: bytes,
+        metrics: ApiMetrics | None = None,
+    ):
         self.config = config
         self.metrics = metrics or ApiMetrics()
         self.store = store

@@ -25,30 +25,65 @@ class Endpoint:
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("get", "/healthcheck", "Server, database and S3 health (no auth, no limit)", response=m.Health),
-    Endpoint("get", "/api/v1/zipcode-assignments/stats", "Epoch and catalog statistics (public)",
-             response=m.Stats, rate_limit="stats"),
-    Endpoint("get", "/api/v1/zipcode-assignments/current",
-             "Current epoch's assignment; signs `zipcode:assignment:current:{timestamp}`",
-             signed_query=True, response=m.Assignment, rate_limit="assignment"),
-    Endpoint("post", "/api/v1/zipcode-assignments/status",
-             "Miner status; signs `miner:status:{hotkey}:{epochId}:{timestamp}`",
-             body=m.StatusUpdateRequest, response=m.StatusResponse, rate_limit="status"),
-    Endpoint("post", "/get-folder-access",
-             "Miner upload credentials (presigned POST); signs `s3:data:access:{coldkey}:{hotkey}:{timestamp}`",
-             body=m.FolderAccessRequest, response=m.UploadAccess, rate_limit="folder_access"),
-    Endpoint("post", "/api/v1/s3-access/validator-upload",
-             "Validator result upload credentials; signs `s3:validator:upload:{timestamp}`",
-             body=m.ValidatorUploadRequest, response=m.UploadAccess, rate_limit="validator_upload"),
-    Endpoint("post", "/get-validator-access",
-             "Validator list URLs over all miners; signs `s3:validator:access:{timestamp}`",
-             body=m.ValidatorAccessRequest, response=m.ValidatorAccess, rate_limit="validator_access"),
-    Endpoint("post", "/get-miner-specific-access",
-             "Validator access to one miner (list, and with epoch_id GET URLs); signs "
-             "`s3:validator:miner:{miner_hotkey}:{timestamp}`",
-             body=m.MinerSpecificAccessRequest, response=m.MinerSpecificAccess, rate_limit="miner_access"),
-    Endpoint("get", "/api/v1/zipcode-assignments/epoch/{epochId}",
-             "A past epoch's assignment (validators); signs `zipcode:validation:{epochId}:{timestamp}`",
-             signed_query=True, response=m.Assignment, rate_limit="epoch_assignment"),
+    Endpoint(
+        "get", "/api/v1/zipcode-assignments/stats", "Epoch and catalog statistics (public)", response=m.Stats, rate_limit="stats"
+    ),
+    Endpoint(
+        "get",
+        "/api/v1/zipcode-assignments/current",
+        "Current epoch's assignment; signs `zipcode:assignment:current:{timestamp}`",
+        signed_query=True,
+        response=m.Assignment,
+        rate_limit="assignment",
+    ),
+    Endpoint(
+        "post",
+        "/api/v1/zipcode-assignments/status",
+        "Miner status; signs `miner:status:{hotkey}:{epochId}:{timestamp}`",
+        body=m.StatusUpdateRequest,
+        response=m.StatusResponse,
+        rate_limit="status",
+    ),
+    Endpoint(
+        "post",
+        "/get-folder-access",
+        "Miner upload credentials (presigned POST); signs `s3:data:access:{coldkey}:{hotkey}:{timestamp}`",
+        body=m.FolderAccessRequest,
+        response=m.UploadAccess,
+        rate_limit="folder_access",
+    ),
+    Endpoint(
+        "post",
+        "/api/v1/s3-access/validator-upload",
+        "Validator result upload credentials; signs `s3:validator:upload:{timestamp}`",
+        body=m.ValidatorUploadRequest,
+        response=m.UploadAccess,
+        rate_limit="validator_upload",
+    ),
+    Endpoint(
+        "post",
+        "/get-validator-access",
+        "Validator list URLs over all miners; signs `s3:validator:access:{timestamp}`",
+        body=m.ValidatorAccessRequest,
+        response=m.ValidatorAccess,
+        rate_limit="validator_access",
+    ),
+    Endpoint(
+        "post",
+        "/get-miner-specific-access",
+        "Validator access to one miner (list, and with epoch_id GET URLs); signs `s3:validator:miner:{miner_hotkey}:{timestamp}`",
+        body=m.MinerSpecificAccessRequest,
+        response=m.MinerSpecificAccess,
+        rate_limit="miner_access",
+    ),
+    Endpoint(
+        "get",
+        "/api/v1/zipcode-assignments/epoch/{epochId}",
+        "A past epoch's assignment (validators); signs `zipcode:validation:{epochId}:{timestamp}`",
+        signed_query=True,
+        response=m.Assignment,
+        rate_limit="epoch_assignment",
+    ),
 )
 
 _ERROR = {
@@ -64,8 +99,12 @@ _ERROR = {
 _QUERY = [
     {"name": "hotkey", "in": "query", "required": True, "schema": {"type": "string"}},
     {"name": "signature", "in": "query", "required": True, "schema": {"type": "string"}},
-    {"name": "timestamp", "in": "query", "required": True,
-     "schema": {"type": "integer", "minimum": c.TIMESTAMP_MIN, "maximum": c.TIMESTAMP_MAX}},
+    {
+        "name": "timestamp",
+        "in": "query",
+        "required": True,
+        "schema": {"type": "integer", "minimum": c.TIMESTAMP_MIN, "maximum": c.TIMESTAMP_MAX},
+    },
 ]
 
 
@@ -80,23 +119,38 @@ def openapi_document(server_url: str = "http://localhost:3000") -> dict:
     components["Error"] = _ERROR
     paths: dict[str, dict] = {}
     for e in ENDPOINTS:
-        op: dict = {"summary": e.summary, "operationId": e.path.strip("/").replace("/", "_").replace("{", "")
-                    .replace("}", "").replace("-", "_") + "_" + e.method, "responses": {}}
+        op: dict = {
+            "summary": e.summary,
+            "operationId": e.path.strip("/").replace("/", "_").replace("{", "").replace("}", "").replace("-", "_")
+            + "_"
+            + e.method,
+            "responses": {},
+        }
         if e.response:
-            op["responses"]["200"] = {"description": "OK", "content": {
-                "application/json": {"schema": {"$ref": f"#/components/schemas/{e.response.__name__}"}}}}
-        for code, text in (("400", "Malformed request or timestamp"), ("401", "Bad signature, unregistered or "
-                           "not a validator"), ("413", "Body too large"), ("429", "Rate limited")):
-            op["responses"][code] = {"description": text,
-                                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            op["responses"]["200"] = {
+                "description": "OK",
+                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{e.response.__name__}"}}},
+            }
+        for code, text in (
+            ("400", "Malformed request or timestamp"),
+            ("401", "Bad signature, unregistered or not a validator"),
+            ("413", "Body too large"),
+            ("429", "Rate limited"),
+        ):
+            op["responses"][code] = {
+                "description": text,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            }
         params = list(_QUERY) if e.signed_query else []
         if "{epochId}" in e.path:
             params.append({"name": "epochId", "in": "path", "required": True, "schema": {"type": "string"}})
         if params:
             op["parameters"] = params
         if e.body:
-            op["requestBody"] = {"required": True, "content": {
-                "application/json": {"schema": {"$ref": f"#/components/schemas/{e.body.__name__}"}}}}
+            op["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{e.body.__name__}"}}},
+            }
         if e.rate_limit:
             op["x-rate-limit"] = e.rate_limit
         paths.setdefault(e.path, {})[e.method] = op

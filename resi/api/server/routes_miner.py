@@ -19,8 +19,13 @@ async def current_assignment(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     q = read_query(request, SignedQuery)
     await authorize(
-        ctx, request, hotkey=q.hotkey, commitment=signing.assignment_current(q.timestamp), signature=q.signature,
-        timestamp=q.timestamp, limit_key=lim.ASSIGNMENT,
+        ctx,
+        request,
+        hotkey=q.hotkey,
+        commitment=signing.assignment_current(q.timestamp),
+        signature=q.signature,
+        timestamp=q.timestamp,
+        limit_key=lim.ASSIGNMENT,
     )
     return web.Response(body=ctx.assignment_json(ctx.current_epoch()), content_type="application/json")
 
@@ -29,8 +34,13 @@ async def miner_status(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     body = await read_body(request, StatusUpdateRequest)
     await authorize(
-        ctx, request, hotkey=body.hotkey, commitment=signing.miner_status(body.hotkey, body.epoch_id, body.timestamp),
-        signature=body.signature, timestamp=body.timestamp, limit_key=lim.STATUS,
+        ctx,
+        request,
+        hotkey=body.hotkey,
+        commitment=signing.miner_status(body.hotkey, body.epoch_id, body.timestamp),
+        signature=body.signature,
+        timestamp=body.timestamp,
+        limit_key=lim.STATUS,
     )
     try:
         epoch = ctx.parse_epoch(body.epoch_id)
@@ -38,10 +48,7 @@ async def miner_status(request: web.Request) -> web.Response:
         raise HttpError(400, "epochId is not an epoch id") from None
     now = utcnow()
     current = ctx.current_epoch()
-    late_report = (
-        epoch.end <= now <= epoch.end + ctx.config.status_grace
-        and body.status in (c.STATUS_TIMEOUT, c.STATUS_FAILED)
-    )
+    late_report = epoch.end <= now <= epoch.end + ctx.config.status_grace and body.status in (c.STATUS_TIMEOUT, c.STATUS_FAILED)
     if epoch != current and not late_report:
         raise HttpError(400, f"epochId {body.epoch_id} is not the current epoch ({current.id})")
     record = ctx.store.epoch(epoch.id) or (ctx.epoch_record(epoch) if epoch == current else None)
@@ -51,11 +58,15 @@ async def miner_status(request: web.Request) -> web.Response:
     unknown = sorted({z.zipcode for z in body.zipcodes_completed or []} - assigned)
     if unknown:
         raise HttpError(400, f"zipcodesCompleted has zipcodes not assigned this epoch: {', '.join(unknown[:10])}")
-    ctx.store.add_status(epoch.id, body.hotkey, body.status, body.listings_scraped, body.s3_upload_complete,
-                         body.wire())
+    ctx.store.add_status(epoch.id, body.hotkey, body.status, body.listings_scraped, body.s3_upload_complete, body.wire())
     return web.json_response(
-        {"success": True, "message": "Miner status updated successfully", "epochId": epoch.id,
-         "status": body.status, "timestamp": iso_z(now)}
+        {
+            "success": True,
+            "message": "Miner status updated successfully",
+            "epochId": epoch.id,
+            "status": body.status,
+            "timestamp": iso_z(now),
+        }
     )
 
 
@@ -63,8 +74,13 @@ async def folder_access(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     body = await read_body(request, FolderAccessRequest)
     neuron = await authorize(
-        ctx, request, hotkey=body.hotkey, commitment=signing.miner_s3_access(body.coldkey, body.hotkey, body.timestamp),
-        signature=body.signature, timestamp=body.timestamp, limit_key=lim.FOLDER_ACCESS,
+        ctx,
+        request,
+        hotkey=body.hotkey,
+        commitment=signing.miner_s3_access(body.coldkey, body.hotkey, body.timestamp),
+        signature=body.signature,
+        timestamp=body.timestamp,
+        limit_key=lim.FOLDER_ACCESS,
     )
     if neuron.coldkey != body.coldkey:
         raise HttpError(401, "coldkey does not own this hotkey")
@@ -81,12 +97,12 @@ async def folder_access(request: web.Request) -> web.Response:
     post = ctx.presigner.presigned_post(ctx.config.data_bucket, prefix, ctx.config.max_upload_bytes, expires)
     folder = c.miner_prefix(body.hotkey)
     list_url = ctx.presigner.list_url(ctx.config.data_bucket, folder, int(ctx.config.read_ttl.total_seconds()))
-    return web.json_response(upload_answer(post, prefix, expires, ctx.config.max_upload_bytes, list_url,
-                                           folder_path=folder))
+    return web.json_response(upload_answer(post, prefix, expires, ctx.config.max_upload_bytes, list_url, folder_path=folder))
 
 
-def upload_answer(post: dict, folder: str, expires: datetime, max_bytes: int, list_url: str | None,
-                  folder_path: str | None = None) -> dict:
+def upload_answer(
+    post: dict, folder: str, expires: datetime, max_bytes: int, list_url: str | None, folder_path: str | None = None
+) -> dict:
     """Both shapes of the spec's upload-credential answer in one body. ``folder``: the prefix the policy allows
     (an epoch's folder for miners); ``folder_path``: the spec's ``metadata.folderPath`` (default ``folder``)."""
     answer = {

@@ -42,8 +42,14 @@ async def epoch_assignment(request: web.Request) -> web.Response:
     epoch_id = request.match_info["epoch_id"]
     q = read_query(request, SignedQuery)
     await authorize(
-        ctx, request, hotkey=q.hotkey, commitment=signing.epoch_assignment(epoch_id, q.timestamp), signature=q.signature,
-        timestamp=q.timestamp, limit_key=lim.EPOCH_ASSIGNMENT, validator=True,
+        ctx,
+        request,
+        hotkey=q.hotkey,
+        commitment=signing.epoch_assignment(epoch_id, q.timestamp),
+        signature=q.signature,
+        timestamp=q.timestamp,
+        limit_key=lim.EPOCH_ASSIGNMENT,
+        validator=True,
     )
     epoch = _epoch(ctx, epoch_id)
     record = ctx.store.epoch(epoch.id) or (ctx.epoch_record(epoch) if epoch == ctx.current_epoch() else None)
@@ -56,8 +62,14 @@ async def validator_upload(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     body = await read_body(request, ValidatorUploadRequest)
     await authorize(
-        ctx, request, hotkey=body.hotkey, commitment=signing.validator_upload(body.timestamp), signature=body.signature,
-        timestamp=body.timestamp, limit_key=lim.VALIDATOR_UPLOAD, validator=True,
+        ctx,
+        request,
+        hotkey=body.hotkey,
+        commitment=signing.validator_upload(body.timestamp),
+        signature=body.signature,
+        timestamp=body.timestamp,
+        limit_key=lim.VALIDATOR_UPLOAD,
+        validator=True,
     )
     epoch = _epoch(ctx, body.epoch_id)
     prefix = c.validator_epoch_prefix(body.hotkey, epoch.id)
@@ -71,8 +83,14 @@ async def validator_access(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     body = await read_body(request, ValidatorAccessRequest)
     await authorize(
-        ctx, request, hotkey=body.hotkey, commitment=signing.validator_access(body.timestamp), signature=body.signature,
-        timestamp=body.timestamp, limit_key=lim.VALIDATOR_ACCESS, validator=True,
+        ctx,
+        request,
+        hotkey=body.hotkey,
+        commitment=signing.validator_access(body.timestamp),
+        signature=body.signature,
+        timestamp=body.timestamp,
+        limit_key=lim.VALIDATOR_ACCESS,
+        validator=True,
     )
     ttl = _read_ttl(ctx)
     bucket, root = ctx.config.data_bucket, "data/hotkey="
@@ -99,8 +117,14 @@ async def miner_specific_access(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     body = await read_body(request, MinerSpecificAccessRequest)
     await authorize(
-        ctx, request, hotkey=body.hotkey, commitment=signing.validator_miner_access(body.miner_hotkey, body.timestamp),
-        signature=body.signature, timestamp=body.timestamp, limit_key=lim.MINER_ACCESS, validator=True,
+        ctx,
+        request,
+        hotkey=body.hotkey,
+        commitment=signing.validator_miner_access(body.miner_hotkey, body.timestamp),
+        signature=body.signature,
+        timestamp=body.timestamp,
+        limit_key=lim.MINER_ACCESS,
+        validator=True,
     )
     if not is_ss58(body.miner_hotkey):
         raise HttpError(400, "miner_hotkey must be an ss58 address")
@@ -111,8 +135,7 @@ async def miner_specific_access(request: web.Request) -> web.Response:
         "bucket": bucket,
         "region": ctx.config.region,
         "miner_hotkey": body.miner_hotkey,
-        "miner_url": ctx.presigner.list_url(bucket, prefix, ttl, continuation_token=body.continuation_token,
-                                            max_keys=1000),
+        "miner_url": ctx.presigner.list_url(bucket, prefix, ttl, continuation_token=body.continuation_token, max_keys=1000),
         "prefix": prefix,
         "expiry": iso_z(utcnow() + timedelta(seconds=ttl)),
     }
@@ -122,9 +145,7 @@ async def miner_specific_access(request: web.Request) -> web.Response:
         answer.update(
             epoch_id=epoch.id,
             epoch_prefix=epoch_prefix,
-            epoch_list_url=ctx.presigner.list_url(bucket, epoch_prefix, ttl,
-                                                  continuation_token=body.continuation_token),
-            files={name: ctx.presigner.get_url(bucket, epoch_prefix + name, ttl)
-                   for name in (c.LISTINGS_FILE, c.METADATA_FILE)},
+            epoch_list_url=ctx.presigner.list_url(bucket, epoch_prefix, ttl, continuation_token=body.continuation_token),
+            files={name: ctx.presigner.get_url(bucket, epoch_prefix + name, ttl) for name in (c.LISTINGS_FILE, c.METADATA_FILE)},
         )
     return web.json_response(answer)

@@ -67,8 +67,7 @@ class StateStore:
         ).fetchone()
         if row is None:
             return None
-        record = {"epoch_id": row[0], "start_ts": row[1], "end_ts": row[2], "nonce": row[3],
-                  "assignment": json.loads(row[4])}
+        record = {"epoch_id": row[0], "start_ts": row[1], "end_ts": row[2], "nonce": row[3], "assignment": json.loads(row[4])}
         if len(self._epochs) > 64:
             self._epochs.clear()
         self._epochs[epoch_id] = record
@@ -100,9 +99,7 @@ class StateStore:
         return {r[0] for r in rows}
 
     def recent_epochs(self, limit: int = 10) -> list[dict]:
-        rows = self._db.execute(
-            "SELECT epoch_id FROM epochs ORDER BY start_ts DESC LIMIT ?", (limit,)
-        ).fetchall()
+        rows = self._db.execute("SELECT epoch_id FROM epochs ORDER BY start_ts DESC LIMIT ?", (limit,)).fetchall()
         return [epoch for (epoch_id,) in rows if (epoch := self.epoch(epoch_id)) is not None]
 
     # --- miner statuses ----------------------------------------------------------------------------------------
