@@ -64,7 +64,7 @@ def generate(folder: Path, miners: int, rows: int) -> None:
 
 
 def _load(folder: Path, i: int, ctx):
-    from resi.validation.gates import Submission
+    from resi.listings.upload import Submission
 
     landed = ctx.start + timedelta(hours=1, minutes=30, seconds=i)  # as population.landed
     return Submission(

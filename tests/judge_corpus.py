@@ -16,9 +16,9 @@ import resource
 import sys
 from pathlib import Path
 
+from resi.listings.upload import Submission
 from resi.processes import peak_rss_mb
 from resi.validation.evaluate import EpochInputs, finish
-from resi.validation.gates import Submission
 from resi.validator.sandbox import Sandbox, SandboxLimits
 from tests.hostile import MODIFIED
 from tests.validation.test_validation import CTX, SNAP, P

@@ -21,9 +21,9 @@ from resi import market
 from resi.epochs import UTC, iso_z
 from resi.listings.files import build_epoch_files
 from resi.listings.schema import LISTING_SCHEMA
+from resi.listings.upload import Submission
 from resi.localnet.world import ListingWorld, WorldConfig, to_realtor
 from resi.scraping.normalize import normalize_realtor, realtor_facts
-from resi.validation.gates import Submission
 from resi.validation.params import EpochContext
 from resi.validation.truth import Snapshot
 

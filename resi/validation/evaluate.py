@@ -19,15 +19,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from resi.listings.upload import Submission
 from resi.validation.copies import fingerprints
 from resi.validation.dataset import evidence
-from resi.validation.gates import Submission, check_gates
+from resi.validation.gates import check_gates
 from resi.validation.history import Facts
 from resi.validation.params import EpochContext, ValidationParams
 from resi.validation.rows import check_rows
 from resi.validation.scoring import completeness, epoch_score, quality
 from resi.validation.snapshot_index import SnapshotIndex, compare
-from resi.validation.truth import Snapshot, TruthResult, choose_sample, judge, sample_seed
+from resi.validation.truth import Snapshot, TruthResult, choose_sample, conclude, sample_seed
 from resi.validation.verdict import VALIDATOR
 
 
@@ -175,7 +176,7 @@ def finish_with_truth(
         result.gate, result.gate_detail = gate, prepared.gate_detail
         result.reasons = {gate: 1}
         return result, None
-    truth = judge(prepared.truth, refetched, ctx.start_ts, params)
+    truth = conclude(prepared.truth, refetched, ctx.start_ts, params)
     credited = truth.credited()
     invalid = sum(prepared.row_reasons.values())
     result.rows_uploaded = prepared.rows_uploaded

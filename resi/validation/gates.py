@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 import pyarrow as pa
 
 from resi.arrays import tally
 from resi.constants import SCHEMA_VERSION
 from resi.listings.files import EpochMetadata, FileRejected, read_listings, read_metadata, sha256_hex
+from resi.listings.upload import Submission
 from resi.validation.params import EpochContext, ValidationParams
-
-
-@dataclass(frozen=True)
-class Submission:
-    """What the downloader found for one miner (bytes are None when the object is missing)."""
-
-    hotkey: str
-    uid: int
-    listings: bytes | None = None
-    metadata: bytes | None = None
-    listings_modified: datetime | None = None
-    metadata_modified: datetime | None = None
-    fetch_error: str | None = None
-    """A reason code from downloading (``file_too_large``, ``download_failed``...)."""
 
 
 @dataclass(frozen=True)

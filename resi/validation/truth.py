@@ -124,7 +124,7 @@ def refetch_verdict(row: Row, outcome: Facts | str | None, epoch_start: float) -
     return verdict[1] if verdict[0] == BAD else f"mismatch:{verdict[1]}"
 
 
-def judge(
+def conclude(
     result: TruthResult, outcomes: dict[str, Facts | str | None], epoch_start: float, params: ValidationParams
 ) -> TruthResult:
     """Finish the truth check with the refetched sample: credit, the estimated bad share and the factor. Pure:

@@ -18,8 +18,8 @@ from loguru import logger
 from resi import constants as c
 from resi.api.client import ResiApiClient
 from resi.api.errors import ApiError
+from resi.listings.upload import Submission
 from resi.storage import ObjectTooLarge, StorageError, download, list_objects
-from resi.validation.gates import Submission
 
 
 @dataclass(frozen=True)

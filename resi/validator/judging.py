@@ -12,10 +12,10 @@ from typing import Protocol
 
 from loguru import logger
 
+from resi.listings.upload import Submission
 from resi.validation.copies import Upload
 from resi.validation.dataset import EpochDataset
 from resi.validation.evaluate import EpochInputs, MinerResult, Prepared, finish_with_truth
-from resi.validation.gates import Submission
 
 
 class Judge(Protocol):

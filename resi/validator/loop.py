@@ -28,6 +28,7 @@ from resi.chain.base import Chain, ChainError
 from resi.clock import Clock, SystemClock, pause
 from resi.epochs import epoch_id as format_epoch_id
 from resi.epochs import parse_iso
+from resi.listings.upload import Submission
 from resi.monitor.metrics import ValidatorMetrics
 from resi.monitor.watchdog import Heartbeat
 from resi.scraping.pipeline import Pipeline
@@ -36,7 +37,6 @@ from resi.storage import StorageError, list_objects
 from resi.validation.copies import find_copies
 from resi.validation.dataset import EpochDataset
 from resi.validation.evaluate import EpochInputs, MinerResult, apply_copies, take_roles
-from resi.validation.gates import Submission
 from resi.validation.params import EpochContext, ValidationParams
 from resi.validation.scoring import update_ema, weights
 from resi.validation.truth import Snapshot

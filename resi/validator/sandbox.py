@@ -35,9 +35,9 @@ import pyarrow as pa
 from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field
 
+from resi.listings.upload import Submission
 from resi.validation.dataset import EVIDENCE_SCHEMA
 from resi.validation.evaluate import EpochInputs, Prepared, index_of, prepare
-from resi.validation.gates import Submission
 from resi.validation.truth import TruthResult
 
 _FRAME = struct.Struct("!I")
@@ -224,7 +224,7 @@ class Sandbox:
         """``prepare`` of ``sub`` in the child, or a gate reason if the child could not finish it."""
         if self._epoch is None:
             raise RuntimeError("set_epoch first")
-        request = pickle.dumps(("judge", sub), protocol=pickle.HIGHEST_PROTOCOL)
+        request = pickle.dumps(("prepare", sub), protocol=pickle.HIGHEST_PROTOCOL)
         try:
             proc = await self._child()
             try:

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from resi.listings.upload import Submission
 from resi.validation.evaluate import EpochInputs, finish
-from resi.validation.gates import Submission
 from resi.validator.sandbox import Sandbox, SandboxLimits
 from tests.helpers import PYTHON
 from tests.hostile import MODIFIED, corpus, honest_table, metadata_for, parquet_of, submission_of

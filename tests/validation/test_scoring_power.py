@@ -17,7 +17,7 @@ from statistics import mean
 import pytest
 
 from resi.validation.params import ValidationParams
-from resi.validation.truth import UNANSWERED, Snapshot, choose_sample, judge, sample_seed
+from resi.validation.truth import UNANSWERED, Snapshot, choose_sample, conclude, sample_seed
 from tests.helpers import PYTHON
 from tests.validation.test_validation import LISTED, START, facts, row, split_by_snapshot
 
@@ -71,7 +71,7 @@ def epoch(
     result.sample_rows = {i: valid[i] for i in sample}
     index = {r["listing_id"]: i for i, r in enumerate(rows)}
     outcomes = {i: answer(index[i], valid[i]) for i in sample}
-    return judge(result, outcomes, START.timestamp(), P), valid
+    return conclude(result, outcomes, START.timestamp(), P), valid
 
 
 def paid(truth) -> float:
@@ -101,7 +101,7 @@ def test_an_honest_miner_under_modelled_drift_is_rarely_zeroed_and_loses_at_most
     assert any(t.bad.get("mismatch:sqft") for t in epochs)  # the corrections are proven false, as modelled
     loss = 1 - mean(paid(t) for t in epochs) / n
     exact = power.honest_loss(n, drift, lost, P.sample_size, P.fabrication_threshold, P.false_penalty)
-    assert loss == pytest.approx(exact, abs=0.001)  # the real judge agrees with the calculation
+    assert loss == pytest.approx(exact, abs=0.001)  # the real truth check agrees with the calculation
     assert loss <= 0.01 and exact <= 0.01
 
 

@@ -12,9 +12,10 @@ import pytest
 
 from resi.epochs import UTC, iso_z
 from resi.listings.files import ReadLimits, build_epoch_files, parquet_bytes, table_from_rows
+from resi.listings.upload import Submission
 from resi.validation.copies import Upload, find_copies, fingerprints
 from resi.validation.evaluate import Prepared, apply_copies, finish, prepare
-from resi.validation.gates import Submission, check_gates
+from resi.validation.gates import check_gates
 from resi.validation.history import BAD, STATIC_FIELDS, UNPROVEN, judge_claim, states_at, timeline
 from resi.validation.params import EpochContext, ValidationParams
 from resi.validation.rows import check_rows, url_matches
@@ -25,7 +26,7 @@ from resi.validation.truth import (
     UNANSWERED,
     Snapshot,
     choose_sample,
-    judge,
+    conclude,
     refetch_verdict,
     sample_seed,
 )
@@ -346,7 +347,7 @@ def _truth(rows, answer, snapshot=SNAP, params=P):
     valid = {r["listing_id"]: r for r in rows}
     result, pool = split_by_snapshot(valid, snapshot, START.timestamp())
     result.sample_rows = {i: valid[i] for i in choose_sample(pool, sample_seed("0x1", "hk", "s"), params.sample_size)}
-    return judge(result, {i: answer(i, valid[i]) for i in result.sample}, START.timestamp(), params)
+    return conclude(result, {i: answer(i, valid[i]) for i in result.sample}, START.timestamp(), params)
 
 
 def test_rows_gone_from_the_snapshot_earn_once_the_source_confirms_them():
