@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
 from resi.chain.keys import create_wallet
 from resi.storage.seaweed import LocalS3
+from tests.kit import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 TEST_BUCKET = "resi-test-bucket"
 
 # Subprocesses started by tests import the checkout, whatever the current folder.

@@ -1,11 +1,15 @@
-"""What many tests share: a clock the test moves, and whether a process is alive."""
+"""What many tests share: the project's root folder, a clock the test moves, and whether a process is alive."""
 
 from __future__ import annotations
 
 import os
 from datetime import datetime
+from pathlib import Path
 
 from resi.epochs import UTC
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The project's root folder (where ``neurons/``, ``docs/`` and ``pyproject.toml`` are)."""
 
 
 class FakeClock:

@@ -13,7 +13,8 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.kit import ROOT
+
 NETWORK = {"aiohttp", "requests", "urllib3", "httpx", "socket", "boto3", "botocore", "bittensor", "homeharvest"}
 
 

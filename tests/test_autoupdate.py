@@ -13,9 +13,8 @@ import sys
 from pathlib import Path
 
 from tests.e2e import wait_for
-from tests.kit import alive
+from tests.kit import ROOT, alive
 
-ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "autoupdate.py"
 
 # A neuron in miniature: its start-up check fails when VERSION says so; running, it records what it runs.

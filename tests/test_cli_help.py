@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import subprocess
 from importlib.metadata import entry_points
-from pathlib import Path
 
 import pytest
 
 from tests.helpers import PYTHON
+from tests.kit import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SHARED = [
     "--netuid",
     "--wallet.name",

@@ -9,15 +9,14 @@ import re
 import shlex
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from tests.helpers import PYTHON
+from tests.kit import ROOT
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SUBCOMMANDS = {"status", "register", "show", "params", "localnet", "test"}
 """Words after a program that name one of its sub-commands (the rest are arguments)."""

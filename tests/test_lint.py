@@ -4,13 +4,11 @@ too): ruff on the whole project, mypy on ``resi/`` (strict on ``resi/validation`
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from tests.helpers import PYTHON
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.kit import ROOT
 
 
 def test_ruff_finds_nothing():

@@ -9,70 +9,22 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from resi import __version__
 from resi.api.client import ResiApiClient
 from resi.chain.keys import create_wallet
-from resi.chain.store import SimulatedChainStore
 from resi.preflight import check_api
 from resi.processes import free_port
 from tests.helpers import run
-from tests.servers import ApiServer
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-class World:
-    """A simulated chain with a miner, a validator with a permit and one without, an unregistered key, and the
-    reference API server on it."""
-
-    def __init__(self, root: Path, s3):
-        self.root = root
-        self.wallets = root / "wallets"
-        self.chain = SimulatedChainStore(root / "chain.db", create=True)
-        self.miner = create_wallet(self.wallets, "miner")
-        self.validator = create_wallet(self.wallets, "validator")
-        self.small = create_wallet(self.wallets, "small")
-        self.stranger = create_wallet(self.wallets, "stranger")
-        self.chain.register(self.miner.hotkey, self.miner.coldkey, stake=1)
-        self.chain.register(self.validator.hotkey, self.validator.coldkey, stake=1000, validator=True)
-        self.chain.register(self.small.hotkey, self.small.coldkey, stake=1)
-        self.server = ApiServer(root, root / "chain.db", s3, "--listings-scale", "0.05").start()
-
-    def neuron(
-        self, script: str, wallet: str, *extra: str, chain: str | None = None, api: str | None = None
-    ) -> tuple[subprocess.CompletedProcess, float]:
-        data = ["--miner.data_dir" if script == "miner.py" else "--validator.data_dir", str(self.root / wallet)]
-        started = time.monotonic()
-        out = subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "neurons" / script),
-                "--wallet.name",
-                wallet,
-                "--wallet.path",
-                str(self.wallets),
-                "--subtensor.chain_endpoint",
-                chain or f"sim:{self.chain.path}",
-                "--api.url",
-                api or self.server.url,
-                *data,
-                *extra,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=ROOT,
-        )
-        return out, time.monotonic() - started
+from tests.kit import ROOT
+from tests.servers import ApiServer, NeuronWorld
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, local_s3):
-    w = World(tmp_path_factory.mktemp("preflight"), local_s3)
+    w = NeuronWorld(tmp_path_factory.mktemp("preflight"), local_s3)
     yield w
     w.server.stop()
 

@@ -10,13 +10,11 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from tests.helpers import PYTHON
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.kit import ROOT
 
 
 def _dev():

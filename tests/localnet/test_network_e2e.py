@@ -32,10 +32,10 @@ from resi.storage import StorageError
 from resi.storage.bucket import BucketReader, BucketSettings
 from resi.storage.seaweed import LocalS3
 from tests.helpers import PYTHON
+from tests.kit import ROOT
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 
 EXPECTED = {  # cheater -> the reason (or reasons) its results must show, and its score is 0
     "nothing": "no_upload",

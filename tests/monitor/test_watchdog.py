@@ -16,7 +16,8 @@ import pytest
 from resi.monitor.watchdog import STALLED_EXIT
 from resi.processes import free_port
 from tests.e2e import wait_for
-from tests.test_preflight import ROOT, World
+from tests.kit import ROOT
+from tests.servers import NeuronWorld
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +37,7 @@ sys.exit(main(sys.argv[1:]))
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, local_s3):
-    w = World(tmp_path_factory.mktemp("watchdog"), local_s3)
+    w = NeuronWorld(tmp_path_factory.mktemp("watchdog"), local_s3)
     yield w
     w.server.stop()
 

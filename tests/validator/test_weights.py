@@ -15,9 +15,8 @@ from resi.chain.store import SimulatedChainStore
 from resi.validation.scoring import chain_weights
 from resi.validator.state import ValidatorState
 from resi.validator.weights import WeightKeeper, WeightSchedule
-from tests.conftest import ROOT
 from tests.helpers import run
-from tests.kit import FakeClock
+from tests.kit import ROOT, FakeClock
 
 # --- the vector (pure) ---------------------------------------------------------------------------------------
 
