@@ -22,7 +22,7 @@ from resi.epochs import iso_z
 from resi.listings.files import EpochMetadata, ScraperInfo, sha256_hex, table_from_rows
 from resi.listings.schema import LISTING_SCHEMA
 from resi.listings.upload import Submission
-from tests.validation.test_validation import CTX, START, honest_rows, row
+from tests.validation.epoch_data import CTX, START, honest_rows, row
 
 # --- Thrift compact protocol (enough of it to rewrite a parquet footer) ----------------------------------------
 

@@ -21,7 +21,7 @@ from resi.processes import peak_rss_mb
 from resi.validation.evaluate import EpochInputs, finish
 from resi.validator.sandbox import Sandbox, SandboxLimits
 from tests.hostile import MODIFIED
-from tests.validation.test_validation import CTX, SNAP, P
+from tests.validation.epoch_data import CTX, SNAP, P
 
 
 def load(folder: Path) -> list[tuple[str, Submission]]:

@@ -1,8 +1,12 @@
-"""What many tests share: the project's root folder, a clock the test moves, and whether a process is alive."""
+"""What many tests share: the project's root folder and Python, a clock the test moves, whether a process is
+alive, a closed port, and running a coroutine from a plain test."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -10,6 +14,7 @@ from resi.epochs import UTC
 
 ROOT = Path(__file__).resolve().parent.parent
 """The project's root folder (where ``neurons/``, ``docs/`` and ``pyproject.toml`` are)."""
+PYTHON = sys.executable
 
 
 class FakeClock:
@@ -39,3 +44,15 @@ def alive(pid: int) -> bool:
         return "Z" not in open(f"/proc/{pid}/stat").read().rsplit(")", 1)[-1].split()[0]
     except OSError:
         return True
+
+
+def run(coro):
+    """Run a coroutine in a fresh event loop (tests stay plain functions)."""
+    return asyncio.run(coro)
+
+
+def closed_port() -> int:
+    """A loopback port with nothing listening on it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

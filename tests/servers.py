@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from resi.api.client import ResiApiClient
 from resi.chain.keys import create_wallet
 from resi.chain.store import SimulatedChainStore
 from resi.localnet.procs import ManagedProcess, python_module
@@ -268,6 +269,28 @@ class ChainNode:
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop()
+
+
+class ApiNet:
+    """A simulated chain with eight miners, three validators and an unregistered key, and the reference API server
+    on it; :meth:`client` is the real client for one of them."""
+
+    def __init__(self, root, s3, *server_args: str):
+        self.root = root
+        self.chain = SimulatedChainStore(root / "chain.db", create=True)
+        self.miners = [create_wallet(root / "w", f"miner{i}") for i in range(8)]
+        self.validators = [create_wallet(root / "w", f"val{i}") for i in range(3)]
+        self.stranger = create_wallet(root / "w", "stranger")
+        for m in self.miners:
+            self.chain.register(m.hotkey, m.coldkey, stake=1)
+        for v in self.validators:
+            self.chain.register(v.hotkey, v.coldkey, stake=1000, validator=True)
+        self.server = ApiServer(
+            root, root / "chain.db", s3, "--listings-scale", "0.05", "--target-listings", "500", *server_args
+        ).start()
+
+    def client(self, signer, **kw) -> ResiApiClient:
+        return ResiApiClient(self.server.url, signer, max_attempts=2, backoff_base=0.05, **kw)
 
 
 class NeuronWorld:

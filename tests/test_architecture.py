@@ -62,6 +62,19 @@ def test_production_code_never_imports_the_cheaters():
             assert "cheaters" not in source or path.name == "strategy.py", path
 
 
+def test_no_test_module_imports_another():
+    """What tests share lives in the kit modules (``tests/kit.py``, ``servers.py``, ``e2e.py``, ...,
+    ``tests/validation/epoch_data.py``), never in a test file: importing one ties two test files together and
+    brings along the other's fixtures and module set-up."""
+    wrong = [
+        f"{path.relative_to(ROOT)} imports {node.module}"
+        for path in modules("tests")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[-1].startswith("test_")
+    ]
+    assert wrong == [], "move what they share into a kit module beside them"
+
+
 LAYERS = {
     # 0: the ground everything stands on: constants, time, small helpers, settings, logging
     "resi": 0,

@@ -7,8 +7,7 @@ from importlib.metadata import entry_points
 
 import pytest
 
-from tests.helpers import PYTHON
-from tests.kit import ROOT
+from tests.kit import PYTHON, ROOT
 
 SHARED = [
     "--netuid",

@@ -12,8 +12,7 @@ import subprocess
 
 import pytest
 
-from tests.helpers import PYTHON
-from tests.kit import ROOT
+from tests.kit import PYTHON, ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.helpers import PYTHON
-from tests.kit import ROOT
+from tests.kit import PYTHON, ROOT
 
 
 def test_ruff_finds_nothing():

@@ -17,8 +17,7 @@ from resi.api.client import ResiApiClient
 from resi.chain.keys import create_wallet
 from resi.preflight import check_api
 from resi.processes import free_port
-from tests.helpers import run
-from tests.kit import ROOT
+from tests.kit import ROOT, run
 from tests.servers import ApiServer, NeuronWorld
 
 

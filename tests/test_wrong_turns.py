@@ -13,8 +13,7 @@ import sys
 
 import pytest
 
-from tests.helpers import PYTHON
-from tests.kit import ROOT
+from tests.kit import PYTHON, ROOT
 
 
 def _dev():

@@ -18,7 +18,8 @@ from resi.api.errors import ApiError, MalformedResponse
 from resi.api.limits import RateLimit
 from resi.api.signing import assignment_current, verify_commitment
 from resi.epochs import iso_z, utcnow
-from tests.helpers import closed_port, run
+from tests.kit import closed_port, run
+from tests.servers import ApiNet
 
 ASSIGNMENT = {
     "success": True,
@@ -241,9 +242,7 @@ def test_upload_credentials_are_reused_until_shortly_before_expiry(wallets):
 
 @pytest.mark.slow
 def test_client_paces_itself_under_the_servers_limit(tmp_path, local_s3):
-    from tests.api.test_api_server import Net
-
-    n = Net(tmp_path, local_s3, "--rate-limits", "assignment=3/2")
+    n = ApiNet(tmp_path, local_s3, "--rate-limits", "assignment=3/2")
     try:
 
         async def go():

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
 from resi.api import signing
-from tests.api.test_api_server import Net
+from tests.servers import ApiNet
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +26,7 @@ _counter = itertools.count()
 
 @pytest.fixture(scope="module")
 def fuzz_net(tmp_path_factory, local_s3):
-    n = Net(
+    n = ApiNet(
         tmp_path_factory.mktemp("fuzz"),
         local_s3,
         "--rate-limits",

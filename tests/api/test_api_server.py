@@ -13,35 +13,12 @@ import pytest
 from resi.api import signing
 from resi.api.client import ResiApiClient
 from resi.api.errors import ApiError
-from resi.chain.keys import create_wallet
-from resi.chain.store import SimulatedChainStore
 from resi.epochs import epoch_at, utcnow
 from resi.storage import StorageError, list_objects, upload_post
 from resi.storage.presigner import S3Presigner
 from tests.e2e import wait_epoch_with
-from tests.helpers import run
-from tests.servers import ApiServer
-
-
-class Net:
-    """A chain with miners, validators and an unregistered key, and a server on it."""
-
-    def __init__(self, root, s3, *server_args: str):
-        self.root = root
-        self.chain = SimulatedChainStore(root / "chain.db", create=True)
-        self.miners = [create_wallet(root / "w", f"miner{i}") for i in range(8)]
-        self.validators = [create_wallet(root / "w", f"val{i}") for i in range(3)]
-        self.stranger = create_wallet(root / "w", "stranger")
-        for m in self.miners:
-            self.chain.register(m.hotkey, m.coldkey, stake=1)
-        for v in self.validators:
-            self.chain.register(v.hotkey, v.coldkey, stake=1000, validator=True)
-        self.server = ApiServer(
-            root, root / "chain.db", s3, "--listings-scale", "0.05", "--target-listings", "500", *server_args
-        ).start()
-
-    def client(self, signer, **kw) -> ResiApiClient:
-        return ResiApiClient(self.server.url, signer, max_attempts=2, backoff_base=0.05, **kw)
+from tests.kit import run
+from tests.servers import ApiNet, ApiServer
 
 
 @pytest.fixture(autouse=True)
@@ -54,7 +31,7 @@ def away_from_an_epoch_boundary():
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory, local_s3):
-    n = Net(tmp_path_factory.mktemp("apinet"), local_s3)
+    n = ApiNet(tmp_path_factory.mktemp("apinet"), local_s3)
     yield n
     n.server.stop()
 
@@ -364,7 +341,7 @@ def test_openapi_document_matches_the_server(net):
 
 @pytest.mark.slow
 def test_restart_keeps_epoch_nonce_and_assignment(tmp_path, local_s3):
-    n = Net(tmp_path, local_s3, "--epoch-minutes", "240")
+    n = ApiNet(tmp_path, local_s3, "--epoch-minutes", "240")
     try:
 
         async def get():
@@ -383,7 +360,7 @@ def test_restart_keeps_epoch_nonce_and_assignment(tmp_path, local_s3):
 def test_nothing_used_is_forgotten_across_kill_9(tmp_path, local_s3):
     """Seen commitments and rate-limit counts live in memory with an append-only log: a SIGKILL right after
     the answers loses neither (no replay accepted, no fresh quota)."""
-    n = Net(tmp_path, local_s3, "--epoch-minutes", "240")
+    n = ApiNet(tmp_path, local_s3, "--epoch-minutes", "240")
     try:
         url = n.server.url + "/api/v1/zipcode-assignments/current"
         used = signed_query(n.miners[0], signing.assignment_current)
@@ -405,7 +382,7 @@ def test_nothing_used_is_forgotten_across_kill_9(tmp_path, local_s3):
 
 @pytest.mark.slow
 def test_a_second_server_on_the_same_state_refuses_to_start(tmp_path, local_s3):
-    n = Net(tmp_path, local_s3)
+    n = ApiNet(tmp_path, local_s3)
     try:
         second = ApiServer(tmp_path, tmp_path / "chain.db", local_s3)
         with pytest.raises(RuntimeError, match="one server per --state-dir"):
@@ -476,7 +453,7 @@ def test_a_declared_length_over_the_cap_is_413_before_any_body_is_read(net):
 
 @pytest.fixture(scope="module")
 def strict(tmp_path_factory, local_s3):
-    n = Net(tmp_path_factory.mktemp("strictnet"), local_s3, "--rate-limits", "assignment=5/3", "--header-timeout", "1")
+    n = ApiNet(tmp_path_factory.mktemp("strictnet"), local_s3, "--rate-limits", "assignment=5/3", "--header-timeout", "1")
     yield n
     n.server.stop()
 
@@ -538,8 +515,7 @@ def test_rate_events_older_than_every_window_are_pruned(tmp_path):
 def test_a_full_disk_under_the_state_is_unhealthy_and_never_500(tmp_path, local_s3):
     """The server runs with a file-size limit (``prlimit --fsize``): once its state files reach it, every write
     fails as on a full disk. The health check says so and clients get 503, never 500."""
-    n = Net.__new__(Net)
-    Net.__init__(n, tmp_path, local_s3)  # the chain and keys; the server below replaces the default one
+    n = ApiNet(tmp_path, local_s3)  # the chain and keys; the server below replaces the default one
     n.server.stop()
     n.server = ApiServer(
         tmp_path / "full",

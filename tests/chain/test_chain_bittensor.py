@@ -11,7 +11,7 @@ import pytest
 from resi.chain import ChainError, open_chain
 from resi.chain.bittensor_chain import BittensorChain, build_set_weights, is_bittensor_spec
 from resi.chain.local import LocalChain
-from tests.helpers import closed_port, run
+from tests.kit import closed_port, run
 
 
 def test_specs_pick_the_implementation(tmp_path):

@@ -13,7 +13,7 @@ from resi.chain import open_chain
 from resi.chain.base import ChainError, WeightsRefused
 from resi.chain.rules import reveal_hash
 from resi.chain.store import SimulatedChainStore
-from tests.helpers import PYTHON, run
+from tests.kit import PYTHON, run
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

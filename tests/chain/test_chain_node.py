@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import bittensor
 import pytest
@@ -22,6 +21,7 @@ from resi.chain.rules import reveal_hash
 from resi.chain.store import SimulatedChainStore
 from resi.chain.weights import conform
 from tests.e2e import wait_for
+from tests.kit import ROOT
 from tests.servers import ChainNode
 
 pytestmark = pytest.mark.slow
@@ -349,7 +349,7 @@ def test_status_reads_the_uid_and_the_weights_it_was_given_from_the_node(node, p
     out = subprocess.run(
         [
             sys.executable,
-            str(Path(__file__).resolve().parents[2] / "neurons" / "miner.py"),
+            str(ROOT / "neurons" / "miner.py"),
             "status",
             "--json",
             "--wallet.name",

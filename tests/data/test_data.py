@@ -34,7 +34,7 @@ from resi.listings.validated import (
 )
 from resi.localnet.published import STATUSES, Market, publish
 from tests.browser import Chromium, chromium_or_skip
-from tests.helpers import PYTHON
+from tests.kit import PYTHON
 
 EPOCHS = 8
 

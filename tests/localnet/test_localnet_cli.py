@@ -14,8 +14,7 @@ import urllib.request
 import pytest
 
 from tests.e2e import wait_for
-from tests.helpers import PYTHON
-from tests.kit import alive
+from tests.kit import PYTHON, alive
 
 pytestmark = pytest.mark.slow
 

@@ -31,8 +31,7 @@ from resi.localnet.network import VALIDATOR_BUCKET
 from resi.storage import StorageError
 from resi.storage.bucket import BucketReader, BucketSettings
 from resi.storage.seaweed import LocalS3
-from tests.helpers import PYTHON
-from tests.kit import ROOT
+from tests.kit import PYTHON, ROOT
 
 pytestmark = pytest.mark.slow
 

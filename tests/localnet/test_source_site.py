@@ -16,7 +16,7 @@ from resi.scraping.normalize import normalize_realtor, realtor_facts
 from resi.scraping.pipeline import Pipeline
 from resi.scraping.realtor import RealtorSource
 from resi.scraping.source import SourceRefused
-from tests.helpers import PYTHON, run
+from tests.kit import PYTHON, run
 from tests.servers import SiteThread
 
 ZIP = "19103"  # 620 listings at scale 0.3: four pages of 200

@@ -25,8 +25,8 @@ from resi.miner.loop import Miner, MinerConfig
 from resi.miner.upload import Uploader
 from resi.scraping.realtor import RealtorSource
 from tests.e2e import final_status, read_upload, wait_epoch_with
-from tests.helpers import run
-from tests.listings.test_listing_files import good_row
+from tests.kit import run
+from tests.listings.rows import good_row
 from tests.servers import FaultyHttpProxy, TcpProxy
 
 pytestmark = pytest.mark.slow

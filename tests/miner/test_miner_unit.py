@@ -11,7 +11,7 @@ from resi.api.models import Assignment
 from resi.listings.schema import READ_SCHEMA
 from resi.miner.checkpoint import UPLOADED, Checkpoint
 from resi.miner.loop import Miner, MinerConfig, too_late
-from tests.listings.test_listing_files import good_row
+from tests.listings.rows import good_row
 
 ASSIGNMENT = Assignment.model_validate(
     {

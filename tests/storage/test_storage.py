@@ -16,7 +16,7 @@ from aiohttp import web
 from resi.storage import ObjectTooLarge, StorageError, download, list_objects, upload_post
 from resi.storage.presigner import S3Presigner
 from tests.conftest import TEST_BUCKET
-from tests.helpers import run
+from tests.kit import PYTHON, run
 
 
 @pytest.fixture
@@ -194,8 +194,6 @@ def test_seaweedfs_dies_with_a_killed_parent(tmp_path):
     import signal
     import subprocess
     import time
-
-    from tests.helpers import PYTHON
 
     code = (
         "import sys, time; from pathlib import Path; from resi.storage.seaweed import LocalS3; "

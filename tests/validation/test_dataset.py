@@ -33,9 +33,8 @@ from resi.validation.params import EpochContext, ValidationParams
 from resi.validation.truth import Snapshot
 from resi.validator.judging import judge_all
 from resi.validator.results import ResultsPublisher
-from tests.validation.test_validation import DEADLINE, LISTED, ORIGIN, START, H, T, facts, row, submission
+from tests.validation.epoch_data import DEADLINE, LISTED, ORIGIN, START, H, P, T, facts, row, submission
 
-P = ValidationParams()
 CTX = EpochContext("2025-10-01T16-00-00", "nonce1", START, DEADLINE, {"08540": 40, "19103": 40}, 10, ORIGIN)
 REAL = [row(i) for i in range(40)] + [row(100 + i, "19103") for i in range(40)]
 CUT = T + H  # listing 1005's price is cut an hour after the first scrapes

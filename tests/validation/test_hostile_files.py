@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from resi.listings.upload import Submission
 from resi.validation.evaluate import EpochInputs, finish
 from resi.validator.sandbox import Sandbox, SandboxLimits
-from tests.helpers import PYTHON
 from tests.hostile import MODIFIED, corpus, honest_table, metadata_for, parquet_of, submission_of
-from tests.validation.test_validation import CTX, SNAP, P
+from tests.kit import PYTHON
+from tests.validation.epoch_data import CTX, SNAP, P
 
 SCORED = {
     "footer that lies about row counts",

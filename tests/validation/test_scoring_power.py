@@ -11,22 +11,19 @@ import importlib.util
 import random
 import subprocess
 import sys
-from pathlib import Path
 from statistics import mean
 
 import pytest
 
-from resi.validation.params import ValidationParams
 from resi.validation.truth import UNANSWERED, Snapshot, choose_sample, conclude, sample_seed
-from tests.helpers import PYTHON
-from tests.validation.test_validation import LISTED, START, facts, row, split_by_snapshot
+from tests.kit import PYTHON, ROOT
+from tests.validation.epoch_data import LISTED, START, P, facts, row, split_by_snapshot
 
 pytestmark = pytest.mark.slow
 
-P = ValidationParams()
 TRIALS = 200
 SOLD_BEFORE = START.timestamp() - 3600
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "scoring_power.py"
+SCRIPT = ROOT / "scripts" / "scoring_power.py"
 _spec = importlib.util.spec_from_file_location("scoring_power", SCRIPT)
 power = sys.modules.setdefault("scoring_power", importlib.util.module_from_spec(_spec))
 _spec.loader.exec_module(power)

@@ -16,13 +16,12 @@ from resi.validation.copies import Upload, fingerprints
 from resi.validation.copies import find_copies as fast_copies
 from resi.validation.evaluate import finish, prepare
 from resi.validation.history import STATEMENT_FIELDS, STATIC_FIELDS, TIMED_FIELDS, UNPROVEN, judge_claim
-from resi.validation.params import EpochContext, ValidationParams
+from resi.validation.params import EpochContext
 from resi.validation.reference import find_copies as reference_copies
 from resi.validation.rows import check_rows
 from resi.validation.truth import Snapshot
-from tests.validation.test_validation import DEADLINE, LISTED, ORIGIN, START, H, T, facts, row, submission
+from tests.validation.epoch_data import DEADLINE, LISTED, ORIGIN, START, H, P, T, facts, row, submission
 
-P = ValidationParams()
 PER_ZIP = 50
 CTX = EpochContext("2025-10-01T16-00-00", "nonce1", START, DEADLINE, {"08540": PER_ZIP, "19103": PER_ZIP}, 10, ORIGIN)
 HONEST = [row(i) for i in range(PER_ZIP)] + [row(100 + i, "19103") for i in range(PER_ZIP)]

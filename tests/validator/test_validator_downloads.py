@@ -13,7 +13,7 @@ from aiohttp import web
 
 from resi.api.models import MinerSpecificAccess
 from resi.validator.downloads import DownloadLimits, Outage, submissions
-from tests.helpers import run
+from tests.kit import run
 
 LIST = """<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
 <IsTruncated>false</IsTruncated>{items}</ListBucketResult>"""

@@ -20,7 +20,7 @@ from resi.validation.truth import REFUSED, UNANSWERED, Snapshot
 from resi.validator.refetch import Refetcher
 from resi.validator.state import ValidatorState
 from tests.e2e import db_rows, final_status, statuses, wait_for
-from tests.helpers import run
+from tests.kit import run
 from tests.servers import SiteThread, TcpProxy
 
 pytestmark = pytest.mark.slow

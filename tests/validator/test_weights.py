@@ -15,8 +15,7 @@ from resi.chain.store import SimulatedChainStore
 from resi.validation.scoring import chain_weights
 from resi.validator.state import ValidatorState
 from resi.validator.weights import WeightKeeper, WeightSchedule
-from tests.helpers import run
-from tests.kit import ROOT, FakeClock
+from tests.kit import ROOT, FakeClock, run
 
 # --- the vector (pure) ---------------------------------------------------------------------------------------
 
