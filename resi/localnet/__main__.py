@@ -167,7 +167,8 @@ def note_failures(net: LocalNetwork, failed: list[str]) -> None:
 
 class Reporter:
     """Prints each epoch once every validator has written its results (and set its weights, or a few
-    rate-limit windows passed); keeps the counted ones (begun after the neurons were up)."""
+    rate-limit windows passed); keeps the counted ones (begun after every neuron answered on its ``/healthz``:
+    made when they have)."""
 
     def __init__(self, net: LocalNetwork, validators: list[Participant], length: timedelta, block_seconds: float):
         self.net, self.validators, self.length = net, validators, length
@@ -253,8 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cast = start(net, args, cheaters)
         length = timedelta(minutes=args.epoch_minutes)
-        reporter = Reporter(net, cast.validators, length, args.block_seconds)
         announce(net, args, cast)
+        net.wait_neurons_up()
+        logger.info("every neuron is up: the epochs that begin from now on are counted")
+        reporter = Reporter(net, cast.validators, length, args.block_seconds)
         stall_limit = 3 * args.epoch_minutes * 60 + 300  # no epoch validated for this long: something is stuck
         progressed, counted, said_at = time.monotonic(), 0, 0.0
         while not stopping["flag"]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,9 @@ from resi.storage.seaweed import LocalS3
 
 DATA_BUCKET = "resi-sn46-data"
 VALIDATOR_BUCKET = "resi-sn46-validated"
+NEURON_START_SECONDS = 300.0
+"""How long a neuron may take from launch to answering on its ``/healthz`` (its start-up checks done, its loop
+about to run) before the local network gives up on it."""
 
 
 @dataclass
@@ -289,6 +293,17 @@ class LocalNetwork:
         ]
         participant.process = ManagedProcess(participant.name, args, self.logs / f"{participant.name}.log").start()
         return participant
+
+    def wait_neurons_up(self, timeout: float = NEURON_START_SECONDS) -> None:
+        """Wait until every running neuron answers on its ``/healthz``: its start-up checks are done and its loop
+        runs. RuntimeError naming the neuron, with the end of its log, if one exits or stays silent."""
+        deadline = time.monotonic() + timeout
+        for p in self.participants:
+            if p.process is not None and p.monitor_url is not None:
+                try:
+                    p.process.wait_http(p.monitor_url + "/healthz", max(0.1, deadline - time.monotonic()))
+                except RuntimeError as exc:
+                    raise RuntimeError(f"{p.name} did not come up: {exc}") from None
 
     # --- teardown ------------------------------------------------------------------------------------------------
 
